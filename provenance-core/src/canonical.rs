@@ -1,0 +1,309 @@
+//! RFC 8785 JSON Canonicalization Scheme (JCS), and hashes over it.
+//!
+//! Parameters and fingerprints are hashed over their canonical form, so key order,
+//! whitespace and number spelling (`1.0`, `1`, `1e0`) never change a hash. JCS
+//! sorts object members by the UTF-16 code units of their names, writes strings
+//! with the minimal escapes of ECMAScript's `JSON.stringify`, and numbers as
+//! ECMAScript's `Number.prototype.toString` does for an IEEE 754 double.
+
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+/// A value that has no canonical form.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum CanonicalError {
+    /// An integer that a double cannot hold exactly (|n| > 2^53): JCS would
+    /// round it, so two different values could hash the same.
+    #[error(
+        "canonicalize number {number} at `{path}`: integers beyond ±2^53 are not exact in JSON (I-JSON); write it as a string"
+    )]
+    InexactInteger {
+        /// The number as written.
+        number: String,
+        /// A JSON pointer to it.
+        path: String,
+    },
+}
+
+/// The RFC 8785 canonical text of `value`.
+pub fn canonical_json(value: &Value) -> Result<String, CanonicalError> {
+    let mut out = String::new();
+    write_value(value, &mut out, &mut String::new())?;
+    Ok(out)
+}
+
+/// The lowercase hex sha-256 of the canonical text of `value`.
+pub fn canonical_sha256(value: &Value) -> Result<String, CanonicalError> {
+    Ok(crate::hex(&Sha256::digest(
+        canonical_json(value)?.as_bytes(),
+    )))
+}
+
+const MAX_EXACT: u64 = 1 << 53;
+
+fn write_value(value: &Value, out: &mut String, path: &mut String) -> Result<(), CanonicalError> {
+    match value {
+        Value::Null => out.push_str("null"),
+        Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+        Value::Number(n) => {
+            let exact = match (n.as_u64(), n.as_i64()) {
+                (Some(u), _) => u <= MAX_EXACT,
+                (None, Some(i)) => i.unsigned_abs() <= MAX_EXACT,
+                (None, None) => true,
+            };
+            if !exact {
+                return Err(CanonicalError::InexactInteger {
+                    number: n.to_string(),
+                    path: path.clone(),
+                });
+            }
+            // Without serde_json's arbitrary_precision, every number converts.
+            let double = n.as_f64().unwrap_or(f64::NAN);
+            write_number(double, out);
+        }
+        Value::String(s) => write_string(s, out),
+        Value::Array(items) => {
+            out.push('[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                let len = path.len();
+                path.push_str(&format!("/{i}"));
+                write_value(item, out, path)?;
+                path.truncate(len);
+            }
+            out.push(']');
+        }
+        Value::Object(members) => {
+            let mut sorted: Vec<(&String, &Value)> = members.iter().collect();
+            sorted.sort_by(|a, b| a.0.encode_utf16().cmp(b.0.encode_utf16()));
+            out.push('{');
+            for (i, (name, member)) in sorted.into_iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                write_string(name, out);
+                out.push(':');
+                let len = path.len();
+                path.push('/');
+                path.push_str(&name.replace('~', "~0").replace('/', "~1"));
+                write_value(member, out, path)?;
+                path.truncate(len);
+            }
+            out.push('}');
+        }
+    }
+    Ok(())
+}
+
+/// Writes a string with the escapes of ECMAScript's JSON.stringify.
+fn write_string(s: &str, out: &mut String) {
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\u{8}' => out.push_str("\\b"),
+            '\u{9}' => out.push_str("\\t"),
+            '\u{a}' => out.push_str("\\n"),
+            '\u{c}' => out.push_str("\\f"),
+            '\u{d}' => out.push_str("\\r"),
+            c if c < ' ' => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+}
+
+/// Writes a finite double as ECMAScript's Number.prototype.toString does
+/// (ECMA-262, Number::toString, with the shortest round-tripping digits).
+fn write_number(x: f64, out: &mut String) {
+    if x == 0.0 {
+        out.push('0'); // also for -0
+        return;
+    }
+    if x < 0.0 {
+        out.push('-');
+    }
+    // Ryu gives the shortest digits that round-trip, choosing the closest and,
+    // on a tie, the even one, as ECMAScript requires. Rust's own `{:e}` rounds
+    // ties up (1424953923781206.25 would print as ...206.3).
+    let mut buffer = ryu::Buffer::new();
+    let (digits, n) = decimal_digits(buffer.format_finite(x.abs()));
+    let k = digits.len() as i32;
+    if k <= n && n <= 21 {
+        out.push_str(&digits);
+        out.extend(std::iter::repeat_n('0', (n - k) as usize));
+    } else if 0 < n && n <= 21 {
+        out.push_str(&digits[..n as usize]);
+        out.push('.');
+        out.push_str(&digits[n as usize..]);
+    } else if -6 < n && n <= 0 {
+        out.push_str("0.");
+        out.extend(std::iter::repeat_n('0', (-n) as usize));
+        out.push_str(&digits);
+    } else {
+        out.push_str(&digits[..1]);
+        if k > 1 {
+            out.push('.');
+            out.push_str(&digits[1..]);
+        }
+        out.push('e');
+        out.push(if n > 0 { '+' } else { '-' });
+        out.push_str(&(n - 1).abs().to_string());
+    }
+}
+
+/// Splits a decimal such as `1.5e-7` or `0.002` into significant digits
+/// (no leading or trailing zeros) and the position `n` of the decimal point
+/// relative to them: the value is `0.DIGITS * 10^n`.
+fn decimal_digits(text: &str) -> (String, i32) {
+    let (mantissa, exponent) = match text.split_once(['e', 'E']) {
+        Some((m, e)) => (m, e.parse::<i32>().unwrap_or(0)),
+        None => (text, 0),
+    };
+    let (int_part, frac_part) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    let all = format!("{int_part}{frac_part}");
+    let mut point = int_part.len() as i32 + exponent;
+    let trimmed_front = all.trim_start_matches('0');
+    point -= (all.len() - trimmed_front.len()) as i32;
+    (trimmed_front.trim_end_matches('0').to_owned(), point)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn check_number(bits: u64, expected: &str) {
+        let mut out = String::new();
+        write_number(f64::from_bits(bits), &mut out);
+        assert_eq!(out, expected, "{bits:#018x}");
+    }
+
+    /// RFC 8785 Appendix B: IEEE 754 doubles and their canonical text.
+    #[test]
+    fn rfc8785_appendix_b_numbers() {
+        check_number(0x0000000000000000, "0");
+        check_number(0x8000000000000000, "0");
+        check_number(0x0000000000000001, "5e-324");
+        check_number(0x8000000000000001, "-5e-324");
+        check_number(0x7fefffffffffffff, "1.7976931348623157e+308");
+        check_number(0xffefffffffffffff, "-1.7976931348623157e+308");
+        check_number(0x4340000000000000, "9007199254740992");
+        check_number(0xc340000000000000, "-9007199254740992");
+        check_number(0x4430000000000000, "295147905179352830000");
+        check_number(0x44b52d02c7e14af5, "9.999999999999997e+22");
+        check_number(0x44b52d02c7e14af6, "1e+23");
+        check_number(0x44b52d02c7e14af7, "1.0000000000000001e+23");
+        check_number(0x444b1ae4d6e2ef4e, "999999999999999700000");
+        check_number(0x444b1ae4d6e2ef4f, "999999999999999900000");
+        check_number(0x444b1ae4d6e2ef50, "1e+21");
+        check_number(0x3eb0c6f7a0b5ed8c, "9.999999999999997e-7");
+        check_number(0x3eb0c6f7a0b5ed8d, "0.000001");
+        check_number(0x41b3de4355555553, "333333333.3333332");
+        check_number(0x41b3de4355555554, "333333333.33333325");
+        check_number(0x41b3de4355555555, "333333333.3333333");
+        check_number(0x41b3de4355555556, "333333333.3333334");
+        check_number(0x41b3de4355555557, "333333333.33333343");
+        check_number(0xbecbf647612f3696, "-0.0000033333333333333333");
+        check_number(0x43143ff3c1cb0959, "1424953923781206.2");
+    }
+
+    /// RFC 8785 section 3.2.2: the worked example.
+    #[test]
+    fn rfc8785_example_object() {
+        let input = r#"{
+            "numbers": [333333333.33333329, 1E30, 4.50, 2e-3, 0.000000000000000000000000001],
+            "string": "\u20ac$\u000F\u000aA'\u0042\u0022\u005c\\\"\/",
+            "literals": [null, true, false]
+        }"#;
+        let value: Value = serde_json::from_str(input).unwrap();
+        assert_eq!(
+            canonical_json(&value).unwrap(),
+            r#"{"literals":[null,true,false],"numbers":[333333333.3333333,1e+30,4.5,0.002,1e-27],"string":"€$\u000f\nA'B\"\\\\\"/"}"#
+        );
+    }
+
+    /// RFC 8785 section 3.2.3: members sorted by UTF-16 code units.
+    #[test]
+    fn rfc8785_sorting_example() {
+        let input = r#"{
+            "\u20ac": "Euro Sign",
+            "\r": "Carriage Return",
+            "\ufb33": "Hebrew Letter Dalet With Dagesh",
+            "1": "One",
+            "\ud83d\ude00": "Emoji: Grinning Face",
+            "\u0080": "Control",
+            "\u00f6": "Latin Small Letter O With Diaeresis"
+        }"#;
+        let value: Value = serde_json::from_str(input).unwrap();
+        let names: Vec<String> = serde_json::from_str::<Vec<Value>>(&format!(
+            "[{}]",
+            canonical_json(&value)
+                .unwrap()
+                .trim_matches(|c| c == '{' || c == '}')
+                .split(',')
+                .map(|m| m.split_once(':').unwrap().1.to_owned())
+                .collect::<Vec<_>>()
+                .join(",")
+        ))
+        .unwrap()
+        .into_iter()
+        .map(|v| v.as_str().unwrap().to_owned())
+        .collect();
+        assert_eq!(
+            names,
+            [
+                "Carriage Return",
+                "One",
+                "Control",
+                "Latin Small Letter O With Diaeresis",
+                "Euro Sign",
+                "Emoji: Grinning Face",
+                "Hebrew Letter Dalet With Dagesh"
+            ]
+        );
+    }
+
+    #[test]
+    fn key_order_and_number_spelling_do_not_change_the_hash() {
+        let a: Value = serde_json::from_str(
+            r#"{"threads": 8, "min_qual": 20.0, "ref": {"b": 1e2, "a": "x"}}"#,
+        )
+        .unwrap();
+        let b: Value = serde_json::from_str(
+            r#"{"ref": {"a": "x", "b": 100}, "min_qual": 2e1, "threads": 8.0}"#,
+        )
+        .unwrap();
+        assert_eq!(canonical_sha256(&a).unwrap(), canonical_sha256(&b).unwrap());
+        let c = json!({"threads": 8, "min_qual": 21, "ref": {"a": "x", "b": 100}});
+        assert_ne!(canonical_sha256(&a).unwrap(), canonical_sha256(&c).unwrap());
+    }
+
+    #[test]
+    fn hash_is_sha256_of_the_canonical_text() {
+        // sha256 of the 2 bytes "{}", as `printf '{}' | sha256sum` prints it.
+        assert_eq!(
+            canonical_sha256(&json!({})).unwrap(),
+            "44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a"
+        );
+    }
+
+    #[test]
+    fn inexact_integers_are_refused_with_their_place() {
+        let value = json!({"ids": [1, 9007199254740993u64]});
+        let err = canonical_json(&value).unwrap_err();
+        assert_eq!(
+            err,
+            CanonicalError::InexactInteger {
+                number: "9007199254740993".into(),
+                path: "/ids/1".into()
+            }
+        );
+        assert!(canonical_json(&json!(9007199254740992u64)).is_ok());
+        assert!(canonical_json(&json!(-9007199254740992i64)).is_ok());
+    }
+}

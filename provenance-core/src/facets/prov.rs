@@ -1,0 +1,633 @@
+//! The project's own facets (prefix `prov`): container identity, parameters,
+//! content checksums, execution, software versions and the step fingerprint.
+//!
+//! OpenLineage has no standard facet for a content hash, a checksum or an image
+//! digest; these fill the gap. Each has a JSON Schema in `schemas/` whose `$id` is
+//! the type's `SCHEMA_URL`; a schema URL is immutable, so a change to a facet's
+//! shape is a new version and a new URL.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use super::{DatasetKind, ExecutionParametersRunFacet, Facet, FacetBase, RunKind};
+use crate::canonical::{CanonicalError, canonical_json, canonical_sha256};
+use crate::oci::{ImageRefError, ImageReference};
+
+/// Where the schemas of the `prov` facets are published, one folder per version.
+pub const PROV_SCHEMA_BASE: &str =
+    "https://genomics-provenance.github.io/provenance/schemas/facets/";
+
+/// The GA4GH DRS name of sha-256.
+pub const SHA256: &str = "sha-256";
+/// The GA4GH DRS name of md5.
+pub const MD5: &str = "md5";
+
+macro_rules! prov_facet {
+    ($ty:ident, $key:literal, $kind:ty, $version:literal) => {
+        impl Facet for $ty {
+            const KEY: &'static str = $key;
+            const SCHEMA_URL: &'static str = concat!(
+                "https://genomics-provenance.github.io/provenance/schemas/facets/",
+                $version,
+                "/",
+                stringify!($ty),
+                ".json"
+            );
+            type Kind = $kind;
+        }
+    };
+}
+
+/// How the digest of an image was learned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DigestSource {
+    /// The reference as given named the digest (`image@sha256:...`).
+    Given,
+    /// The registry answered for the tag.
+    Registry,
+    /// The local container runtime reported it.
+    Runtime,
+    /// It is the hash of an image file (a `.sif` or an OCI archive).
+    ImageFile,
+    /// No digest is known.
+    None,
+}
+
+/// The container runtime a step ran under.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ContainerRuntime {
+    /// Docker.
+    Docker,
+    /// Podman.
+    Podman,
+    /// Apptainer (or Singularity).
+    Apptainer,
+    /// Not run in a container by a known runtime.
+    None,
+}
+
+/// `prov_container`: the image a run used, by digest when known.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProvContainerRunFacet {
+    /// `_producer`, `_schemaURL`.
+    #[serde(flatten)]
+    pub base: FacetBase,
+    /// The image reference exactly as given.
+    pub image: String,
+    /// The registry host (`docker.io` when none was named).
+    pub registry: String,
+    /// The repository path (`library/ubuntu`, `biocontainers/bwa`).
+    pub repository: String,
+    /// The tag, if the reference had one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tag: Option<String>,
+    /// The manifest digest, `sha256:<64 hex>`, if known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub digest: Option<String>,
+    /// How the digest was learned.
+    #[serde(rename = "digestSource")]
+    pub digest_source: DigestSource,
+    /// Whether the image is identified by a digest; `false` means only a tag
+    /// (which can move) is known.
+    pub pinned: bool,
+    /// The runtime that ran the image.
+    pub runtime: ContainerRuntime,
+    /// Members this crate does not model.
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+prov_facet!(ProvContainerRunFacet, "prov_container", RunKind, "1-0-0");
+
+impl ProvContainerRunFacet {
+    /// The facet for `image` as given, run by `runtime`. A digest in the
+    /// reference pins it (source `given`); otherwise it is unpinned until
+    /// [`Self::with_digest`] records a resolved one.
+    pub fn new(image: &str, runtime: ContainerRuntime) -> Result<Self, ImageRefError> {
+        let reference = ImageReference::parse(image)?;
+        let pinned = reference.is_pinned();
+        Ok(ProvContainerRunFacet {
+            base: FacetBase::ours::<Self>(),
+            image: image.to_owned(),
+            registry: reference.registry,
+            repository: reference.repository,
+            tag: reference.tag,
+            digest: reference.digest,
+            digest_source: if pinned {
+                DigestSource::Given
+            } else {
+                DigestSource::None
+            },
+            pinned,
+            runtime,
+            extra: Map::new(),
+        })
+    }
+
+    /// Records a digest learned from `source` (a registry, a runtime, a file).
+    pub fn with_digest(mut self, digest: impl Into<String>, source: DigestSource) -> Self {
+        self.digest = Some(digest.into());
+        self.digest_source = source;
+        self.pinned = true;
+        self
+    }
+
+    /// What identifies the image in a fingerprint: the digest, or
+    /// `unpinned:<normalized reference>` when only a tag is known.
+    pub fn identity(&self) -> String {
+        match &self.digest {
+            Some(digest) => digest.clone(),
+            None => format!(
+                "unpinned:{}/{}:{}",
+                self.registry,
+                self.repository,
+                self.tag.as_deref().unwrap_or("latest")
+            ),
+        }
+    }
+}
+
+/// The name of the canonicalization used for `prov_parameters` hashes.
+pub const RFC8785: &str = "RFC8785";
+
+/// `prov_parameters`: the parameters as structured JSON and the sha-256 of their
+/// RFC 8785 canonical form.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProvParametersRunFacet {
+    /// `_producer`, `_schemaURL`.
+    #[serde(flatten)]
+    pub base: FacetBase,
+    /// The parameters, a JSON object.
+    pub parameters: Map<String, Value>,
+    /// Lowercase hex sha-256 of the canonical form of `parameters`.
+    pub sha256: String,
+    /// The canonicalization, always `RFC8785`.
+    pub canonicalization: String,
+    /// Members this crate does not model.
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+prov_facet!(ProvParametersRunFacet, "prov_parameters", RunKind, "1-0-0");
+
+impl ProvParametersRunFacet {
+    /// The facet for `parameters`, hashed canonically.
+    pub fn new(parameters: Map<String, Value>) -> Result<Self, CanonicalError> {
+        let sha256 = canonical_sha256(&Value::Object(parameters.clone()))?;
+        Ok(ProvParametersRunFacet {
+            base: FacetBase::ours::<Self>(),
+            parameters,
+            sha256,
+            canonicalization: RFC8785.to_owned(),
+            extra: Map::new(),
+        })
+    }
+
+    /// The same parameters as the standard `executionParameters` facet: strings
+    /// as they are, any other value as its canonical JSON text.
+    pub fn execution_parameters(&self) -> Result<ExecutionParametersRunFacet, CanonicalError> {
+        let mut pairs = Vec::with_capacity(self.parameters.len());
+        for (key, value) in &self.parameters {
+            let text = match value {
+                Value::String(s) => s.clone(),
+                other => canonical_json(other)?,
+            };
+            pairs.push((key.clone(), text));
+        }
+        Ok(ExecutionParametersRunFacet::new(pairs))
+    }
+}
+
+/// Whether a checksum describes one file or a directory tree.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ChecksumKind {
+    /// A regular file: the digests are of its bytes.
+    File,
+    /// A directory: `sha-256` is its Merkle digest (see `merkle`).
+    Directory,
+}
+
+/// `prov_checksum`: the content identity of a dataset version.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProvChecksumDatasetFacet {
+    /// `_producer`, `_schemaURL`, `_deleted`.
+    #[serde(flatten)]
+    pub base: FacetBase,
+    /// File or directory.
+    pub kind: ChecksumKind,
+    /// Size in bytes (for a directory, of all its files).
+    pub size: u64,
+    /// Algorithm (GA4GH DRS name: `sha-256`, `md5`) -> lowercase hex digest.
+    pub checksums: BTreeMap<String, String>,
+    /// For a directory: the number of files under it.
+    #[serde(rename = "fileCount", default, skip_serializing_if = "Option::is_none")]
+    pub file_count: Option<u64>,
+    /// For a directory: the name of the Merkle scheme of its `sha-256`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub merkle: Option<String>,
+    /// The modification time seen when hashing (RFC 3339, nanoseconds).
+    #[serde(
+        rename = "modifiedTime",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub modified_time: Option<String>,
+    /// Members this crate does not model.
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+prov_facet!(
+    ProvChecksumDatasetFacet,
+    "prov_checksum",
+    DatasetKind,
+    "1-0-0"
+);
+
+impl ProvChecksumDatasetFacet {
+    /// The checksum of a file of `size` bytes with sha-256 `sha256_hex`.
+    pub fn file(size: u64, sha256_hex: impl Into<String>) -> Self {
+        ProvChecksumDatasetFacet {
+            base: FacetBase::ours::<Self>(),
+            kind: ChecksumKind::File,
+            size,
+            checksums: BTreeMap::from([(SHA256.to_owned(), sha256_hex.into())]),
+            file_count: None,
+            merkle: None,
+            modified_time: None,
+            extra: Map::new(),
+        }
+    }
+
+    /// The checksum of a directory of `file_count` files and `size` bytes whose
+    /// Merkle digest under `scheme` is `merkle_hex`.
+    pub fn directory(
+        size: u64,
+        file_count: u64,
+        merkle_hex: impl Into<String>,
+        scheme: &str,
+    ) -> Self {
+        ProvChecksumDatasetFacet {
+            kind: ChecksumKind::Directory,
+            file_count: Some(file_count),
+            merkle: Some(scheme.to_owned()),
+            ..Self::file(size, merkle_hex)
+        }
+    }
+
+    /// Adds another digest, such as `md5`.
+    pub fn with_checksum(mut self, algorithm: &str, hex: impl Into<String>) -> Self {
+        self.checksums.insert(algorithm.to_owned(), hex.into());
+        self
+    }
+
+    /// The sha-256 hex digest, if recorded.
+    pub fn sha256(&self) -> Option<&str> {
+        self.checksums.get(SHA256).map(String::as_str)
+    }
+
+    /// The standard `version` facet for the same content: `sha256:<hex>`.
+    pub fn version_facet(&self) -> Option<super::DatasetVersionDatasetFacet> {
+        self.sha256()
+            .map(|hex| super::DatasetVersionDatasetFacet::new(format!("sha256:{hex}")))
+    }
+}
+
+/// `prov_execution`: how a run's command executed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProvExecutionRunFacet {
+    /// `_producer`, `_schemaURL`.
+    #[serde(flatten)]
+    pub base: FacetBase,
+    /// The command and its arguments.
+    pub argv: Vec<String>,
+    /// The working directory.
+    #[serde(rename = "workingDirectory")]
+    pub working_directory: String,
+    /// The exit code, if the command exited (not if a signal ended it).
+    #[serde(rename = "exitCode", default, skip_serializing_if = "Option::is_none")]
+    pub exit_code: Option<i32>,
+    /// The signal that ended the command, if one did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signal: Option<i32>,
+    /// Wall-clock time, milliseconds.
+    #[serde(rename = "wallTimeMs")]
+    pub wall_time_ms: u64,
+    /// User plus system CPU time, milliseconds, if measured.
+    #[serde(rename = "cpuTimeMs", default, skip_serializing_if = "Option::is_none")]
+    pub cpu_time_ms: Option<u64>,
+    /// Peak resident set size, bytes, if measured.
+    #[serde(
+        rename = "peakRssBytes",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub peak_rss_bytes: Option<u64>,
+    /// The host name.
+    pub host: String,
+    /// The user name.
+    pub user: String,
+    /// When the command started (RFC 3339).
+    #[serde(rename = "startTime")]
+    pub start_time: String,
+    /// When the command ended (RFC 3339).
+    #[serde(rename = "endTime")]
+    pub end_time: String,
+    /// Members this crate does not model.
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+prov_facet!(ProvExecutionRunFacet, "prov_execution", RunKind, "1-0-0");
+
+/// One piece of software and its version.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SoftwareVersion {
+    /// The tool's name (`bwa`, `samtools`).
+    pub name: String,
+    /// Its version as it reports it (`0.7.17-r1188`).
+    pub version: String,
+}
+
+/// `prov_software`: the tools a run used and this library's version.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProvSoftwareRunFacet {
+    /// `_producer`, `_schemaURL`.
+    #[serde(flatten)]
+    pub base: FacetBase,
+    /// The tools.
+    pub tools: Vec<SoftwareVersion>,
+    /// The version of provenance-core that recorded the run.
+    #[serde(rename = "provenanceVersion")]
+    pub provenance_version: String,
+    /// Members this crate does not model.
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+prov_facet!(ProvSoftwareRunFacet, "prov_software", RunKind, "1-0-0");
+
+impl ProvSoftwareRunFacet {
+    /// The facet for `(name, version)` pairs.
+    pub fn new<N: Into<String>, V: Into<String>>(tools: impl IntoIterator<Item = (N, V)>) -> Self {
+        ProvSoftwareRunFacet {
+            base: FacetBase::ours::<Self>(),
+            tools: tools
+                .into_iter()
+                .map(|(name, version)| SoftwareVersion {
+                    name: name.into(),
+                    version: version.into(),
+                })
+                .collect(),
+            provenance_version: env!("CARGO_PKG_VERSION").to_owned(),
+            extra: Map::new(),
+        }
+    }
+}
+
+/// The name of the fingerprint encoding (see [`Fingerprint`]).
+pub const FINGERPRINT_SCHEME: &str = "prov-fingerprint-1";
+
+/// The parts of a step that decide its result: the input to its fingerprint.
+///
+/// The fingerprint is the lowercase hex sha-256 of the RFC 8785 canonical text of
+/// this JSON object (member names as shown; order does not matter to JCS):
+///
+/// ```json
+/// {"scheme": "prov-fingerprint-1",
+///  "job": "<job name>",
+///  "command": ["<argv0>", "<argv1>", ...],
+///  "container": "sha256:<hex>" | "unpinned:<registry>/<repository>:<tag>" | null,
+///  "parameters": {<the parameters object>},
+///  "inputs": ["sha256:<hex>", ...]}
+/// ```
+///
+/// `inputs` holds the content digests of all inputs, sorted bytewise, repeats
+/// kept. The same step on the same bytes with the same image and parameters
+/// gets the same fingerprint; changing any one of them changes it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Fingerprint<'a> {
+    /// The job's name.
+    pub job: &'a str,
+    /// The command and its arguments.
+    pub command: &'a [String],
+    /// The image identity ([`ProvContainerRunFacet::identity`]), if any.
+    pub container: Option<&'a str>,
+    /// The parameters.
+    pub parameters: &'a Map<String, Value>,
+    /// The inputs' content digests (`sha256:<hex>`), in any order.
+    pub inputs: &'a [String],
+}
+
+impl Fingerprint<'_> {
+    /// The fingerprint's hex digest.
+    pub fn sha256(&self) -> Result<String, CanonicalError> {
+        let mut inputs = self.inputs.to_vec();
+        inputs.sort();
+        let encoding = serde_json::json!({
+            "scheme": FINGERPRINT_SCHEME,
+            "job": self.job,
+            "command": self.command,
+            "container": self.container,
+            "parameters": self.parameters,
+            "inputs": inputs,
+        });
+        canonical_sha256(&encoding)
+    }
+
+    /// The `prov_fingerprint` facet of this step.
+    pub fn facet(&self) -> Result<ProvFingerprintRunFacet, CanonicalError> {
+        Ok(ProvFingerprintRunFacet {
+            base: FacetBase::ours::<ProvFingerprintRunFacet>(),
+            sha256: self.sha256()?,
+            scheme: FINGERPRINT_SCHEME.to_owned(),
+            extra: Map::new(),
+        })
+    }
+}
+
+/// `prov_fingerprint`: the step's reproducibility fingerprint.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProvFingerprintRunFacet {
+    /// `_producer`, `_schemaURL`.
+    #[serde(flatten)]
+    pub base: FacetBase,
+    /// Lowercase hex sha-256 of the canonical encoding.
+    pub sha256: String,
+    /// The encoding, `prov-fingerprint-1` (see [`Fingerprint`]).
+    pub scheme: String,
+    /// Members this crate does not model.
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+prov_facet!(
+    ProvFingerprintRunFacet,
+    "prov_fingerprint",
+    RunKind,
+    "1-0-0"
+);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    const DIGEST: &str = "sha256:5b0bcabd1ed22e9fb1310cf6c2dec7cdef19f0ad69efa1f392e94a4333501270";
+
+    fn params(v: Value) -> Map<String, Value> {
+        v.as_object().unwrap().clone()
+    }
+
+    #[test]
+    fn schema_urls_are_versioned_and_distinct() {
+        assert_eq!(
+            ProvChecksumDatasetFacet::SCHEMA_URL,
+            format!("{PROV_SCHEMA_BASE}1-0-0/ProvChecksumDatasetFacet.json")
+        );
+        let urls = [
+            ProvContainerRunFacet::SCHEMA_URL,
+            ProvParametersRunFacet::SCHEMA_URL,
+            ProvChecksumDatasetFacet::SCHEMA_URL,
+            ProvExecutionRunFacet::SCHEMA_URL,
+            ProvSoftwareRunFacet::SCHEMA_URL,
+            ProvFingerprintRunFacet::SCHEMA_URL,
+        ];
+        let unique: std::collections::BTreeSet<_> = urls.iter().collect();
+        assert_eq!(unique.len(), urls.len());
+    }
+
+    #[test]
+    fn container_pinning_follows_the_digest() {
+        let tagged = ProvContainerRunFacet::new(
+            "quay.io/biocontainers/bwa:0.7.17--h5bf99c6_8",
+            ContainerRuntime::Docker,
+        )
+        .unwrap();
+        assert!(!tagged.pinned);
+        assert_eq!(tagged.digest_source, DigestSource::None);
+        assert_eq!(
+            tagged.identity(),
+            "unpinned:quay.io/biocontainers/bwa:0.7.17--h5bf99c6_8"
+        );
+        let resolved = tagged.with_digest(DIGEST, DigestSource::Registry);
+        assert!(resolved.pinned);
+        assert_eq!(resolved.identity(), DIGEST);
+        let given =
+            ProvContainerRunFacet::new(&format!("bwa@{DIGEST}"), ContainerRuntime::None).unwrap();
+        assert_eq!(given.digest_source, DigestSource::Given);
+        assert_eq!(given.repository, "library/bwa");
+        assert!(ProvContainerRunFacet::new("BWA", ContainerRuntime::None).is_err());
+    }
+
+    #[test]
+    fn parameters_hash_canonically_and_feed_execution_parameters() {
+        let a = ProvParametersRunFacet::new(params(
+            json!({"k": 19, "ref": "GRCh38", "opts": {"x": true}}),
+        ))
+        .unwrap();
+        let b = ProvParametersRunFacet::new(params(
+            json!({"opts": {"x": true}, "ref": "GRCh38", "k": 19.0}),
+        ))
+        .unwrap();
+        assert_eq!(a.sha256, b.sha256);
+        let exec = a.execution_parameters().unwrap();
+        let pairs: Vec<(&str, &str)> = exec
+            .parameters
+            .iter()
+            .map(|p| (p.key.as_str(), p.value.as_deref().unwrap()))
+            .collect();
+        assert_eq!(
+            pairs,
+            [("k", "19"), ("opts", "{\"x\":true}"), ("ref", "GRCh38")]
+        );
+    }
+
+    #[test]
+    fn checksum_gives_the_standard_version() {
+        let c =
+            ProvChecksumDatasetFacet::file(3, "ab".repeat(32)).with_checksum(MD5, "cd".repeat(16));
+        assert_eq!(
+            c.version_facet().unwrap().dataset_version,
+            format!("sha256:{}", "ab".repeat(32))
+        );
+        let value = serde_json::to_value(&c).unwrap();
+        assert_eq!(value["checksums"]["md5"], "cd".repeat(16));
+        assert_eq!(value["kind"], "file");
+    }
+
+    #[test]
+    fn fingerprint_changes_with_each_part_and_only_then() {
+        let command = vec!["bwa".to_owned(), "mem".to_owned(), "ref.fa".to_owned()];
+        let p = params(json!({"t": 4}));
+        let inputs = vec![
+            format!("sha256:{}", "1".repeat(64)),
+            format!("sha256:{}", "2".repeat(64)),
+        ];
+        let base = Fingerprint {
+            job: "align",
+            command: &command,
+            container: Some(DIGEST),
+            parameters: &p,
+            inputs: &inputs,
+        };
+        let reference = base.sha256().unwrap();
+
+        let reversed: Vec<String> = inputs.iter().rev().cloned().collect();
+        let p_spelled = params(json!({"t": 4.0}));
+        let same = [
+            Fingerprint {
+                inputs: &reversed,
+                ..base.clone()
+            },
+            Fingerprint {
+                parameters: &p_spelled,
+                ..base.clone()
+            },
+        ];
+        for f in same {
+            assert_eq!(f.sha256().unwrap(), reference);
+        }
+
+        let other_command = vec![
+            "bwa".to_owned(),
+            "mem".to_owned(),
+            "-M".to_owned(),
+            "ref.fa".to_owned(),
+        ];
+        let other_params = params(json!({"t": 8}));
+        let other_inputs = vec![
+            format!("sha256:{}", "1".repeat(64)),
+            format!("sha256:{}", "3".repeat(64)),
+        ];
+        let other_digest = DIGEST.replace('5', "6");
+        let different = [
+            Fingerprint {
+                job: "align2",
+                ..base.clone()
+            },
+            Fingerprint {
+                command: &other_command,
+                ..base.clone()
+            },
+            Fingerprint {
+                container: Some(&other_digest),
+                ..base.clone()
+            },
+            Fingerprint {
+                container: None,
+                ..base.clone()
+            },
+            Fingerprint {
+                parameters: &other_params,
+                ..base.clone()
+            },
+            Fingerprint {
+                inputs: &other_inputs,
+                ..base.clone()
+            },
+        ];
+        for f in different {
+            assert_ne!(f.sha256().unwrap(), reference, "{f:?}");
+        }
+    }
+}

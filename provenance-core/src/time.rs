@@ -1,0 +1,158 @@
+//! Event times: RFC 3339, read leniently, written back exactly as received.
+//!
+//! Real producers send times without a zone (`2020-12-28T19:51:01.641499`) or with
+//! nanoseconds. An [`EventTime`] keeps the producer's text, so a stored event
+//! serializes byte-identical, and the instant it denotes (a time without a zone
+//! is taken as UTC, and [`crate::validate`] reports it).
+
+use std::fmt;
+
+use chrono::{DateTime, NaiveDateTime, SecondsFormat, Utc};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// A point in time as written in an event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventTime {
+    text: String,
+    instant: DateTime<Utc>,
+    has_zone: bool,
+}
+
+/// Text that is not an RFC 3339 date-time, even leniently read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("expected an RFC 3339 date-time such as 2024-05-01T12:00:00Z, found {found:?}")]
+pub struct TimeError {
+    /// The text that was given.
+    pub found: String,
+}
+
+impl EventTime {
+    /// The current time, with microseconds, in UTC.
+    pub fn now() -> Self {
+        Self::from(Utc::now())
+    }
+
+    /// Reads `text`: RFC 3339, or a date-time without a zone (taken as UTC).
+    pub fn parse(text: &str) -> Result<Self, TimeError> {
+        if let Ok(t) = DateTime::parse_from_rfc3339(text) {
+            return Ok(EventTime {
+                text: text.to_owned(),
+                instant: t.with_timezone(&Utc),
+                has_zone: true,
+            });
+        }
+        for format in ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f"] {
+            if let Ok(t) = NaiveDateTime::parse_from_str(text, format) {
+                return Ok(EventTime {
+                    text: text.to_owned(),
+                    instant: t.and_utc(),
+                    has_zone: false,
+                });
+            }
+        }
+        Err(TimeError {
+            found: text.to_owned(),
+        })
+    }
+
+    /// The instant, in UTC.
+    pub fn instant(&self) -> DateTime<Utc> {
+        self.instant
+    }
+
+    /// The text as the producer wrote it.
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+
+    /// Whether the text named a zone or offset (the spec requires one).
+    pub fn has_zone(&self) -> bool {
+        self.has_zone
+    }
+}
+
+impl From<DateTime<Utc>> for EventTime {
+    /// Writes `2024-05-01T12:00:00.123456Z` (microseconds, as the clients do).
+    fn from(instant: DateTime<Utc>) -> Self {
+        EventTime {
+            text: instant.to_rfc3339_opts(SecondsFormat::Micros, true),
+            instant,
+            has_zone: true,
+        }
+    }
+}
+
+impl fmt::Display for EventTime {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
+impl Serialize for EventTime {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.text)
+    }
+}
+
+impl<'de> Deserialize<'de> for EventTime {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        EventTime::parse(&text).map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(text: &str, utc: &str, has_zone: bool) {
+        let t = EventTime::parse(text).unwrap();
+        assert_eq!(
+            t.instant().to_rfc3339_opts(SecondsFormat::AutoSi, true),
+            utc,
+            "{text}"
+        );
+        assert_eq!(t.has_zone(), has_zone, "{text}");
+        assert_eq!(t.as_str(), text);
+    }
+
+    #[test]
+    fn reads_what_producers_send() {
+        check(
+            "2020-12-28T19:52:00.001+10:00",
+            "2020-12-28T09:52:00.001Z",
+            true,
+        );
+        check(
+            "2020-12-28T19:51:01.641499Z",
+            "2020-12-28T19:51:01.641499Z",
+            true,
+        );
+        check(
+            "2020-12-28T19:51:01.641499",
+            "2020-12-28T19:51:01.641499Z",
+            false,
+        );
+        check(
+            "2021-11-03T10:53:52.427343123Z",
+            "2021-11-03T10:53:52.427343123Z",
+            true,
+        );
+        check("2021-11-03T10:53:52", "2021-11-03T10:53:52Z", false);
+    }
+
+    #[test]
+    fn refuses_what_is_not_a_time() {
+        for bad in ["", "yesterday", "2020-13-01T00:00:00Z", "1700000000"] {
+            let err = EventTime::parse(bad).unwrap_err();
+            assert_eq!(err.found, bad);
+        }
+    }
+
+    #[test]
+    fn written_back_as_received() {
+        let json = "\"2020-12-28T19:51:01.641499\"";
+        let t: EventTime = serde_json::from_str(json).unwrap();
+        assert_eq!(serde_json::to_string(&t).unwrap(), json);
+    }
+}

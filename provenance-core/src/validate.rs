@@ -1,0 +1,348 @@
+//! Strict mode: every way an event deviates from the OpenLineage 2-0-2 spec.
+//!
+//! Parsing ([`crate::Event::from_slice`]) accepts what real producers send;
+//! [`validate`] lists what the spec would refuse, each deviation with the path of
+//! the member at fault, so a strict ingester can reject with a precise reason and
+//! a lenient one can still store and warn.
+
+use std::fmt;
+
+use serde_json::Value;
+
+use crate::event::{Event, EventType, InputDataset, Job, OutputDataset, Run};
+use crate::facets::*;
+
+/// One way an event departs from the spec.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Deviation {
+    /// The member at fault, as a dotted path (`run.facets.parent.run.runId`).
+    pub path: String,
+    /// What the spec expects there.
+    pub message: String,
+}
+
+impl fmt::Display for Deviation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "`{}`: {}", self.path, self.message)
+    }
+}
+
+/// Lists every deviation of `event` from the spec (empty when it conforms).
+pub fn validate(event: &Event) -> Vec<Deviation> {
+    let mut v = Validator { out: Vec::new() };
+    match event {
+        Event::Run(e) => {
+            v.base(
+                e.event_time.has_zone(),
+                &e.producer,
+                e.schema_url.as_deref(),
+            );
+            if let Some(EventType::Unknown(t)) = &e.event_type {
+                v.push(
+                    "eventType",
+                    format!("{t:?} is not one of START, RUNNING, COMPLETE, ABORT, FAIL, OTHER"),
+                );
+            }
+            if e.extra.contains_key("dataset") {
+                v.push("dataset", "a run event must not carry `dataset`".into());
+            }
+            v.run(&e.run);
+            v.job(&e.job);
+            v.inputs(e.inputs());
+            v.outputs(e.outputs());
+        }
+        Event::Dataset(e) => {
+            v.base(
+                e.event_time.has_zone(),
+                &e.producer,
+                e.schema_url.as_deref(),
+            );
+            v.dataset_facets("dataset.facets", &e.dataset.facets);
+        }
+        Event::Job(e) => {
+            v.base(
+                e.event_time.has_zone(),
+                &e.producer,
+                e.schema_url.as_deref(),
+            );
+            v.job(&e.job);
+            v.inputs(e.inputs.as_deref().unwrap_or_default());
+            v.outputs(e.outputs.as_deref().unwrap_or_default());
+        }
+    }
+    v.out
+}
+
+struct Validator {
+    out: Vec<Deviation>,
+}
+
+impl Validator {
+    fn push(&mut self, path: impl Into<String>, message: String) {
+        self.out.push(Deviation {
+            path: path.into(),
+            message,
+        });
+    }
+
+    fn base(&mut self, has_zone: bool, producer: &str, schema_url: Option<&str>) {
+        if !has_zone {
+            self.push(
+                "eventTime",
+                "has no time zone or offset; RFC 3339 requires one (it was read as UTC)".into(),
+            );
+        }
+        if !is_uri(producer) {
+            self.push("producer", format!("{producer:?} is not a URI"));
+        }
+        match schema_url {
+            None => self.push("schemaURL", "is missing; the spec requires it".into()),
+            Some(url) if !is_uri(url) => self.push("schemaURL", format!("{url:?} is not a URI")),
+            Some(_) => {}
+        }
+    }
+
+    fn run(&mut self, run: &Run) {
+        let facets = &run.facets;
+        self.facet_bases("run.facets", facets.iter(), false);
+        let p = "run.facets";
+        self.typed::<ParentRunFacet, _>(p, facets);
+        self.typed::<NominalTimeRunFacet, _>(p, facets);
+        self.typed::<ErrorMessageRunFacet, _>(p, facets);
+        self.typed::<ExecutionParametersRunFacet, _>(p, facets);
+        self.typed::<EnvironmentVariablesRunFacet, _>(p, facets);
+        self.typed::<ProcessingEngineRunFacet, _>(p, facets);
+        self.typed::<TagsRunFacet, _>(p, facets);
+        self.typed::<ProvContainerRunFacet, _>(p, facets);
+        self.typed::<ProvParametersRunFacet, _>(p, facets);
+        self.typed::<ProvExecutionRunFacet, _>(p, facets);
+        self.typed::<ProvSoftwareRunFacet, _>(p, facets);
+        self.typed::<ProvFingerprintRunFacet, _>(p, facets);
+        if let Some(Ok(nominal)) = facets.get::<NominalTimeRunFacet>() {
+            let start = Some(nominal.nominal_start_time.as_str());
+            for (name, time) in [
+                ("nominalStartTime", start),
+                ("nominalEndTime", nominal.nominal_end_time.as_deref()),
+            ] {
+                if let Some(time) = time {
+                    if !is_date_time(time) {
+                        self.push(
+                            format!("{p}.nominalTime.{name}"),
+                            format!("{time:?} is not an RFC 3339 date-time"),
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    fn job(&mut self, job: &Job) {
+        let facets = &job.facets;
+        let p = "job.facets";
+        self.facet_bases(p, facets.iter(), true);
+        self.typed::<JobTypeJobFacet, _>(p, facets);
+        self.typed::<SourceCodeLocationJobFacet, _>(p, facets);
+        self.typed::<DocumentationJobFacet, _>(p, facets);
+        self.typed::<OwnershipJobFacet, _>(p, facets);
+        self.typed::<TagsJobFacet, _>(p, facets);
+    }
+
+    fn inputs(&mut self, inputs: &[InputDataset]) {
+        for (i, input) in inputs.iter().enumerate() {
+            self.dataset_facets(&format!("inputs[{i}].facets"), &input.facets);
+            self.facet_bases(
+                &format!("inputs[{i}].inputFacets"),
+                input.input_facets.iter(),
+                false,
+            );
+        }
+    }
+
+    fn outputs(&mut self, outputs: &[OutputDataset]) {
+        for (i, output) in outputs.iter().enumerate() {
+            self.dataset_facets(&format!("outputs[{i}].facets"), &output.facets);
+            let p = format!("outputs[{i}].outputFacets");
+            self.facet_bases(&p, output.output_facets.iter(), false);
+            self.typed::<OutputStatisticsOutputDatasetFacet, _>(&p, &output.output_facets);
+        }
+    }
+
+    fn dataset_facets(&mut self, p: &str, facets: &Facets<DatasetKind>) {
+        self.facet_bases(p, facets.iter(), true);
+        self.typed::<DatasetVersionDatasetFacet, _>(p, facets);
+        self.typed::<StorageDatasetFacet, _>(p, facets);
+        self.typed::<DatasetTypeDatasetFacet, _>(p, facets);
+        self.typed::<SymlinksDatasetFacet, _>(p, facets);
+        self.typed::<LifecycleStateChangeDatasetFacet, _>(p, facets);
+        self.typed::<DocumentationDatasetFacet, _>(p, facets);
+        self.typed::<OwnershipDatasetFacet, _>(p, facets);
+        self.typed::<TagsDatasetFacet, _>(p, facets);
+        self.typed::<ProvChecksumDatasetFacet, _>(p, facets);
+        if let Some(Ok(change)) = facets.get::<LifecycleStateChangeDatasetFacet>() {
+            let state = change.lifecycle_state_change.as_str();
+            if !LifecycleStateChangeDatasetFacet::STATES.contains(&state) {
+                self.push(
+                    format!("{p}.lifecycleStateChange.lifecycleStateChange"),
+                    format!(
+                        "{state:?} is not one of {:?}",
+                        LifecycleStateChangeDatasetFacet::STATES
+                    ),
+                );
+            }
+        }
+    }
+
+    /// Every facet is an object with `_producer` and `_schemaURL` URIs, and a
+    /// boolean `_deleted` where deletion is allowed.
+    fn facet_bases<'a>(
+        &mut self,
+        p: &str,
+        facets: impl Iterator<Item = (&'a str, &'a Value)>,
+        deletable: bool,
+    ) {
+        for (key, value) in facets {
+            let here = format!("{p}.{key}");
+            let Some(object) = value.as_object() else {
+                self.push(here, "a facet must be a JSON object".into());
+                continue;
+            };
+            for member in ["_producer", "_schemaURL"] {
+                match object.get(member) {
+                    None => self.push(
+                        format!("{here}.{member}"),
+                        "is missing; every facet needs it".into(),
+                    ),
+                    Some(Value::String(s)) if is_uri(s) => {}
+                    Some(other) => {
+                        self.push(format!("{here}.{member}"), format!("{other} is not a URI"))
+                    }
+                }
+            }
+            if let Some(deleted) = object.get("_deleted") {
+                if !deletable {
+                    self.push(
+                        format!("{here}._deleted"),
+                        "only job and dataset facets can be deleted".into(),
+                    );
+                } else if !deleted.is_boolean() {
+                    self.push(
+                        format!("{here}._deleted"),
+                        format!("{deleted} is not a boolean"),
+                    );
+                }
+            }
+        }
+    }
+
+    /// A facet under a standard or `prov` key must match its schema's shape.
+    fn typed<F: Facet<Kind = K>, K: FacetKind>(&mut self, p: &str, facets: &Facets<K>) {
+        if !facets.raw(F::KEY).is_some_and(Value::is_object) {
+            return; // absent, or already reported as not an object
+        }
+        if let Some(Err(e)) = facets.get::<F>() {
+            let inner = e.source.path().to_string();
+            let path = if inner == "." {
+                format!("{p}.{}", F::KEY)
+            } else {
+                format!("{p}.{}.{inner}", F::KEY)
+            };
+            self.push(path, e.source.into_inner().to_string());
+        }
+    }
+}
+
+/// `scheme:rest` with an RFC 3986 scheme.
+fn is_uri(s: &str) -> bool {
+    let Some((scheme, rest)) = s.split_once(':') else {
+        return false;
+    };
+    let mut chars = scheme.chars();
+    chars.next().is_some_and(|c| c.is_ascii_alphabetic())
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
+        && !rest.is_empty()
+        && !s.contains(char::is_whitespace)
+}
+
+fn is_date_time(s: &str) -> bool {
+    chrono::DateTime::parse_from_rfc3339(s).is_ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn deviations(event: Value) -> Vec<String> {
+        validate(&Event::from_value(event).unwrap())
+            .into_iter()
+            .map(|d| d.path)
+            .collect()
+    }
+
+    fn conforming() -> Value {
+        json!({
+            "eventTime": "2024-05-01T12:00:00Z",
+            "producer": "https://example.org/p",
+            "schemaURL": "https://openlineage.io/spec/2-0-2/OpenLineage.json#/$defs/RunEvent",
+            "eventType": "COMPLETE",
+            "run": {"runId": "0190d2c4-7f3a-7c2e-9b1d-2f6a8c4e5d31", "facets": {
+                "nominalTime": {"_producer": "https://e.org", "_schemaURL": "https://e.org/s", "nominalStartTime": "2024-05-01T00:00:00Z"}}},
+            "job": {"namespace": "ns", "name": "align"},
+            "inputs": [{"namespace": "file", "name": "/a.fastq"}],
+            "outputs": [{"namespace": "file", "name": "/a.bam", "outputFacets": {
+                "outputStatistics": {"_producer": "https://e.org", "_schemaURL": "https://e.org/s", "size": 10}}}]
+        })
+    }
+
+    #[test]
+    fn a_conforming_event_has_none() {
+        assert_eq!(deviations(conforming()), Vec::<String>::new());
+    }
+
+    #[test]
+    fn each_deviation_is_listed_with_its_path() {
+        let mut e = conforming();
+        e["eventTime"] = json!("2024-05-01T12:00:00");
+        e.as_object_mut().unwrap().remove("schemaURL");
+        e["producer"] = json!("my producer");
+        e["eventType"] = json!("DONE");
+        e["run"]["facets"]["nominalTime"]["nominalStartTime"] = json!("tomorrow");
+        e["run"]["facets"]["parent"] = json!({"_producer": "https://e.org", "_schemaURL": "https://e.org/s",
+            "run": {"runId": "nope"}, "job": {"namespace": "n", "name": "x"}});
+        e["run"]["facets"]["custom"] = json!("not an object");
+        e["inputs"][0]["facets"] = json!({"version": {"_producer": "https://e.org"}});
+        e["outputs"][0]["outputFacets"]["outputStatistics"]["size"] = json!(-1);
+        e["outputs"][0]["outputFacets"]["outputStatistics"]["_deleted"] = json!(true);
+        assert_eq!(
+            deviations(e),
+            [
+                "eventTime",
+                "producer",
+                "schemaURL",
+                "eventType",
+                "run.facets.custom",
+                "run.facets.parent.run.runId",
+                "run.facets.nominalTime.nominalStartTime",
+                "inputs[0].facets.version._schemaURL",
+                "inputs[0].facets.version",
+                "outputs[0].outputFacets.outputStatistics._deleted",
+                "outputs[0].outputFacets.outputStatistics.size",
+            ]
+        );
+    }
+
+    #[test]
+    fn uri_check() {
+        for good in [
+            "https://x.org/a",
+            "urn:uuid:1",
+            "file:///tmp/x",
+            "producer:x",
+        ] {
+            assert!(is_uri(good), "{good}");
+        }
+        for bad in ["producer", "", ":x", "1http://x", "http://a b", "http:"] {
+            assert!(!is_uri(bad), "{bad}");
+        }
+    }
+}
