@@ -7,7 +7,7 @@
 
 use std::fmt;
 
-use chrono::{DateTime, NaiveDateTime, SecondsFormat, Utc};
+use chrono::{DateTime, NaiveDateTime, SecondsFormat, SubsecRound, Utc};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// A point in time as written in an event.
@@ -74,6 +74,7 @@ impl EventTime {
 impl From<DateTime<Utc>> for EventTime {
     /// Writes `2024-05-01T12:00:00.123456Z` (microseconds, as the clients do).
     fn from(instant: DateTime<Utc>) -> Self {
+        let instant = instant.trunc_subsecs(6);
         EventTime {
             text: instant.to_rfc3339_opts(SecondsFormat::Micros, true),
             instant,
@@ -147,6 +148,12 @@ mod tests {
             let err = EventTime::parse(bad).unwrap_err();
             assert_eq!(err.found, bad);
         }
+    }
+
+    #[test]
+    fn made_from_an_instant_it_reads_back_equal() {
+        let now = EventTime::now();
+        assert_eq!(EventTime::parse(now.as_str()).unwrap(), now);
     }
 
     #[test]

@@ -844,3 +844,66 @@ impl OutputStatisticsOutputDatasetFacet {
         }
     }
 }
+
+/// Constructors of facets whose members are all given at once.
+macro_rules! simple_new {
+    ($ty:ident, $doc:literal, $field:ident: $arg:ty) => {
+        impl $ty {
+            #[doc = $doc]
+            pub fn new($field: $arg) -> Self {
+                $ty {
+                    base: FacetBase::ours::<Self>(),
+                    $field,
+                    extra: Map::new(),
+                }
+            }
+        }
+    };
+}
+simple_new!(TagsRunFacet, "Run tags.", tags: Vec<Tag>);
+simple_new!(TagsJobFacet, "Job tags.", tags: Vec<Tag>);
+simple_new!(TagsDatasetFacet, "Dataset tags.", tags: Vec<Tag>);
+simple_new!(OwnershipJobFacet, "Job owners.", owners: Vec<Owner>);
+simple_new!(OwnershipDatasetFacet, "Dataset owners.", owners: Vec<Owner>);
+simple_new!(SymlinksDatasetFacet, "Other names of a dataset.", identifiers: Vec<SymlinkIdentifier>);
+
+impl DocumentationJobFacet {
+    /// A plain-text description.
+    pub fn new(description: impl Into<String>) -> Self {
+        DocumentationJobFacet {
+            base: FacetBase::ours::<Self>(),
+            description: description.into(),
+            content_type: None,
+            extra: Map::new(),
+        }
+    }
+}
+
+impl DocumentationDatasetFacet {
+    /// A plain-text description.
+    pub fn new(description: impl Into<String>) -> Self {
+        DocumentationDatasetFacet {
+            base: FacetBase::ours::<Self>(),
+            description: description.into(),
+            content_type: None,
+            extra: Map::new(),
+        }
+    }
+}
+
+impl SourceCodeLocationJobFacet {
+    /// Code at `url` in a git repository, at `version` (a commit) if known.
+    pub fn git(url: impl Into<String>, version: Option<String>) -> Self {
+        SourceCodeLocationJobFacet {
+            base: FacetBase::ours::<Self>(),
+            kind: "git".to_owned(),
+            url: url.into(),
+            repo_url: None,
+            path: None,
+            version,
+            tag: None,
+            branch: None,
+            extra: Map::new(),
+        }
+    }
+}
