@@ -1,0 +1,64 @@
+//! `prov validate`, run as a user would: the real binary on real example files.
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+fn prov(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_prov"))
+        .args(args)
+        .output()
+        .expect("run prov")
+}
+
+fn example(name: &str) -> String {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../shared/openlineage-spec/examples")
+        .join(name);
+    assert!(path.is_file(), "missing example {}", path.display());
+    path.to_str().unwrap().to_owned()
+}
+
+#[test]
+fn conforming_events_pass() {
+    let out = prov(&["validate", &example("events/marquez-event_required_only.json")]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("1 events checked, 0 with deviations"));
+}
+
+#[test]
+fn deviations_are_listed_with_file_place_and_path_and_exit_1() {
+    let file = example("events/marquez-event_required_no_timezone.json");
+    let out = prov(&["validate", &file]);
+    assert_eq!(out.status.code(), Some(1));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains(&format!("{file}:event 1: `eventTime`: has no time zone")), "{stdout}");
+}
+
+#[test]
+fn a_bad_run_id_names_run_run_id() {
+    let file = example("compat-tests/simple_run_event__events__simple_run_event.json");
+    let out = prov(&["validate", &file]);
+    assert_eq!(out.status.code(), Some(1));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("`run.runId`: expected a UUID"), "{stdout}");
+}
+
+#[test]
+fn ndjson_lines_are_numbered_and_a_missing_file_is_a_usage_error() {
+    let dir = std::env::temp_dir().join(format!("prov-validate-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let good = std::fs::read_to_string(example("events/marquez-event_required_only.json")).unwrap();
+    let good: serde_json::Value = serde_json::from_str(&good).unwrap();
+    let file = dir.join("events.ndjson");
+    std::fs::write(&file, format!("{good}\n\n{{not json\n{good}\n")).unwrap();
+    let out = prov(&["validate", file.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("events.ndjson:line 3: not JSON"), "{stdout}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("3 events checked, 1 with deviations"));
+
+    let out = prov(&["validate", dir.join("absent.json").to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("absent.json"));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
