@@ -20,8 +20,15 @@ fn example(name: &str) -> String {
 
 #[test]
 fn conforming_events_pass() {
-    let out = prov(&["validate", &example("events/marquez-event_required_only.json")]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = prov(&[
+        "validate",
+        &example("events/marquez-event_required_only.json"),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(String::from_utf8_lossy(&out.stderr).contains("1 events checked, 0 with deviations"));
 }
 
@@ -31,7 +38,10 @@ fn deviations_are_listed_with_file_place_and_path_and_exit_1() {
     let out = prov(&["validate", &file]);
     assert_eq!(out.status.code(), Some(1));
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(stdout.contains(&format!("{file}:event 1: `eventTime`: has no time zone")), "{stdout}");
+    assert!(
+        stdout.contains(&format!("{file}:event 1: `eventTime`: has no time zone")),
+        "{stdout}"
+    );
 }
 
 #[test]
@@ -54,7 +64,10 @@ fn ndjson_lines_are_numbered_and_a_missing_file_is_a_usage_error() {
     let out = prov(&["validate", file.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1));
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(stdout.contains("events.ndjson:line 3: not JSON"), "{stdout}");
+    assert!(
+        stdout.contains("events.ndjson:line 3: not JSON"),
+        "{stdout}"
+    );
     assert!(String::from_utf8_lossy(&out.stderr).contains("3 events checked, 1 with deviations"));
 
     let out = prov(&["validate", dir.join("absent.json").to_str().unwrap()]);

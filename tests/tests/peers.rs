@@ -20,7 +20,10 @@ fn peer(program: &str, args: &[&str], input: &str) -> Option<String> {
     let probe = Command::new(program).arg("--version").output();
     if probe.is_err() {
         let required = std::env::var("PROV_REQUIRE_PEERS").is_ok_and(|v| v == "1");
-        assert!(!required, "peer {program} is required (PROV_REQUIRE_PEERS=1) but missing");
+        assert!(
+            !required,
+            "peer {program} is required (PROV_REQUIRE_PEERS=1) but missing"
+        );
         eprintln!("skipped: peer {program} is not installed");
         return None;
     }
@@ -32,12 +35,20 @@ fn peer(program: &str, args: &[&str], input: &str) -> Option<String> {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap_or_else(|e| panic!("start {program}: {e}"));
-    child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
     let out = child.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     if !out.status.success() && stderr.contains("No module named 'openlineage'") {
         let required = std::env::var("PROV_REQUIRE_PEERS").is_ok_and(|v| v == "1");
-        assert!(!required, "openlineage-python is required (PROV_REQUIRE_PEERS=1) but missing");
+        assert!(
+            !required,
+            "openlineage-python is required (PROV_REQUIRE_PEERS=1) but missing"
+        );
         eprintln!("skipped: openlineage-python is not installed");
         return None;
     }
@@ -69,7 +80,12 @@ fn static_run_ids_match_the_openlineage_python_client() {
     }
     let input: String = cases
         .iter()
-        .map(|(t, d)| format!("{}\t{d}\n", t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)))
+        .map(|(t, d)| {
+            format!(
+                "{}\t{d}\n",
+                t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+            )
+        })
         .collect();
     let Some(out) = peer("python3", &["tests/peer/static_uuid.py"], &input) else {
         return;
@@ -98,7 +114,10 @@ fn canonical_numbers_match_ecmascript() {
         let scale = 10f64.powi((rng.next() % 40) as i32 - 20);
         doubles.push(mantissa * scale);
     }
-    let input: String = doubles.iter().map(|d| format!("{:016x}\n", d.to_bits())).collect();
+    let input: String = doubles
+        .iter()
+        .map(|d| format!("{:016x}\n", d.to_bits()))
+        .collect();
     let Some(out) = peer("node", &["tests/peer/jcs_numbers.js"], &input) else {
         return;
     };
@@ -127,7 +146,11 @@ fn the_fingerprint_is_recomputable_from_its_documentation() {
             return;
         };
         let strings = |v: &Value| -> Vec<String> {
-            v.as_array().unwrap().iter().map(|s| s.as_str().unwrap().to_owned()).collect()
+            v.as_array()
+                .unwrap()
+                .iter()
+                .map(|s| s.as_str().unwrap().to_owned())
+                .collect()
         };
         let command = strings(&step["command"]);
         let inputs = strings(&step["inputs"]);
