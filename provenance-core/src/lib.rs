@@ -44,6 +44,7 @@
 pub mod canonical;
 mod event;
 pub mod facets;
+pub mod hash;
 pub mod oci;
 mod run_id;
 mod time;
