@@ -15,17 +15,19 @@ use clap::Parser;
 /// |---|---|
 /// | 0 | success |
 /// | 1 | a check failed (an invalid event, a hash mismatch, a broken chain) |
-/// | 2 | usage or configuration error, unreadable input |
+/// | 2 | usage or configuration error, or an input that cannot be read |
 mod exit {
     pub const CHECK_FAILED: u8 = 1;
     pub const USAGE: u8 = 2;
+    pub const INPUT: u8 = 2;
 }
 
 #[derive(Debug, Parser)]
 #[command(
     name = "prov",
     version,
-    about = "Provenance and lineage for genomic pipelines (OpenLineage 2-0-2)"
+    about = "Provenance and lineage for genomic pipelines (OpenLineage 2-0-2)",
+    after_help = "Exit codes: 0 ok, 1 a check failed (invalid event, hash mismatch), 2 usage, configuration or unreadable input."
 )]
 struct Cli {
     /// The store: a SQLite file path, or a postgres:// URL.
@@ -38,12 +40,22 @@ struct Cli {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let _ = &cli.store; // used by the store-backed commands as they arrive
+    let _ = &cli.store; // read by the store-backed commands as they arrive
     match cli.command.run() {
         Ok(code) => code,
+        Err(err) if is_broken_pipe(&err) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("prov: error: {err:#}");
             ExitCode::from(exit::USAGE)
         }
     }
+}
+
+/// A reader that closed the pipe (`prov hash ... | head`) is not an error.
+fn is_broken_pipe(err: &anyhow::Error) -> bool {
+    err.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+    })
 }

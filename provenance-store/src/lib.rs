@@ -1,10 +1,28 @@
 //! The lineage store: persists OpenLineage events and answers lineage and audit
 //! queries, version-precise, over a tamper-evident trail.
 //!
-//! The backends (SQLite embedded by default, PostgreSQL for teams) arrive with
-//! their own issues; this crate is declared now so that the dependency direction
-//! core <- store <- cli is fixed from the start. It never learns about HTTP or clap.
+//! It also keeps the durable hash cache ([`SqliteHashCache`]) that
+//! provenance-core's hasher uses, since SQL lives here and not in core. The event
+//! store itself (SQLite embedded by default, PostgreSQL for teams) arrives with
+//! its own issue. This crate never learns about HTTP or clap.
+//!
+//! ```
+//! use provenance_core::hash::{HashOptions, Hasher};
+//! use provenance_store::SqliteHashCache;
+//! # let dir = std::env::temp_dir().join(format!("prov-store-doc-{}", std::process::id()));
+//! # std::fs::create_dir_all(&dir)?;
+//! let cache = SqliteHashCache::open(&dir.join("hash-cache.sqlite"))?;
+//! let hasher = Hasher::new(HashOptions::default()).with_cache(&cache);
+//! std::fs::write(dir.join("a.vcf"), b"##fileformat=VCFv4.2\n")?;
+//! let digest = hasher.hash(&dir.join("a.vcf"))?;
+//! assert_eq!(digest.sha256.len(), 64);
+//! # std::fs::remove_dir_all(&dir)?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 #![deny(missing_docs)]
 
-/// The OpenLineage spec version whose events this store accepts.
-pub use provenance_core::OPENLINEAGE_SPEC_URL as ACCEPTED_SPEC;
+mod error;
+mod hash_cache;
+
+pub use error::StoreError;
+pub use hash_cache::SqliteHashCache;

@@ -1,5 +1,6 @@
 //! The subcommands of `prov`, one module each.
 
+mod hash;
 mod validate;
 
 use std::process::ExitCode;
@@ -9,6 +10,7 @@ use clap::Subcommand;
 /// A `prov` subcommand.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    Hash(hash::Args),
     Validate(validate::Args),
 }
 
@@ -16,6 +18,7 @@ impl Command {
     /// Runs the subcommand and returns the process exit code.
     pub fn run(self) -> anyhow::Result<ExitCode> {
         match self {
+            Command::Hash(args) => args.run(),
             Command::Validate(args) => args.run(),
         }
     }

@@ -1,6 +1,6 @@
 //! `prov validate`: check OpenLineage events against the 2-0-2 spec (strict mode).
 
-use std::io::Read;
+use std::io::{Read, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -18,6 +18,7 @@ pub struct Args {
 
 impl Args {
     pub fn run(self) -> anyhow::Result<ExitCode> {
+        let mut out = std::io::stdout().lock();
         let mut failures = 0usize;
         let mut checked = 0usize;
         for file in &self.files {
@@ -39,7 +40,7 @@ impl Args {
                         Err(e) => vec![e],
                     };
                 for problem in &problems {
-                    println!("{name}:{place}: {problem}");
+                    writeln!(out, "{name}:{place}: {problem}")?;
                 }
                 failures += usize::from(!problems.is_empty());
             }

@@ -1,0 +1,44 @@
+//! The store's errors. No driver type appears in them: each backend turns its
+//! driver's errors into these variants, with the driver error as the source.
+
+use std::path::PathBuf;
+
+/// Why a store operation failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The database could not be opened or created.
+    #[error("open {what} at {path}")]
+    Open {
+        /// What was being opened (`hash cache`, `store`).
+        what: &'static str,
+        /// Where.
+        path: PathBuf,
+        /// The backend's reason.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// The database was written by a newer version of this software.
+    #[error(
+        "open {what} at {path}: its schema {found} is newer than this prov ({supported}): upgrade prov"
+    )]
+    SchemaTooNew {
+        /// What was being opened.
+        what: &'static str,
+        /// Where.
+        path: PathBuf,
+        /// The schema version found.
+        found: i64,
+        /// The newest schema version this build knows.
+        supported: i64,
+    },
+    /// Any other backend failure.
+    #[error("{context}")]
+    Backend {
+        /// What was being done.
+        context: String,
+        /// The backend's reason.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+}
