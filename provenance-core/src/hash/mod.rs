@@ -65,6 +65,8 @@ pub struct HashOptions {
     pub racy_window: Duration,
     /// Files hashed at once; 0 means one per core.
     pub threads: usize,
+    /// Bytes per read (the benchmark sweeps it; [`BUFFER_SIZE`] is its choice).
+    pub buffer_size: usize,
 }
 
 impl Default for HashOptions {
@@ -74,6 +76,7 @@ impl Default for HashOptions {
             rehash: false,
             racy_window: Duration::from_secs(2),
             threads: 0,
+            buffer_size: BUFFER_SIZE,
         }
     }
 }
@@ -411,8 +414,14 @@ impl<'a> Hasher<'a> {
         let before = file.metadata().map_err(io)?;
         check_regular(path, &before)?;
         let key = key_of(&before);
-        let digest =
-            stream::hash_file(&mut file, self.options.md5, pipelined, self.observer).map_err(io)?;
+        let digest = stream::hash_file(
+            &mut file,
+            self.options.md5,
+            pipelined,
+            self.options.buffer_size.max(4096),
+            self.observer,
+        )
+        .map_err(io)?;
 
         let after = key_of(&file.metadata().map_err(io)?);
         let changed = |what: String| HashError::Changed {

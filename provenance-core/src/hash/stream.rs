@@ -42,23 +42,25 @@ pub(crate) fn hash_file(
     file: &mut File,
     md5: bool,
     pipelined: bool,
+    buffer_size: usize,
     observer: &dyn HashObserver,
 ) -> io::Result<StreamDigest> {
     if pipelined {
-        hash_pipelined(file, md5, observer)
+        hash_pipelined(file, md5, buffer_size, observer)
     } else {
-        hash_inline(file, md5, observer)
+        hash_inline(file, md5, buffer_size, observer)
     }
 }
 
 fn hash_inline(
     file: &mut File,
     md5: bool,
+    buffer_size: usize,
     observer: &dyn HashObserver,
 ) -> io::Result<StreamDigest> {
     let mut sha = Sha256::new();
     let mut md = md5.then(Md5::new);
-    let mut buffer = vec![0u8; BUFFER_SIZE];
+    let mut buffer = vec![0u8; buffer_size];
     let mut bytes = 0u64;
     loop {
         let n = read_full(file, &mut buffer)?;
@@ -88,12 +90,13 @@ struct Chunk {
 fn hash_pipelined(
     file: &mut File,
     md5: bool,
+    buffer_size: usize,
     observer: &dyn HashObserver,
 ) -> io::Result<StreamDigest> {
     let (free_tx, free_rx) = sync_channel::<Vec<u8>>(BUFFERS);
     for _ in 0..BUFFERS {
         // The channel has room for every buffer, so this cannot block or fail.
-        let _ = free_tx.send(vec![0u8; BUFFER_SIZE]);
+        let _ = free_tx.send(vec![0u8; buffer_size]);
     }
     let (full_tx, full_rx) = sync_channel::<Chunk>(BUFFERS);
 

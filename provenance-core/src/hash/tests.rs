@@ -68,7 +68,7 @@ fn check_size(dir: &TempDir, len: usize, seed: u64) {
     let md5 = coreutils("md5sum", &path);
     for pipelined in [false, true] {
         let mut file = File::open(&path).unwrap();
-        let d = stream::hash_file(&mut file, true, pipelined, &NoObserver).unwrap();
+        let d = stream::hash_file(&mut file, true, pipelined, BUFFER_SIZE, &NoObserver).unwrap();
         assert_eq!(hex(&d.sha256), sha, "size {len} pipelined {pipelined}");
         assert_eq!(
             hex(&d.md5.unwrap()),
@@ -77,7 +77,7 @@ fn check_size(dir: &TempDir, len: usize, seed: u64) {
         );
         assert_eq!(d.bytes, len as u64);
         let mut file = File::open(&path).unwrap();
-        let d = stream::hash_file(&mut file, false, pipelined, &NoObserver).unwrap();
+        let d = stream::hash_file(&mut file, false, pipelined, 4096, &NoObserver).unwrap();
         assert_eq!(hex(&d.sha256), sha);
         assert!(d.md5.is_none());
     }
