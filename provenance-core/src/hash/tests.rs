@@ -420,3 +420,16 @@ fn the_backend_is_named() {
         assert_eq!(backend, "x86 SHA extensions (SHA-NI)");
     }
 }
+
+#[test]
+fn an_unreadable_file_is_an_error_naming_it() {
+    // Reading /proc/self/mem at offset 0 fails with EIO even for root, for whom
+    // permission bits would not stop a read.
+    let path = Path::new("/proc/self/mem");
+    if !path.exists() {
+        return; // not Linux
+    }
+    let err = Hasher::new(no_cache()).hash(path).unwrap_err();
+    assert!(matches!(err, HashError::Io { .. }), "{err}");
+    assert_eq!(err.to_string(), "read /proc/self/mem");
+}
