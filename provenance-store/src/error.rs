@@ -2,6 +2,10 @@
 //! driver's errors into these variants, with the driver error as the source.
 
 use std::path::PathBuf;
+use std::time::Duration;
+
+/// The result of a store operation.
+pub type StoreResult<T> = Result<T, StoreError>;
 
 /// Why a store operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -31,6 +35,31 @@ pub enum StoreError {
         found: i64,
         /// The newest schema version this build knows.
         supported: i64,
+    },
+    /// Nothing in the store matches.
+    #[error("find {what}: it is not in the store")]
+    NotFound {
+        /// What was looked for.
+        what: String,
+    },
+    /// The location names a backend this build does not have.
+    #[error("open store {location}: {reason}")]
+    Unsupported {
+        /// The location given.
+        location: String,
+        /// Why it cannot be opened.
+        reason: String,
+    },
+    /// Other writers held the store for longer than the busy timeout.
+    #[error(
+        "write to the store: other writers held it for more than {waited:?}; nothing of this write was stored"
+    )]
+    Busy {
+        /// How long this writer waited.
+        waited: Duration,
+        /// The backend's report.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
     },
     /// Any other backend failure.
     #[error("{context}")]

@@ -21,8 +21,19 @@
 //! ```
 #![deny(missing_docs)]
 
+mod backend;
+pub mod chain;
 mod error;
 mod hash_cache;
+pub mod model;
+mod normalize;
+mod sqlite;
+mod store;
 
-pub use error::StoreError;
+pub use error::{StoreError, StoreResult};
 pub use hash_cache::SqliteHashCache;
+pub use model::{
+    ChainBreak, ChainReport, Direction, Edge, LineageGraph, LineageQuery, Node, Outcome, Page,
+    Paged, RunFilter, RunRecord, Target, TargetError, VersionRecord,
+};
+pub use store::{ContainerAudit, Derived, MAX_DERIVED_DEPTH, Store};

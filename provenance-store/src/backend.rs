@@ -1,0 +1,38 @@
+//! The backend-neutral interface every store backend implements: appends to
+//! the chained log and the small lookups the lineage walk is built from. No
+//! driver type appears here; backends turn their errors into [`StoreError`].
+
+use serde_json::{Map, Value};
+
+use crate::StoreResult;
+use crate::model::{Outcome, Page, Paged, RunFilter, RunRecord, Target, VersionRecord};
+use crate::normalize::Prepared;
+
+/// Where a lineage walk starts: dataset versions (by id) or runs.
+pub(crate) enum Start {
+    Versions(Vec<i64>),
+    Runs(Vec<String>),
+}
+
+pub(crate) trait Backend: Send + Sync {
+    /// Appends the batch to the log and the lineage model in one transaction.
+    fn ingest(&self, batch: &[Prepared]) -> StoreResult<Vec<Outcome>>;
+    /// Visits `(seq, raw, link)` in chain order until `visit` returns false.
+    fn walk_chain(&self, visit: &mut dyn FnMut(u64, &[u8], &str) -> bool) -> StoreResult<()>;
+    /// The last position and its link.
+    fn head(&self) -> StoreResult<Option<(u64, String)>>;
+    /// The versions or runs a target names, as of a time (microseconds).
+    fn start(&self, target: &Target, as_of: Option<i64>) -> StoreResult<Start>;
+    fn version(&self, id: i64) -> StoreResult<VersionRecord>;
+    fn run(&self, run_id: &str) -> StoreResult<Option<RunRecord>>;
+    /// The run's facets, merged over its events in order.
+    fn run_facets(&self, run_id: &str) -> StoreResult<Map<String, Value>>;
+    /// Runs that wrote the version.
+    fn producers(&self, version: i64, as_of: Option<i64>) -> StoreResult<Vec<String>>;
+    /// Runs that read the version.
+    fn consumers(&self, version: i64, as_of: Option<i64>) -> StoreResult<Vec<String>>;
+    fn inputs(&self, run: &str, as_of: Option<i64>) -> StoreResult<Vec<i64>>;
+    fn outputs(&self, run: &str, as_of: Option<i64>) -> StoreResult<Vec<i64>>;
+    fn runs(&self, filter: &RunFilter, page: Page) -> StoreResult<Paged<RunRecord>>;
+    fn events(&self, page: Page) -> StoreResult<Paged<(u64, Vec<u8>)>>;
+}

@@ -1,0 +1,480 @@
+//! The store's query vocabulary: targets, the lineage graph in Marquez's shape,
+//! runs, pages, ingest outcomes and the chain report. Backend-neutral.
+
+use std::fmt;
+
+use serde::Serialize;
+use serde_json::Value;
+
+/// What a lineage or audit question is about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// Content, by sha-256 (64 lowercase hex): every dataset version with these bytes.
+    Digest(String),
+    /// One version of a dataset.
+    Version {
+        /// The dataset's namespace.
+        namespace: String,
+        /// The dataset's name.
+        name: String,
+        /// The version (`sha256:<hex>`, a producer's version, `run:<uuid>`).
+        version: String,
+    },
+    /// A dataset: its latest version (as of the query time).
+    Dataset {
+        /// The dataset's namespace.
+        namespace: String,
+        /// The dataset's name.
+        name: String,
+    },
+    /// A run, by id.
+    Run(String),
+    /// A job: its latest run (as of the query time).
+    Job {
+        /// The job's namespace.
+        namespace: String,
+        /// The job's name.
+        name: String,
+    },
+}
+
+/// A target that cannot be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("read target {input:?}: {reason}")]
+pub struct TargetError {
+    /// The text given.
+    pub input: String,
+    /// What is wrong.
+    pub reason: String,
+}
+
+impl Target {
+    /// Reads `sha256:<hex>`, `run:<uuid>`, `dataset:<namespace>:<name>[#<version>]`
+    /// or `job:<namespace>:<name>` (Marquez's node ids). Namespaces that are URLs
+    /// (`s3://bucket`, `postgres://host:5432`) keep their colons.
+    pub fn parse(input: &str) -> Result<Target, TargetError> {
+        let fail = |reason: &str| TargetError {
+            input: input.to_owned(),
+            reason: reason.to_owned(),
+        };
+        if let Some(hex) = input.strip_prefix("sha256:") {
+            let hex = hex.to_ascii_lowercase();
+            if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return Err(fail("a sha256 digest is 64 hexadecimal digits"));
+            }
+            return Ok(Target::Digest(hex));
+        }
+        if let Some(id) = input.strip_prefix("run:") {
+            let id: provenance_core::RunId = id
+                .parse()
+                .map_err(|e: provenance_core::RunIdError| fail(&e.to_string()))?;
+            return Ok(Target::Run(id.to_string()));
+        }
+        if let Some(rest) = input.strip_prefix("dataset:") {
+            let (rest, version) = match rest.rsplit_once('#') {
+                Some((r, v)) if !v.is_empty() => (r, Some(v)),
+                _ => (rest, None),
+            };
+            let (namespace, name) =
+                split_namespace(rest).ok_or_else(|| fail("expected dataset:<namespace>:<name>"))?;
+            return Ok(match version {
+                Some(v) => Target::Version {
+                    namespace,
+                    name,
+                    version: v.to_owned(),
+                },
+                None => Target::Dataset { namespace, name },
+            });
+        }
+        if let Some(rest) = input.strip_prefix("job:") {
+            let (namespace, name) =
+                split_namespace(rest).ok_or_else(|| fail("expected job:<namespace>:<name>"))?;
+            return Ok(Target::Job { namespace, name });
+        }
+        Err(fail(
+            "expected sha256:<hex>, run:<uuid>, dataset:<namespace>:<name>[#<version>] or job:<namespace>:<name>",
+        ))
+    }
+}
+
+/// Splits `<namespace>:<name>` where the namespace may be a URL with a port.
+fn split_namespace(s: &str) -> Option<(String, String)> {
+    let start = match s.find("://") {
+        // scheme://authority: skip the authority's host, then an optional :port.
+        Some(i) => {
+            let after = i + 3;
+            let host_end = s[after..].find([':', '/']).map(|j| after + j)?;
+            if s[host_end..].starts_with(':') {
+                let port_len = s[host_end + 1..]
+                    .bytes()
+                    .take_while(u8::is_ascii_digit)
+                    .count();
+                if port_len > 0 && s[host_end + 1 + port_len..].starts_with(':') {
+                    host_end + 1 + port_len
+                } else {
+                    host_end
+                }
+            } else {
+                // A path follows the host (abfss://c@a/...): the namespace ends at the next ':'.
+                host_end + s[host_end..].find(':')?
+            }
+        }
+        None => s.find(':')?,
+    };
+    let (namespace, name) = (&s[..start], &s[start + 1..]);
+    (!namespace.is_empty() && !name.is_empty()).then(|| (namespace.to_owned(), name.to_owned()))
+}
+
+impl fmt::Display for Target {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Target::Digest(hex) => write!(f, "sha256:{hex}"),
+            Target::Version {
+                namespace,
+                name,
+                version,
+            } => write!(f, "dataset:{namespace}:{name}#{version}"),
+            Target::Dataset { namespace, name } => write!(f, "dataset:{namespace}:{name}"),
+            Target::Run(id) => write!(f, "run:{id}"),
+            Target::Job { namespace, name } => write!(f, "job:{namespace}:{name}"),
+        }
+    }
+}
+
+/// Which way to walk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    /// Towards the inputs that made the target.
+    Upstream,
+    /// Towards what was made from the target.
+    Downstream,
+    /// Both.
+    Both,
+}
+
+/// A lineage question.
+#[derive(Debug, Clone)]
+pub struct LineageQuery {
+    /// Where to start.
+    pub target: Target,
+    /// Which way.
+    pub direction: Direction,
+    /// How many run steps to walk (Marquez's default is 20).
+    pub depth: u32,
+    /// Only what was recorded with an event time at or before this instant
+    /// (microseconds since the epoch).
+    pub as_of: Option<i64>,
+}
+
+/// The lineage graph, in Marquez's shape (`{"graph": [...]}`), with run nodes
+/// beside dataset-version nodes.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct LineageGraph {
+    /// The nodes, sorted by id.
+    pub graph: Vec<Node>,
+    /// Whether nodes beyond the depth limit exist (the graph is not complete).
+    pub truncated: bool,
+}
+
+/// A node: `dataset:<ns>:<name>#<version>` (type DATASET) or `run:<uuid>` (type RUN).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Node {
+    /// Marquez node id.
+    pub id: String,
+    /// `DATASET` or `RUN`.
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    /// What is known of it.
+    pub data: Value,
+    /// Edges into it.
+    #[serde(rename = "inEdges")]
+    pub in_edges: Vec<Edge>,
+    /// Edges out of it.
+    #[serde(rename = "outEdges")]
+    pub out_edges: Vec<Edge>,
+}
+
+/// A directed edge between two node ids.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub struct Edge {
+    /// The node the edge leaves.
+    pub origin: String,
+    /// The node the edge enters.
+    pub destination: String,
+}
+
+impl LineageGraph {
+    /// The node with `id`.
+    pub fn node(&self, id: &str) -> Option<&Node> {
+        self.graph.iter().find(|n| n.id == id)
+    }
+
+    /// The ids of every node, sorted.
+    pub fn ids(&self) -> Vec<&str> {
+        self.graph.iter().map(|n| n.id.as_str()).collect()
+    }
+
+    /// Every edge, sorted, as (origin, destination).
+    pub fn edges(&self) -> Vec<(&str, &str)> {
+        let mut edges: Vec<(&str, &str)> = self
+            .graph
+            .iter()
+            .flat_map(|n| {
+                n.out_edges
+                    .iter()
+                    .map(|e| (e.origin.as_str(), e.destination.as_str()))
+            })
+            .collect();
+        edges.sort();
+        edges
+    }
+}
+
+/// A run as the store knows it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RunRecord {
+    /// The run id.
+    #[serde(rename = "runId")]
+    pub run_id: String,
+    /// The job's namespace.
+    pub namespace: String,
+    /// The job's name.
+    pub job: String,
+    /// The latest state (`START`, `COMPLETE`, `FAIL`, ...), if any was sent.
+    pub state: Option<String>,
+    /// Start (microseconds since the epoch).
+    #[serde(rename = "startedAt")]
+    pub started_at: Option<i64>,
+    /// End (microseconds since the epoch).
+    #[serde(rename = "endedAt")]
+    pub ended_at: Option<i64>,
+    /// The parent run.
+    #[serde(rename = "parentRunId")]
+    pub parent_run_id: Option<String>,
+    /// The root run of the tree.
+    #[serde(rename = "rootRunId")]
+    pub root_run_id: Option<String>,
+    /// `prov_fingerprint`.
+    pub fingerprint: Option<String>,
+    /// The image as given.
+    #[serde(rename = "containerImage")]
+    pub container_image: Option<String>,
+    /// The image digest, if known.
+    #[serde(rename = "containerDigest")]
+    pub container_digest: Option<String>,
+    /// `prov_parameters` sha-256.
+    #[serde(rename = "parametersSha256")]
+    pub params_sha256: Option<String>,
+    /// Exit code from `prov_execution`.
+    #[serde(rename = "exitCode")]
+    pub exit_code: Option<i64>,
+    /// User from `prov_execution`.
+    pub user: Option<String>,
+    /// Host from `prov_execution`.
+    pub host: Option<String>,
+}
+
+/// A dataset version as the store knows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct VersionRecord {
+    /// The dataset's namespace.
+    pub namespace: String,
+    /// The dataset's name.
+    pub name: String,
+    /// The version.
+    pub version: String,
+    /// sha-256 hex of its content, when known.
+    pub digest: Option<String>,
+    /// Size in bytes, when known.
+    pub size: Option<u64>,
+}
+
+impl VersionRecord {
+    /// Its Marquez node id.
+    pub fn node_id(&self) -> String {
+        format!("dataset:{}:{}#{}", self.namespace, self.name, self.version)
+    }
+}
+
+/// Filters for listing runs.
+#[derive(Debug, Clone, Default)]
+pub struct RunFilter {
+    /// Job namespace.
+    pub namespace: Option<String>,
+    /// Job name.
+    pub job: Option<String>,
+    /// Latest state.
+    pub state: Option<String>,
+    /// First seen at or after (microseconds).
+    pub since: Option<i64>,
+    /// First seen before (microseconds).
+    pub until: Option<i64>,
+    /// `prov_execution` user.
+    pub user: Option<String>,
+    /// `prov_execution` host.
+    pub host: Option<String>,
+    /// Image digest (`sha256:<hex>`).
+    pub container_digest: Option<String>,
+    /// Image repository (`biocontainers/bwa`), with `container_tag` optional.
+    pub container_repository: Option<String>,
+    /// Image tag.
+    pub container_tag: Option<String>,
+    /// Only runs whose image is known by tag alone.
+    pub unpinned: bool,
+    /// `prov_fingerprint`.
+    pub fingerprint: Option<String>,
+}
+
+/// A window of a long list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Page {
+    /// Items to skip.
+    pub offset: u64,
+    /// Items to return at most.
+    pub limit: u64,
+}
+
+impl Default for Page {
+    fn default() -> Self {
+        Page {
+            offset: 0,
+            limit: 100,
+        }
+    }
+}
+
+/// One page of a list, and how long the whole list is: never silently cut.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Paged<T> {
+    /// The items of this page.
+    pub items: Vec<T>,
+    /// How many items the whole list has.
+    pub total: u64,
+    /// The page's offset.
+    pub offset: u64,
+    /// The page's limit.
+    pub limit: u64,
+}
+
+impl<T> Paged<T> {
+    /// The offset of the next page, if there is one.
+    pub fn next_offset(&self) -> Option<u64> {
+        let next = self.offset + self.items.len() as u64;
+        (next < self.total).then_some(next)
+    }
+}
+
+/// What became of one event of a batch.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum Outcome {
+    /// Stored at this chain position.
+    Stored {
+        /// Chain position.
+        seq: u64,
+    },
+    /// The same event was stored before, at this position.
+    Duplicate {
+        /// Chain position of the earlier copy.
+        seq: u64,
+    },
+    /// Not stored: it could not be read as an OpenLineage event.
+    Rejected {
+        /// Why, naming the member at fault.
+        reason: String,
+    },
+}
+
+/// The result of walking the hash chain.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ChainReport {
+    /// Events checked.
+    pub events: u64,
+    /// The last link: the anchor an auditor keeps (`seq:hex`).
+    pub head: Option<String>,
+    /// The first position that does not verify, if any.
+    pub broken: Option<ChainBreak>,
+}
+
+/// Where and how the chain breaks.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ChainBreak {
+    /// The first chain position that fails.
+    pub position: u64,
+    /// What is wrong there.
+    pub reason: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(input: &str, expected: Target) {
+        let parsed = Target::parse(input).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(parsed, expected, "{input}");
+        assert_eq!(parsed.to_string(), input);
+    }
+
+    fn ds(namespace: &str, name: &str) -> Target {
+        Target::Dataset {
+            namespace: namespace.into(),
+            name: name.into(),
+        }
+    }
+
+    #[test]
+    fn marquez_ids_keep_colons_in_url_namespaces() {
+        check("dataset:file:/data/S1.bam", ds("file", "/data/S1.bam"));
+        check(
+            "dataset:s3://bucket:reads/S1.fastq.gz",
+            ds("s3://bucket", "reads/S1.fastq.gz"),
+        );
+        check(
+            "dataset:postgres://db.example:5432:genomics.public.samples",
+            ds("postgres://db.example:5432", "genomics.public.samples"),
+        );
+        check(
+            "dataset:file://host-7:/scratch/a:b.txt",
+            ds("file://host-7", "/scratch/a:b.txt"),
+        );
+        check(
+            "dataset:food_delivery:public.orders",
+            ds("food_delivery", "public.orders"),
+        );
+        check(
+            "dataset:file:/x.vcf#sha256:abc",
+            Target::Version {
+                namespace: "file".into(),
+                name: "/x.vcf".into(),
+                version: "sha256:abc".into(),
+            },
+        );
+        check(
+            "job:my-namespace:etl.step",
+            Target::Job {
+                namespace: "my-namespace".into(),
+                name: "etl.step".into(),
+            },
+        );
+        let digest = "a".repeat(64);
+        check(&format!("sha256:{digest}"), Target::Digest(digest));
+        check(
+            "run:0190d2c4-7f3a-7c2e-9b1d-2f6a8c4e5d31",
+            Target::Run("0190d2c4-7f3a-7c2e-9b1d-2f6a8c4e5d31".into()),
+        );
+    }
+
+    #[test]
+    fn bad_targets_say_what_is_expected() {
+        for (bad, needle) in [
+            ("sha256:abc", "64 hexadecimal"),
+            ("run:nope", "expected a UUID"),
+            ("dataset:nocolon", "dataset:<namespace>:<name>"),
+            ("job:", "job:<namespace>:<name>"),
+            ("/data/x.bam", "expected sha256:<hex>"),
+        ] {
+            let err = Target::parse(bad).unwrap_err();
+            assert!(err.to_string().contains(needle), "{bad}: {err}");
+        }
+    }
+}

@@ -1,0 +1,192 @@
+//! From an event to what the store derives from it, backend-neutral.
+//!
+//! A dataset version is named by content when the producer sent it
+//! (`prov_checksum`'s sha-256, or a `version` facet of `sha256:<hex>`), by the
+//! producer's own `version` facet otherwise, and for an output with neither by
+//! its producing run (`run:<uuid>`), which is stable. An input with neither is
+//! the dataset's latest version at the event's time (as Marquez does).
+
+use provenance_core::facets::{
+    DatasetKind, DatasetVersionDatasetFacet, Facets, ProvChecksumDatasetFacet,
+};
+use provenance_core::{Event, EventType};
+use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
+
+/// An event ready to be stored.
+pub(crate) struct Prepared {
+    /// The bytes as received.
+    pub raw: Vec<u8>,
+    /// sha-256 of the event's JSON value, serialized sorted and compact.
+    pub event_id: String,
+    pub kind: &'static str,
+    pub run_id: Option<String>,
+    /// Event time, microseconds since the epoch, UTC.
+    pub time: i64,
+    pub body: Body,
+}
+
+pub(crate) enum Body {
+    Run(Box<RunPart>),
+    Dataset(DatasetPart),
+    Job { namespace: String, name: String },
+}
+
+pub(crate) struct RunPart {
+    pub namespace: String,
+    pub job: String,
+    pub run_id: String,
+    pub event_type: Option<EventType>,
+    pub columns: RunColumns,
+    pub inputs: Vec<DatasetPart>,
+    pub outputs: Vec<DatasetPart>,
+}
+
+/// What a run's row takes from one event's facets. `None` keeps what an
+/// earlier event recorded; a value replaces it (later facets win).
+#[derive(Default)]
+pub(crate) struct RunColumns {
+    pub parent_run_id: Option<String>,
+    pub root_run_id: Option<String>,
+    pub fingerprint: Option<String>,
+    pub container_image: Option<String>,
+    pub container_registry: Option<String>,
+    pub container_repository: Option<String>,
+    pub container_tag: Option<String>,
+    pub container_digest: Option<String>,
+    pub params_sha256: Option<String>,
+    pub exit_code: Option<i64>,
+    pub user: Option<String>,
+    pub host: Option<String>,
+}
+
+pub(crate) struct DatasetPart {
+    pub namespace: String,
+    pub name: String,
+    /// The version, when the event names one.
+    pub version: Option<String>,
+    /// sha-256 hex of the content, when known.
+    pub digest: Option<String>,
+    pub size: Option<u64>,
+}
+
+/// Parses, identifies and normalizes one raw event.
+pub(crate) fn prepare(raw: &[u8]) -> Result<Prepared, String> {
+    let value: Value = serde_json::from_slice(raw).map_err(|e| format!("not JSON: {e}"))?;
+    // serde_json's maps are sorted, so this text is the same for the same value
+    // whatever the member order or spacing of the bytes received.
+    let identity = serde_json::to_vec(&value).map_err(|e| e.to_string())?;
+    let event_id = provenance_core::hex(&Sha256::digest(&identity));
+    let event = Event::from_value(value).map_err(|e| e.to_string())?;
+    let time = event.event_time().instant().timestamp_micros();
+    let (kind, run_id, body) = match event {
+        Event::Run(e) => {
+            let run_id = e.run.run_id.to_string();
+            let part = RunPart {
+                namespace: e.job.namespace.clone(),
+                job: e.job.name.clone(),
+                run_id: run_id.clone(),
+                event_type: e.event_type.clone(),
+                columns: columns(e.run.facets.iter().collect()),
+                inputs: e
+                    .inputs()
+                    .iter()
+                    .map(|d| dataset(&d.namespace, &d.name, &d.facets))
+                    .collect(),
+                outputs: e
+                    .outputs()
+                    .iter()
+                    .map(|d| dataset(&d.namespace, &d.name, &d.facets))
+                    .collect(),
+            };
+            ("run", Some(run_id), Body::Run(Box::new(part)))
+        }
+        Event::Dataset(e) => (
+            "dataset",
+            None,
+            Body::Dataset(dataset(
+                &e.dataset.namespace,
+                &e.dataset.name,
+                &e.dataset.facets,
+            )),
+        ),
+        Event::Job(e) => (
+            "job",
+            None,
+            Body::Job {
+                namespace: e.job.namespace,
+                name: e.job.name,
+            },
+        ),
+    };
+    Ok(Prepared {
+        raw: raw.to_vec(),
+        event_id,
+        kind,
+        run_id,
+        time,
+        body,
+    })
+}
+
+fn dataset(namespace: &str, name: &str, facets: &Facets<DatasetKind>) -> DatasetPart {
+    let checksum = facets
+        .get::<ProvChecksumDatasetFacet>()
+        .and_then(Result::ok);
+    let version = facets
+        .get::<DatasetVersionDatasetFacet>()
+        .and_then(Result::ok)
+        .map(|v| v.dataset_version);
+    let digest = checksum
+        .as_ref()
+        .and_then(|c| c.sha256().map(str::to_owned))
+        .or_else(|| {
+            version
+                .as_deref()
+                .and_then(|v| v.strip_prefix("sha256:"))
+                .filter(|hex| hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()))
+                .map(str::to_ascii_lowercase)
+        });
+    DatasetPart {
+        namespace: namespace.to_owned(),
+        name: name.to_owned(),
+        version: match &digest {
+            Some(hex) => Some(format!("sha256:{hex}")),
+            None => version,
+        },
+        size: checksum.map(|c| c.size),
+        digest,
+    }
+}
+
+/// Reads the columns of a run's row from one event's run facets.
+fn columns(facets: Vec<(&str, &Value)>) -> RunColumns {
+    let map: Map<String, Value> = facets
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.clone()))
+        .collect();
+    let text = |facet: &str, path: &[&str]| -> Option<String> {
+        let mut v = map.get(facet)?;
+        for key in path {
+            v = v.get(key)?;
+        }
+        v.as_str().map(str::to_owned)
+    };
+    RunColumns {
+        parent_run_id: text("parent", &["run", "runId"]).map(|s| s.to_ascii_lowercase()),
+        root_run_id: text("parent", &["root", "run", "runId"]).map(|s| s.to_ascii_lowercase()),
+        fingerprint: text("prov_fingerprint", &["sha256"]),
+        container_image: text("prov_container", &["image"]),
+        container_registry: text("prov_container", &["registry"]),
+        container_repository: text("prov_container", &["repository"]),
+        container_tag: text("prov_container", &["tag"]),
+        container_digest: text("prov_container", &["digest"]),
+        params_sha256: text("prov_parameters", &["sha256"]),
+        exit_code: map
+            .get("prov_execution")
+            .and_then(|e| e.get("exitCode"))
+            .and_then(Value::as_i64),
+        user: text("prov_execution", &["user"]),
+        host: text("prov_execution", &["host"]),
+    }
+}

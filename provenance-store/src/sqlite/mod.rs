@@ -1,0 +1,672 @@
+//! The SQLite backend: one file (or memory), WAL, an explicit busy timeout,
+//! immediate transactions for writes, cached prepared statements, and
+//! versioned migrations kept as files in `migrations/sqlite/`.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use provenance_core::EventType;
+use rusqlite::{Connection, ErrorCode, OptionalExtension, TransactionBehavior, params};
+use serde_json::{Map, Value};
+
+use crate::backend::{Backend, Start};
+use crate::chain;
+use crate::model::*;
+use crate::normalize::{Body, DatasetPart, Prepared, RunPart};
+use crate::{StoreError, StoreResult};
+
+/// The migrations, in order; the schema version is their count.
+const MIGRATIONS: &[&str] = &[include_str!("../../migrations/sqlite/0001_init.sql")];
+
+/// How long a writer waits for another process's write lock before giving up.
+pub const BUSY_TIMEOUT: Duration = Duration::from_secs(60);
+
+pub(crate) struct Sqlite {
+    location: String,
+    conn: Mutex<Connection>,
+}
+
+fn backend(context: impl Into<String>) -> impl FnOnce(rusqlite::Error) -> StoreError {
+    let context = context.into();
+    move |source| {
+        if let rusqlite::Error::SqliteFailure(e, _) = &source {
+            if matches!(e.code, ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) {
+                return StoreError::Busy {
+                    waited: BUSY_TIMEOUT,
+                    source: source.into(),
+                };
+            }
+        }
+        StoreError::Backend {
+            context,
+            source: source.into(),
+        }
+    }
+}
+
+impl Sqlite {
+    /// Opens (creating if needed) the store at `path`, or in memory for `None`.
+    pub fn open(path: Option<&Path>) -> StoreResult<Self> {
+        let location = path.map_or_else(|| ":memory:".to_owned(), |p| p.display().to_string());
+        let fail = |source: rusqlite::Error| StoreError::Open {
+            what: "store",
+            path: PathBuf::from(&location),
+            source: source.into(),
+        };
+        let conn = match path {
+            Some(p) => Connection::open(p),
+            None => Connection::open_in_memory(),
+        }
+        .map_err(fail)?;
+        conn.busy_timeout(BUSY_TIMEOUT).map_err(fail)?;
+        conn.set_prepared_statement_cache_capacity(64);
+        if path.is_some() {
+            conn.pragma_update(None, "journal_mode", "WAL")
+                .map_err(fail)?;
+        }
+        // FULL: an acknowledged event survives a power cut, not only a crash.
+        conn.pragma_update(None, "synchronous", "FULL")
+            .map_err(fail)?;
+        conn.pragma_update(None, "foreign_keys", "ON")
+            .map_err(fail)?;
+        let store = Sqlite {
+            location: location.clone(),
+            conn: Mutex::new(conn),
+        };
+        store.migrate()?;
+        Ok(store)
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Connection> {
+        // Every write is one SQLite transaction; a panic inside one rolls it back
+        // when the transaction drops, so the connection stays consistent.
+        self.conn.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn migrate(&self) -> StoreResult<()> {
+        let mut conn = self.lock();
+        let supported = MIGRATIONS.len() as i64;
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(backend("begin the schema migration"))?;
+        let found: i64 = tx
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .map_err(|e| StoreError::Open {
+                what: "store",
+                path: PathBuf::from(&self.location),
+                source: e.into(),
+            })?;
+        if found > supported {
+            return Err(StoreError::SchemaTooNew {
+                what: "store",
+                path: PathBuf::from(&self.location),
+                found,
+                supported,
+            });
+        }
+        for (i, sql) in MIGRATIONS.iter().enumerate().skip(found as usize) {
+            tx.execute_batch(sql)
+                .map_err(backend(format!("apply migration {} of the store", i + 1)))?;
+        }
+        if found < supported {
+            tx.pragma_update(None, "user_version", supported)
+                .map_err(backend("record the schema version"))?;
+        }
+        tx.commit().map_err(backend("commit the schema migration"))
+    }
+}
+
+fn now_micros() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as i64)
+}
+
+fn state_of(t: &Option<EventType>) -> Option<&'static str> {
+    match t {
+        Some(EventType::Start) => Some("START"),
+        Some(EventType::Running) => Some("RUNNING"),
+        Some(EventType::Complete) => Some("COMPLETE"),
+        Some(EventType::Abort) => Some("ABORT"),
+        Some(EventType::Fail) => Some("FAIL"),
+        // OTHER and unknown types add metadata without moving the state.
+        _ => None,
+    }
+}
+
+fn upsert_named(
+    tx: &rusqlite::Transaction<'_>,
+    table: &str,
+    namespace: &str,
+    name: &str,
+) -> rusqlite::Result<i64> {
+    let select = format!("SELECT id FROM {table} WHERE namespace = ?1 AND name = ?2");
+    if let Some(id) = tx
+        .prepare_cached(&select)?
+        .query_row(params![namespace, name], |r| r.get(0))
+        .optional()?
+    {
+        return Ok(id);
+    }
+    let insert = format!("INSERT INTO {table} (namespace, name) VALUES (?1, ?2)");
+    tx.prepare_cached(&insert)?
+        .execute(params![namespace, name])?;
+    Ok(tx.last_insert_rowid())
+}
+
+fn upsert_version(
+    tx: &rusqlite::Transaction<'_>,
+    dataset: i64,
+    version: &str,
+    part: &DatasetPart,
+    time: i64,
+) -> rusqlite::Result<i64> {
+    tx.prepare_cached(
+        "INSERT INTO dataset_version (dataset_id, version, digest, size, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5)
+         ON CONFLICT (dataset_id, version) DO UPDATE SET
+            digest = COALESCE(dataset_version.digest, excluded.digest),
+            size = COALESCE(dataset_version.size, excluded.size),
+            created_at = MIN(dataset_version.created_at, excluded.created_at)
+         RETURNING id",
+    )?
+    .query_row(
+        params![
+            dataset,
+            version,
+            part.digest,
+            part.size.map(|s| s as i64),
+            time
+        ],
+        |r| r.get(0),
+    )
+}
+
+/// The version an input names, or the dataset's latest at `time`.
+fn input_version(
+    tx: &rusqlite::Transaction<'_>,
+    part: &DatasetPart,
+    time: i64,
+) -> rusqlite::Result<i64> {
+    let dataset = upsert_named(tx, "dataset", &part.namespace, &part.name)?;
+    if let Some(version) = &part.version {
+        return upsert_version(tx, dataset, version, part, time);
+    }
+    let latest: Option<i64> = tx
+        .prepare_cached(
+            "SELECT id FROM dataset_version WHERE dataset_id = ?1 AND created_at <= ?2
+             ORDER BY created_at DESC, id DESC LIMIT 1",
+        )?
+        .query_row(params![dataset, time], |r| r.get(0))
+        .optional()?;
+    match latest {
+        Some(id) => Ok(id),
+        None => upsert_version(tx, dataset, "unknown", part, time),
+    }
+}
+
+fn apply_run(tx: &rusqlite::Transaction<'_>, run: &RunPart, time: i64) -> rusqlite::Result<()> {
+    let job = upsert_named(tx, "job", &run.namespace, &run.job)?;
+    let state = state_of(&run.event_type);
+    let started = matches!(run.event_type, Some(EventType::Start)).then_some(time);
+    let ended = run
+        .event_type
+        .as_ref()
+        .is_some_and(EventType::is_terminal)
+        .then_some(time);
+    let c = &run.columns;
+    tx.prepare_cached(
+        "INSERT INTO run (run_id, job_id, state, started_at, ended_at, first_seen, parent_run_id, root_run_id,
+            fingerprint, container_image, container_registry, container_repository, container_tag,
+            container_digest, params_sha256, exit_code, user_name, host)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)
+         ON CONFLICT (run_id) DO UPDATE SET
+            state = CASE WHEN run.state IN ('COMPLETE', 'FAIL', 'ABORT') THEN run.state
+                         ELSE COALESCE(excluded.state, run.state) END,
+            started_at = COALESCE(run.started_at, excluded.started_at),
+            ended_at = COALESCE(run.ended_at, excluded.ended_at),
+            first_seen = MIN(run.first_seen, excluded.first_seen),
+            parent_run_id = COALESCE(excluded.parent_run_id, run.parent_run_id),
+            root_run_id = COALESCE(excluded.root_run_id, run.root_run_id),
+            fingerprint = COALESCE(excluded.fingerprint, run.fingerprint),
+            container_image = COALESCE(excluded.container_image, run.container_image),
+            container_registry = COALESCE(excluded.container_registry, run.container_registry),
+            container_repository = COALESCE(excluded.container_repository, run.container_repository),
+            container_tag = COALESCE(excluded.container_tag, run.container_tag),
+            container_digest = COALESCE(excluded.container_digest, run.container_digest),
+            params_sha256 = COALESCE(excluded.params_sha256, run.params_sha256),
+            exit_code = COALESCE(excluded.exit_code, run.exit_code),
+            user_name = COALESCE(excluded.user_name, run.user_name),
+            host = COALESCE(excluded.host, run.host)",
+    )?
+    .execute(params![
+        run.run_id,
+        job,
+        state,
+        started,
+        ended,
+        time,
+        c.parent_run_id,
+        c.root_run_id,
+        c.fingerprint,
+        c.container_image,
+        c.container_registry,
+        c.container_repository,
+        c.container_tag,
+        c.container_digest,
+        c.params_sha256,
+        c.exit_code,
+        c.user,
+        c.host
+    ])?;
+    for input in &run.inputs {
+        let version = input_version(tx, input, time)?;
+        tx.prepare_cached(
+            "INSERT OR IGNORE INTO run_input (run_id, version_id, event_time) VALUES (?1, ?2, ?3)",
+        )?
+        .execute(params![run.run_id, version, time])?;
+    }
+    for output in &run.outputs {
+        let dataset = upsert_named(tx, "dataset", &output.namespace, &output.name)?;
+        let version = output
+            .version
+            .clone()
+            .unwrap_or_else(|| format!("run:{}", run.run_id));
+        let version = upsert_version(tx, dataset, &version, output, time)?;
+        tx.prepare_cached(
+            "INSERT OR IGNORE INTO run_output (run_id, version_id, event_time) VALUES (?1, ?2, ?3)",
+        )?
+        .execute(params![run.run_id, version, time])?;
+    }
+    Ok(())
+}
+
+const RUN_COLUMNS: &str = "r.run_id, j.namespace, j.name, r.state, r.started_at, r.ended_at, r.parent_run_id,
+    r.root_run_id, r.fingerprint, r.container_image, r.container_digest, r.params_sha256, r.exit_code,
+    r.user_name, r.host";
+
+fn run_record(row: &rusqlite::Row<'_>) -> rusqlite::Result<RunRecord> {
+    Ok(RunRecord {
+        run_id: row.get(0)?,
+        namespace: row.get(1)?,
+        job: row.get(2)?,
+        state: row.get(3)?,
+        started_at: row.get(4)?,
+        ended_at: row.get(5)?,
+        parent_run_id: row.get(6)?,
+        root_run_id: row.get(7)?,
+        fingerprint: row.get(8)?,
+        container_image: row.get(9)?,
+        container_digest: row.get(10)?,
+        params_sha256: row.get(11)?,
+        exit_code: row.get(12)?,
+        user: row.get(13)?,
+        host: row.get(14)?,
+    })
+}
+
+impl Sqlite {
+    fn ids(
+        &self,
+        sql: &str,
+        key: &dyn rusqlite::ToSql,
+        as_of: Option<i64>,
+    ) -> StoreResult<Vec<i64>> {
+        let conn = self.lock();
+        let mut stmt = conn.prepare_cached(sql).map_err(backend("query lineage"))?;
+        let rows = stmt
+            .query_map(params![key, as_of], |r| r.get(0))
+            .map_err(backend("query lineage"))?;
+        rows.collect::<Result<_, _>>()
+            .map_err(backend("query lineage"))
+    }
+
+    fn run_ids(&self, sql: &str, version: i64, as_of: Option<i64>) -> StoreResult<Vec<String>> {
+        let conn = self.lock();
+        let mut stmt = conn.prepare_cached(sql).map_err(backend("query lineage"))?;
+        let rows = stmt
+            .query_map(params![version, as_of], |r| r.get(0))
+            .map_err(backend("query lineage"))?;
+        rows.collect::<Result<_, _>>()
+            .map_err(backend("query lineage"))
+    }
+}
+
+impl Backend for Sqlite {
+    fn ingest(&self, batch: &[Prepared]) -> StoreResult<Vec<Outcome>> {
+        let mut conn = self.lock();
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(backend("begin a write to the store"))?;
+        let received = now_micros();
+        let (mut seq, mut previous): (u64, String) = tx
+            .query_row(
+                "SELECT seq, link FROM event ORDER BY seq DESC LIMIT 1",
+                [],
+                |r| Ok((r.get::<_, i64>(0)? as u64, r.get(1)?)),
+            )
+            .optional()
+            .map_err(backend("read the chain head"))?
+            .unwrap_or((0, chain::GENESIS.to_owned()));
+        let mut outcomes = Vec::with_capacity(batch.len());
+        for event in batch {
+            let earlier: Option<i64> = tx
+                .prepare_cached("SELECT seq FROM event WHERE event_id = ?1")
+                .and_then(|mut s| s.query_row([&event.event_id], |r| r.get(0)).optional())
+                .map_err(backend("look for an earlier copy of an event"))?;
+            if let Some(earlier) = earlier {
+                outcomes.push(Outcome::Duplicate {
+                    seq: earlier as u64,
+                });
+                continue;
+            }
+            seq += 1;
+            let link = chain::link(&previous, seq, &event.raw);
+            tx.prepare_cached(
+                "INSERT INTO event (seq, event_id, raw, link, kind, run_id, event_time, received_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            )
+            .and_then(|mut s| {
+                s.execute(params![
+                    seq as i64,
+                    event.event_id,
+                    event.raw,
+                    link,
+                    event.kind,
+                    event.run_id,
+                    event.time,
+                    received
+                ])
+            })
+            .map_err(backend("append an event"))?;
+            match &event.body {
+                Body::Run(run) => apply_run(&tx, run, event.time),
+                Body::Dataset(part) => upsert_named(&tx, "dataset", &part.namespace, &part.name)
+                    .and_then(|id| match &part.version {
+                        Some(v) => upsert_version(&tx, id, v, part, event.time).map(drop),
+                        None => Ok(()),
+                    }),
+                Body::Job { namespace, name } => {
+                    upsert_named(&tx, "job", namespace, name).map(drop)
+                }
+            }
+            .map_err(backend(format!("record event {seq} in the lineage model")))?;
+            previous = link;
+            outcomes.push(Outcome::Stored { seq });
+        }
+        tx.commit()
+            .map_err(backend("commit a write to the store"))?;
+        Ok(outcomes)
+    }
+
+    fn walk_chain(&self, visit: &mut dyn FnMut(u64, &[u8], &str) -> bool) -> StoreResult<()> {
+        let conn = self.lock();
+        let mut stmt = conn
+            .prepare("SELECT seq, raw, link FROM event ORDER BY seq")
+            .map_err(backend("read the event log"))?;
+        let mut rows = stmt.query([]).map_err(backend("read the event log"))?;
+        while let Some(row) = rows.next().map_err(backend("read the event log"))? {
+            let seq: i64 = row.get(0).map_err(backend("read the event log"))?;
+            let raw = row.get_ref(1).map_err(backend("read the event log"))?;
+            let raw = raw
+                .as_blob()
+                .or_else(|_| raw.as_str().map(str::as_bytes))
+                .unwrap_or_default();
+            let link: String = row.get(2).map_err(backend("read the event log"))?;
+            if !visit(seq as u64, raw, &link) {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    fn head(&self) -> StoreResult<Option<(u64, String)>> {
+        self.lock()
+            .query_row(
+                "SELECT seq, link FROM event ORDER BY seq DESC LIMIT 1",
+                [],
+                |r| Ok((r.get::<_, i64>(0)? as u64, r.get(1)?)),
+            )
+            .optional()
+            .map_err(backend("read the chain head"))
+    }
+
+    fn start(&self, target: &Target, as_of: Option<i64>) -> StoreResult<Start> {
+        let cutoff = as_of.unwrap_or(i64::MAX);
+        let conn = self.lock();
+        let q = backend("find the target");
+        let found = match target {
+            Target::Digest(hex) => {
+                let mut stmt = conn
+                    .prepare_cached("SELECT id FROM dataset_version WHERE digest = ?1 AND created_at <= ?2 ORDER BY id")
+                    .map_err(backend("find the target"))?;
+                let ids = stmt
+                    .query_map(params![hex, cutoff], |r| r.get(0))
+                    .and_then(|rows| rows.collect::<Result<Vec<i64>, _>>())
+                    .map_err(q)?;
+                Start::Versions(ids)
+            }
+            Target::Version {
+                namespace,
+                name,
+                version,
+            } => {
+                let id: Option<i64> = conn
+                    .prepare_cached(
+                        "SELECT v.id FROM dataset_version v JOIN dataset d ON d.id = v.dataset_id
+                         WHERE d.namespace = ?1 AND d.name = ?2 AND v.version = ?3 AND v.created_at <= ?4",
+                    )
+                    .and_then(|mut s| s.query_row(params![namespace, name, version, cutoff], |r| r.get(0)).optional())
+                    .map_err(q)?;
+                Start::Versions(id.into_iter().collect())
+            }
+            Target::Dataset { namespace, name } => {
+                let id: Option<i64> = conn
+                    .prepare_cached(
+                        "SELECT v.id FROM dataset_version v JOIN dataset d ON d.id = v.dataset_id
+                         WHERE d.namespace = ?1 AND d.name = ?2 AND v.created_at <= ?3
+                         ORDER BY v.created_at DESC, v.id DESC LIMIT 1",
+                    )
+                    .and_then(|mut s| {
+                        s.query_row(params![namespace, name, cutoff], |r| r.get(0))
+                            .optional()
+                    })
+                    .map_err(q)?;
+                Start::Versions(id.into_iter().collect())
+            }
+            Target::Run(id) => {
+                let exists: Option<String> = conn
+                    .prepare_cached("SELECT run_id FROM run WHERE run_id = ?1 AND first_seen <= ?2")
+                    .and_then(|mut s| s.query_row(params![id, cutoff], |r| r.get(0)).optional())
+                    .map_err(q)?;
+                Start::Runs(exists.into_iter().collect())
+            }
+            Target::Job { namespace, name } => {
+                let latest: Option<String> = conn
+                    .prepare_cached(
+                        "SELECT r.run_id FROM run r JOIN job j ON j.id = r.job_id
+                         WHERE j.namespace = ?1 AND j.name = ?2 AND r.first_seen <= ?3
+                         ORDER BY r.first_seen DESC LIMIT 1",
+                    )
+                    .and_then(|mut s| {
+                        s.query_row(params![namespace, name, cutoff], |r| r.get(0))
+                            .optional()
+                    })
+                    .map_err(q)?;
+                Start::Runs(latest.into_iter().collect())
+            }
+        };
+        Ok(found)
+    }
+
+    fn version(&self, id: i64) -> StoreResult<VersionRecord> {
+        self.lock()
+            .prepare_cached(
+                "SELECT d.namespace, d.name, v.version, v.digest, v.size
+                 FROM dataset_version v JOIN dataset d ON d.id = v.dataset_id WHERE v.id = ?1",
+            )
+            .and_then(|mut s| {
+                s.query_row([id], |r| {
+                    Ok(VersionRecord {
+                        namespace: r.get(0)?,
+                        name: r.get(1)?,
+                        version: r.get(2)?,
+                        digest: r.get(3)?,
+                        size: r.get::<_, Option<i64>>(4)?.map(|s| s as u64),
+                    })
+                })
+            })
+            .map_err(backend("read a dataset version"))
+    }
+
+    fn run(&self, run_id: &str) -> StoreResult<Option<RunRecord>> {
+        let sql = format!(
+            "SELECT {RUN_COLUMNS} FROM run r JOIN job j ON j.id = r.job_id WHERE r.run_id = ?1"
+        );
+        self.lock()
+            .prepare_cached(&sql)
+            .and_then(|mut s| s.query_row([run_id], run_record).optional())
+            .map_err(backend("read a run"))
+    }
+
+    fn run_facets(&self, run_id: &str) -> StoreResult<Map<String, Value>> {
+        let conn = self.lock();
+        let mut stmt = conn
+            .prepare_cached("SELECT raw FROM event WHERE run_id = ?1 ORDER BY seq")
+            .map_err(backend("read a run's events"))?;
+        let raws = stmt
+            .query_map([run_id], |r| r.get::<_, Vec<u8>>(0))
+            .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
+            .map_err(backend("read a run's events"))?;
+        let mut merged = Map::new();
+        for raw in raws {
+            let value: Value = serde_json::from_slice(&raw).unwrap_or(Value::Null);
+            if let Some(facets) = value.pointer("/run/facets").and_then(Value::as_object) {
+                for (k, v) in facets {
+                    merged.insert(k.clone(), v.clone());
+                }
+            }
+        }
+        Ok(merged)
+    }
+
+    fn producers(&self, version: i64, as_of: Option<i64>) -> StoreResult<Vec<String>> {
+        self.run_ids(
+            "SELECT run_id FROM run_output WHERE version_id = ?1 AND (?2 IS NULL OR event_time <= ?2) ORDER BY run_id",
+            version,
+            as_of,
+        )
+    }
+
+    fn consumers(&self, version: i64, as_of: Option<i64>) -> StoreResult<Vec<String>> {
+        self.run_ids(
+            "SELECT run_id FROM run_input WHERE version_id = ?1 AND (?2 IS NULL OR event_time <= ?2) ORDER BY run_id",
+            version,
+            as_of,
+        )
+    }
+
+    fn inputs(&self, run: &str, as_of: Option<i64>) -> StoreResult<Vec<i64>> {
+        self.ids(
+            "SELECT version_id FROM run_input WHERE run_id = ?1 AND (?2 IS NULL OR event_time <= ?2) ORDER BY version_id",
+            &run,
+            as_of,
+        )
+    }
+
+    fn outputs(&self, run: &str, as_of: Option<i64>) -> StoreResult<Vec<i64>> {
+        self.ids(
+            "SELECT version_id FROM run_output WHERE run_id = ?1 AND (?2 IS NULL OR event_time <= ?2) ORDER BY version_id",
+            &run,
+            as_of,
+        )
+    }
+
+    fn runs(&self, filter: &RunFilter, page: Page) -> StoreResult<Paged<RunRecord>> {
+        let mut clauses: Vec<&str> = Vec::new();
+        let mut values: Vec<Box<dyn rusqlite::ToSql>> = Vec::new();
+        let mut add = |clause: &'static str, value: Option<Box<dyn rusqlite::ToSql>>| {
+            if let Some(v) = value {
+                clauses.push(clause);
+                values.push(v);
+            }
+        };
+        let text = |v: &Option<String>| v.clone().map(|s| Box::new(s) as Box<dyn rusqlite::ToSql>);
+        add("j.namespace = ?", text(&filter.namespace));
+        add("j.name = ?", text(&filter.job));
+        add("r.state = ?", text(&filter.state));
+        add("r.first_seen >= ?", filter.since.map(|t| Box::new(t) as _));
+        add("r.first_seen < ?", filter.until.map(|t| Box::new(t) as _));
+        add("r.user_name = ?", text(&filter.user));
+        add("r.host = ?", text(&filter.host));
+        add("r.container_digest = ?", text(&filter.container_digest));
+        add(
+            "r.container_repository = ?",
+            text(&filter.container_repository),
+        );
+        add("r.container_tag = ?", text(&filter.container_tag));
+        add("r.fingerprint = ?", text(&filter.fingerprint));
+        if filter.unpinned {
+            clauses.push("r.container_image IS NOT NULL AND r.container_digest IS NULL");
+        }
+        let where_sql = if clauses.is_empty() {
+            String::new()
+        } else {
+            format!("WHERE {}", clauses.join(" AND "))
+        };
+        let conn = self.lock();
+        let q = backend("list runs");
+        let refs: Vec<&dyn rusqlite::ToSql> = values.iter().map(|v| v.as_ref()).collect();
+        let total: i64 = conn
+            .query_row(
+                &format!("SELECT COUNT(*) FROM run r JOIN job j ON j.id = r.job_id {where_sql}"),
+                refs.as_slice(),
+                |r| r.get(0),
+            )
+            .map_err(backend("count runs"))?;
+        let sql = format!(
+            "SELECT {RUN_COLUMNS} FROM run r JOIN job j ON j.id = r.job_id {where_sql}
+             ORDER BY r.first_seen DESC, r.run_id LIMIT {} OFFSET {}",
+            page.limit.min(i64::MAX as u64),
+            page.offset.min(i64::MAX as u64)
+        );
+        let mut stmt = conn.prepare(&sql).map_err(backend("list runs"))?;
+        let items = stmt
+            .query_map(refs.as_slice(), run_record)
+            .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
+            .map_err(q)?;
+        Ok(Paged {
+            items,
+            total: total as u64,
+            offset: page.offset,
+            limit: page.limit,
+        })
+    }
+
+    fn events(&self, page: Page) -> StoreResult<Paged<(u64, Vec<u8>)>> {
+        let conn = self.lock();
+        let total: i64 = conn
+            .query_row("SELECT COUNT(*) FROM event", [], |r| r.get(0))
+            .map_err(backend("count events"))?;
+        let mut stmt = conn
+            .prepare_cached("SELECT seq, raw FROM event ORDER BY seq LIMIT ?1 OFFSET ?2")
+            .map_err(backend("read events"))?;
+        let items = stmt
+            .query_map(
+                params![
+                    page.limit.min(i64::MAX as u64) as i64,
+                    page.offset.min(i64::MAX as u64) as i64
+                ],
+                |r| Ok((r.get::<_, i64>(0)? as u64, r.get::<_, Vec<u8>>(1)?)),
+            )
+            .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
+            .map_err(backend("read events"))?;
+        Ok(Paged {
+            items,
+            total: total as u64,
+            offset: page.offset,
+            limit: page.limit,
+        })
+    }
+}

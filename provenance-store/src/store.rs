@@ -1,0 +1,530 @@
+//! [`Store`]: the public face of the store, over any backend. Ingest, the
+//! chain check, and the lineage and audit queries live here, written once
+//! against the backend's small lookups.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+
+use provenance_core::Event;
+use serde_json::{Map, Value, json};
+
+use crate::backend::{Backend, Start};
+use crate::model::*;
+use crate::normalize::{Prepared, prepare};
+use crate::sqlite::Sqlite;
+use crate::{StoreError, StoreResult, chain};
+
+/// The deepest a "derived from" closure walks before it reports itself truncated.
+pub const MAX_DERIVED_DEPTH: u32 = 1000;
+
+/// A lineage store.
+pub struct Store {
+    backend: Box<dyn Backend>,
+    location: String,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("location", &self.location)
+            .finish()
+    }
+}
+
+/// Runs that used an image, and every output downstream of them.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct ContainerAudit {
+    /// The runs, newest first.
+    pub runs: Paged<RunRecord>,
+    /// Every dataset version those runs (on this page) wrote or that derives from them.
+    pub outputs: Vec<VersionRecord>,
+    /// Whether the downstream walk hit its depth limit.
+    pub truncated: bool,
+}
+
+/// Everything derived from a target.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Derived {
+    /// Runs that read the target or anything derived from it.
+    pub runs: Vec<RunRecord>,
+    /// Dataset versions written by those runs.
+    pub outputs: Vec<VersionRecord>,
+    /// Whether the walk hit its depth limit.
+    pub truncated: bool,
+}
+
+impl Store {
+    /// Opens the store at `location`: a SQLite file path (created if missing),
+    /// `:memory:`, or a `postgres://` URL.
+    pub fn open(location: &str) -> StoreResult<Store> {
+        if location.starts_with("postgres://") || location.starts_with("postgresql://") {
+            return Err(StoreError::Unsupported {
+                location: redact(location),
+                reason: "this build has no PostgreSQL backend yet; use a SQLite file path".into(),
+            });
+        }
+        let backend = if location == ":memory:" {
+            Sqlite::open(None)?
+        } else {
+            Sqlite::open(Some(Path::new(location)))?
+        };
+        Ok(Store {
+            backend: Box::new(backend),
+            location: location.to_owned(),
+        })
+    }
+
+    /// A new store in memory.
+    pub fn in_memory() -> StoreResult<Store> {
+        Store::open(":memory:")
+    }
+
+    /// Where the store is (a password in a URL is hidden).
+    pub fn location(&self) -> String {
+        redact(&self.location)
+    }
+
+    /// Stores one event given as JSON bytes.
+    pub fn ingest(&self, raw: &[u8]) -> StoreResult<Outcome> {
+        Ok(self.ingest_batch(&[raw])?.remove(0))
+    }
+
+    /// Stores a batch in one transaction: every readable event is stored (or
+    /// found stored before); unreadable ones are rejected with the reason, and
+    /// do not stop the others. On error nothing of the batch is stored.
+    pub fn ingest_batch(&self, raws: &[&[u8]]) -> StoreResult<Vec<Outcome>> {
+        let mut outcomes: Vec<Option<Outcome>> = Vec::with_capacity(raws.len());
+        let mut prepared: Vec<Prepared> = Vec::with_capacity(raws.len());
+        for raw in raws {
+            match prepare(raw) {
+                Ok(p) => {
+                    prepared.push(p);
+                    outcomes.push(None);
+                }
+                Err(reason) => outcomes.push(Some(Outcome::Rejected { reason })),
+            }
+        }
+        let mut stored = if prepared.is_empty() {
+            Vec::new()
+        } else {
+            self.backend.ingest(&prepared)?
+        }
+        .into_iter();
+        Ok(outcomes
+            .into_iter()
+            .map(|o| o.unwrap_or_else(|| stored.next().expect("one outcome per prepared event")))
+            .collect())
+    }
+
+    /// Stores an event built in memory.
+    pub fn ingest_event(&self, event: &Event) -> StoreResult<Outcome> {
+        self.ingest(event.to_json().as_bytes())
+    }
+
+    /// Walks the whole chain and reports the first position that fails.
+    pub fn verify_chain(&self) -> StoreResult<ChainReport> {
+        let mut previous = chain::GENESIS.to_owned();
+        let mut expected = 1u64;
+        let mut broken = None;
+        let mut events = 0u64;
+        self.backend.walk_chain(&mut |seq, raw, link| {
+            events += 1;
+            if seq != expected {
+                broken = Some(ChainBreak {
+                    position: expected,
+                    reason: if seq > expected {
+                        format!("positions {expected} to {} are missing (deleted)", seq - 1)
+                    } else {
+                        format!("position {seq} appears out of order")
+                    },
+                });
+                return false;
+            }
+            let recomputed = chain::link(&previous, seq, raw);
+            if recomputed != link {
+                broken = Some(ChainBreak {
+                    position: seq,
+                    reason: "the event's bytes or its link were altered, or events were reordered"
+                        .into(),
+                });
+                return false;
+            }
+            previous = recomputed;
+            expected += 1;
+            true
+        })?;
+        let head = self.head()?;
+        Ok(ChainReport {
+            events,
+            head,
+            broken,
+        })
+    }
+
+    /// The chain's head as `<seq>:<link>`: the anchor for an auditor to keep
+    /// outside the store (see the `chain` module for what it protects).
+    pub fn head(&self) -> StoreResult<Option<String>> {
+        Ok(self
+            .backend
+            .head()?
+            .map(|(seq, link)| format!("{seq}:{link}")))
+    }
+
+    /// The raw events, in chain order.
+    pub fn events(&self, page: Page) -> StoreResult<Paged<(u64, Vec<u8>)>> {
+        self.backend.events(page)
+    }
+
+    /// Runs matching `filter`, newest first.
+    pub fn runs(&self, filter: &RunFilter, page: Page) -> StoreResult<Paged<RunRecord>> {
+        self.backend.runs(filter, page)
+    }
+
+    /// One run.
+    pub fn run(&self, run_id: &str) -> StoreResult<RunRecord> {
+        self.backend
+            .run(run_id)?
+            .ok_or_else(|| StoreError::NotFound {
+                what: format!("run:{run_id}"),
+            })
+    }
+
+    /// The lineage graph around a target, version-precise.
+    pub fn lineage(&self, query: &LineageQuery) -> StoreResult<LineageGraph> {
+        let start = self.backend.start(&query.target, query.as_of)?;
+        let empty = match &start {
+            Start::Versions(v) => v.is_empty(),
+            Start::Runs(r) => r.is_empty(),
+        };
+        if empty {
+            return Err(StoreError::NotFound {
+                what: query.target.to_string(),
+            });
+        }
+        let mut walk = Walk::new(self.backend.as_ref(), query.as_of);
+        if matches!(query.direction, Direction::Upstream | Direction::Both) {
+            walk.walk(&start, query.depth, true)?;
+        }
+        if matches!(query.direction, Direction::Downstream | Direction::Both) {
+            walk.walk(&start, query.depth, false)?;
+        }
+        walk.into_graph()
+    }
+
+    /// Runs whose image matches `image` (a digest `sha256:<hex>`, or a
+    /// reference matched by repository and tag), pinned and unpinned, and every
+    /// output downstream of the runs on this page.
+    pub fn audit_container(&self, image: &str, page: Page) -> StoreResult<ContainerAudit> {
+        let mut filter = RunFilter::default();
+        if image.starts_with("sha256:") {
+            filter.container_digest = Some(image.to_owned());
+        } else {
+            let reference = provenance_core::oci::ImageReference::parse(image).map_err(|e| {
+                StoreError::NotFound {
+                    what: e.to_string(),
+                }
+            })?;
+            if let Some(digest) = reference.digest {
+                filter.container_digest = Some(digest);
+            } else {
+                filter.container_repository = Some(reference.repository);
+                filter.container_tag = reference.tag;
+            }
+        }
+        let runs = self.runs(&filter, page)?;
+        let starts: Vec<String> = runs.items.iter().map(|r| r.run_id.clone()).collect();
+        let derived = self.derived_from_runs(&starts, None)?;
+        Ok(ContainerAudit {
+            runs,
+            outputs: derived.outputs,
+            truncated: derived.truncated,
+        })
+    }
+
+    /// Everything derived from a target (for example one sample's FASTQ): the
+    /// runs that read it or anything made from it, and what they wrote.
+    pub fn derived_from(&self, target: &Target, as_of: Option<i64>) -> StoreResult<Derived> {
+        match self.backend.start(target, as_of)? {
+            Start::Runs(runs) if !runs.is_empty() => self.derived_from_runs(&runs, as_of),
+            Start::Versions(versions) if !versions.is_empty() => {
+                let mut runs = BTreeSet::new();
+                for v in versions {
+                    runs.extend(self.backend.consumers(v, as_of)?);
+                }
+                self.derived_from_runs(&runs.into_iter().collect::<Vec<_>>(), as_of)
+            }
+            _ => Err(StoreError::NotFound {
+                what: target.to_string(),
+            }),
+        }
+    }
+
+    fn derived_from_runs(&self, starts: &[String], as_of: Option<i64>) -> StoreResult<Derived> {
+        let mut seen_runs: BTreeSet<String> = starts.iter().cloned().collect();
+        let mut seen_versions = BTreeSet::new();
+        let mut frontier: Vec<String> = starts.to_vec();
+        let mut depth = 0;
+        let mut truncated = false;
+        while !frontier.is_empty() {
+            if depth == MAX_DERIVED_DEPTH {
+                truncated = true;
+                break;
+            }
+            depth += 1;
+            let mut next = Vec::new();
+            for run in &frontier {
+                for v in self.backend.outputs(run, as_of)? {
+                    if seen_versions.insert(v) {
+                        for consumer in self.backend.consumers(v, as_of)? {
+                            if seen_runs.insert(consumer.clone()) {
+                                next.push(consumer);
+                            }
+                        }
+                    }
+                }
+            }
+            frontier = next;
+        }
+        let mut runs = Vec::with_capacity(seen_runs.len());
+        for id in &seen_runs {
+            if let Some(run) = self.backend.run(id)? {
+                runs.push(run);
+            }
+        }
+        let mut outputs = Vec::with_capacity(seen_versions.len());
+        for v in seen_versions {
+            outputs.push(self.backend.version(v)?);
+        }
+        outputs.sort_by(|a, b| {
+            (&a.namespace, &a.name, &a.version).cmp(&(&b.namespace, &b.name, &b.version))
+        });
+        Ok(Derived {
+            runs,
+            outputs,
+            truncated,
+        })
+    }
+
+    /// The latest successful run with `fingerprint` whose outputs are recorded
+    /// with content digests, and those outputs.
+    pub fn cache_lookup(
+        &self,
+        fingerprint: &str,
+    ) -> StoreResult<Option<(RunRecord, Vec<VersionRecord>)>> {
+        let filter = RunFilter {
+            fingerprint: Some(fingerprint.to_owned()),
+            state: Some("COMPLETE".into()),
+            ..RunFilter::default()
+        };
+        let mut page = Page {
+            offset: 0,
+            limit: 50,
+        };
+        loop {
+            let runs = self.runs(&filter, page)?;
+            for run in &runs.items {
+                let mut outputs = Vec::new();
+                for v in self.backend.outputs(&run.run_id, None)? {
+                    outputs.push(self.backend.version(v)?);
+                }
+                if !outputs.is_empty() && outputs.iter().all(|o| o.digest.is_some()) {
+                    return Ok(Some((run.clone(), outputs)));
+                }
+            }
+            match runs.next_offset() {
+                Some(next) => page.offset = next,
+                None => return Ok(None),
+            }
+        }
+    }
+}
+
+/// Hides the password of a URL such as `postgres://user:secret@host/db`.
+fn redact(location: &str) -> String {
+    if let Some((scheme, rest)) = location.split_once("://") {
+        if let Some((credentials, host)) = rest.split_once('@') {
+            if let Some((user, _)) = credentials.split_once(':') {
+                return format!("{scheme}://{user}:***@{host}");
+            }
+        }
+    }
+    location.to_owned()
+}
+
+/// A breadth-first walk that collects nodes and edges.
+struct Walk<'a> {
+    backend: &'a dyn Backend,
+    as_of: Option<i64>,
+    versions: BTreeMap<i64, VersionRecord>,
+    runs: BTreeSet<String>,
+    edges: BTreeSet<Edge>,
+    truncated: bool,
+}
+
+impl<'a> Walk<'a> {
+    fn new(backend: &'a dyn Backend, as_of: Option<i64>) -> Self {
+        Walk {
+            backend,
+            as_of,
+            versions: BTreeMap::new(),
+            runs: BTreeSet::new(),
+            edges: BTreeSet::new(),
+            truncated: false,
+        }
+    }
+
+    fn version_id(&mut self, id: i64) -> StoreResult<String> {
+        if let Some(v) = self.versions.get(&id) {
+            return Ok(v.node_id());
+        }
+        let v = self.backend.version(id)?;
+        let node = v.node_id();
+        self.versions.insert(id, v);
+        Ok(node)
+    }
+
+    fn edge(&mut self, origin: String, destination: String) {
+        self.edges.insert(Edge {
+            origin,
+            destination,
+        });
+    }
+
+    /// Walks `depth` run steps upstream (or downstream) from `start`.
+    fn walk(&mut self, start: &Start, depth: u32, upstream: bool) -> StoreResult<()> {
+        let (mut versions, mut runs): (Vec<i64>, Vec<String>) = match start {
+            Start::Versions(v) => (v.clone(), Vec::new()),
+            Start::Runs(r) => (Vec::new(), r.clone()),
+        };
+        for &v in &versions {
+            self.version_id(v)?;
+        }
+        let mut seen_versions: BTreeSet<i64> = versions.iter().copied().collect();
+        let mut seen_runs: BTreeSet<String> = runs.iter().cloned().collect();
+        let mut steps = 0;
+        loop {
+            // Versions -> the runs that wrote (read) them.
+            for v in std::mem::take(&mut versions) {
+                let node = self.version_id(v)?;
+                let runs_here = if upstream {
+                    self.backend.producers(v, self.as_of)?
+                } else {
+                    self.backend.consumers(v, self.as_of)?
+                };
+                for run in runs_here {
+                    if steps == depth {
+                        self.truncated = true;
+                        continue;
+                    }
+                    let run_node = format!("run:{run}");
+                    if upstream {
+                        self.edge(run_node, node.clone());
+                    } else {
+                        self.edge(node.clone(), run_node);
+                    }
+                    if seen_runs.insert(run.clone()) {
+                        runs.push(run);
+                    }
+                }
+            }
+            if runs.is_empty() {
+                break;
+            }
+            steps += 1;
+            // Runs -> the versions they read (wrote).
+            for run in std::mem::take(&mut runs) {
+                self.runs.insert(run.clone());
+                let run_node = format!("run:{run}");
+                let next = if upstream {
+                    self.backend.inputs(&run, self.as_of)?
+                } else {
+                    self.backend.outputs(&run, self.as_of)?
+                };
+                for v in next {
+                    let node = self.version_id(v)?;
+                    if upstream {
+                        self.edge(node, run_node.clone());
+                    } else {
+                        self.edge(run_node.clone(), node);
+                    }
+                    if seen_versions.insert(v) {
+                        versions.push(v);
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn into_graph(self) -> StoreResult<LineageGraph> {
+        let mut nodes: BTreeMap<String, Node> = BTreeMap::new();
+        for v in self.versions.values() {
+            nodes.insert(
+                v.node_id(),
+                Node {
+                    id: v.node_id(),
+                    kind: "DATASET",
+                    data: json!({
+                        "namespace": v.namespace,
+                        "name": v.name,
+                        "version": v.version,
+                        "digest": v.digest,
+                        "size": v.size,
+                    }),
+                    in_edges: Vec::new(),
+                    out_edges: Vec::new(),
+                },
+            );
+        }
+        for run in &self.runs {
+            let record = self.backend.run(run)?;
+            let facets = self.backend.run_facets(run)?;
+            nodes.insert(
+                format!("run:{run}"),
+                Node {
+                    id: format!("run:{run}"),
+                    kind: "RUN",
+                    data: run_data(record, &facets),
+                    in_edges: Vec::new(),
+                    out_edges: Vec::new(),
+                },
+            );
+        }
+        for edge in self.edges {
+            if let Some(n) = nodes.get_mut(&edge.origin) {
+                n.out_edges.push(edge.clone());
+            }
+            if let Some(n) = nodes.get_mut(&edge.destination) {
+                n.in_edges.push(edge);
+            }
+        }
+        Ok(LineageGraph {
+            graph: nodes.into_values().collect(),
+            truncated: self.truncated,
+        })
+    }
+}
+
+/// What a run node says: the run's record and the facets an auditor needs.
+fn run_data(record: Option<RunRecord>, facets: &Map<String, Value>) -> Value {
+    let mut data = serde_json::to_value(&record).unwrap_or(Value::Null);
+    if let Value::Object(map) = &mut data {
+        let keep = [
+            "prov_container",
+            "prov_parameters",
+            "prov_execution",
+            "prov_software",
+            "prov_fingerprint",
+            "executionParameters",
+            "errorMessage",
+            "parent",
+        ];
+        let selected: Map<String, Value> = facets
+            .iter()
+            .filter(|(k, _)| keep.contains(&k.as_str()))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        map.insert("facets".into(), Value::Object(selected));
+    }
+    data
+}

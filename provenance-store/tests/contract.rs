@@ -1,0 +1,757 @@
+//! The store contract: every backend must pass these. Each test runs on SQLite
+//! in memory and on a SQLite file (the PostgreSQL backend adds its run).
+
+use std::path::PathBuf;
+
+use provenance_core::facets::*;
+use provenance_core::{
+    Event, EventTime, EventType, InputDataset, Job, OutputDataset, Run, RunEvent, RunId,
+};
+use provenance_store::*;
+use serde_json::Value;
+
+/// A store that deletes its file when dropped.
+struct Fixture {
+    store: Store,
+    file: Option<PathBuf>,
+}
+impl Drop for Fixture {
+    fn drop(&mut self) {
+        if let Some(f) = &self.file {
+            for suffix in ["", "-wal", "-shm"] {
+                let _ = std::fs::remove_file(format!("{}{suffix}", f.display()));
+            }
+        }
+    }
+}
+
+fn memory() -> Fixture {
+    Fixture {
+        store: Store::in_memory().unwrap(),
+        file: None,
+    }
+}
+
+fn file() -> Fixture {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static N: AtomicUsize = AtomicUsize::new(0);
+    let path = std::env::temp_dir().join(format!(
+        "prov-contract-{}-{}.db",
+        std::process::id(),
+        N.fetch_add(1, Ordering::SeqCst)
+    ));
+    Fixture {
+        store: Store::open(path.to_str().unwrap()).unwrap(),
+        file: Some(path),
+    }
+}
+
+/// Declares each contract test once per backend.
+macro_rules! contract {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite_memory { $( #[test] fn $name() { super::$name(&super::memory().store) } )* }
+        mod sqlite_file { $( #[test] fn $name() { super::$name(&super::file().store) } )* }
+    };
+}
+
+contract!(
+    every_example_event_is_stored_once,
+    the_apples_pipeline_answers_version_precise_lineage,
+    the_airflow_scenario_answers_lineage,
+    an_overwritten_path_keeps_the_lineage_of_its_old_bytes,
+    runs_accumulate_facets_and_terminal_states_stick,
+    a_batch_is_one_transaction_and_rejects_bad_events_by_index,
+    the_chain_verifies_and_its_head_moves,
+    audits_find_containers_derivations_and_unpinned_runs,
+    cache_lookup_finds_the_latest_complete_run_with_outputs,
+    lineage_as_of_shows_the_graph_as_it_stood,
+    runs_are_listed_by_filters_in_pages,
+    depth_limits_report_truncation,
+);
+
+fn examples() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/openlineage-spec/examples")
+}
+
+fn read(path: &std::path::Path) -> Vec<u8> {
+    std::fs::read(path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()))
+}
+
+fn event_files() -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    for folder in ["events", "compat-tests", "marquez-apples", "spec-tests"] {
+        for entry in std::fs::read_dir(examples().join(folder)).unwrap() {
+            let path = entry.unwrap().path();
+            let value: Value = serde_json::from_slice(&read(&path)).unwrap();
+            if value.get("eventTime").is_some() {
+                files.push(path);
+            }
+        }
+    }
+    files.sort();
+    files
+}
+
+fn every_example_event_is_stored_once(store: &Store) {
+    let files = event_files();
+    let raws: Vec<Vec<u8>> = files.iter().map(|f| read(f)).collect();
+    let refs: Vec<&[u8]> = raws.iter().map(Vec::as_slice).collect();
+    let outcomes = store.ingest_batch(&refs).unwrap();
+    let mut stored = 0;
+    for (file, outcome) in files.iter().zip(&outcomes) {
+        let name = file.file_name().unwrap().to_str().unwrap();
+        if name.starts_with("simple_run_event__events") {
+            let Outcome::Rejected { reason } = outcome else {
+                panic!("{name}: {outcome:?}")
+            };
+            assert!(reason.contains("run.runId"), "{reason}");
+        } else {
+            assert!(
+                matches!(outcome, Outcome::Stored { .. }),
+                "{name}: {outcome:?}"
+            );
+            stored += 1;
+        }
+    }
+    // Again: nothing new, each found at its first position.
+    for (outcome, again) in outcomes.iter().zip(store.ingest_batch(&refs).unwrap()) {
+        match (outcome, again) {
+            (Outcome::Stored { seq }, Outcome::Duplicate { seq: again }) => assert_eq!(*seq, again),
+            (Outcome::Rejected { .. }, Outcome::Rejected { .. }) => {}
+            other => panic!("{other:?}"),
+        }
+    }
+    let events = store
+        .events(Page {
+            offset: 0,
+            limit: 1000,
+        })
+        .unwrap();
+    assert_eq!(events.total, stored);
+    // Raw bytes are kept exactly.
+    let first = files
+        .iter()
+        .find(|f| !f.ends_with("simple_run_event__events__simple_run_event.json"))
+        .unwrap();
+    assert_eq!(events.items[0].1, read(first));
+    assert!(store.verify_chain().unwrap().broken.is_none());
+}
+
+fn run_id_of(path: &std::path::Path) -> String {
+    let v: Value = serde_json::from_slice(&read(path)).unwrap();
+    v["run"]["runId"].as_str().unwrap().to_owned()
+}
+
+fn ingest_files(store: &Store, files: &[PathBuf]) {
+    for f in files {
+        assert!(
+            matches!(store.ingest(&read(f)).unwrap(), Outcome::Stored { .. }),
+            "{}",
+            f.display()
+        );
+    }
+}
+
+fn upstream(target: &str, depth: u32) -> LineageQuery {
+    LineageQuery {
+        target: Target::parse(target).unwrap(),
+        direction: Direction::Upstream,
+        depth,
+        as_of: None,
+    }
+}
+
+fn the_apples_pipeline_answers_version_precise_lineage(store: &Store) {
+    let dir = examples().join("marquez-apples");
+    let step = |n: &str| {
+        std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .find(|p| {
+                p.file_name()
+                    .unwrap()
+                    .to_str()
+                    .unwrap()
+                    .starts_with(&format!("apples__{n}_"))
+            })
+            .unwrap()
+    };
+    let steps: Vec<PathBuf> = ["1", "2", "3", "5", "6", "7", "8", "9"]
+        .iter()
+        .map(|n| step(n))
+        .collect();
+    ingest_files(store, &steps);
+    let run = |n: &str| run_id_of(&step(n));
+    let out = |name: &str, n: &str| format!("dataset:grandmas.kitchen:{name}#run:{}", run(n));
+    let r = |n: &str| format!("run:{}", run(n));
+
+    // The pie as it is now: made from the second filling, from the crab apples.
+    let graph = store
+        .lineage(&upstream("dataset:grandmas.kitchen:apple.pie", 20))
+        .unwrap();
+    let mut expected = vec![
+        (out("apple.filling", "8"), r("9")),
+        (r("9"), out("apple.pie", "9")),
+        (out("apples", "7"), r("8")),
+        (
+            "dataset:grandmas.kitchen:cinnamon#unknown".to_owned(),
+            r("8"),
+        ),
+        ("dataset:cupboard:sugar#unknown".to_owned(), r("8")),
+        (r("8"), out("apple.filling", "8")),
+        ("dataset:backyard:crab.apples#unknown".to_owned(), r("7")),
+        (r("7"), out("apples", "7")),
+    ];
+    expected.sort();
+    let edges: Vec<(String, String)> = graph
+        .edges()
+        .into_iter()
+        .map(|(a, b)| (a.into(), b.into()))
+        .collect();
+    assert_eq!(edges, expected);
+    assert!(!graph.truncated);
+    assert_eq!(
+        graph.node(&r("9")).unwrap().data["job"],
+        "prepare_apple_pie"
+    );
+
+    // The first pie keeps its own past: red delicious, through the first filling.
+    let first_pie = out("apple.pie", "6");
+    let graph = store.lineage(&upstream(&first_pie, 20)).unwrap();
+    let ids = graph.ids();
+    assert!(
+        ids.contains(&"dataset:laurents-orchard:red.delicious#unknown"),
+        "{ids:?}"
+    );
+    assert!(ids.contains(&out("apples", "1").as_str()));
+    assert!(
+        !ids.contains(&out("apples", "7").as_str()),
+        "the later apples are not in the first pie"
+    );
+    assert!(!ids.iter().any(|i| i.contains("crab")));
+
+    // Downstream of the first apples: both fillings? No: only the runs that read that version.
+    let down = LineageQuery {
+        direction: Direction::Downstream,
+        ..upstream(&out("apples", "1"), 20)
+    };
+    let ids: Vec<String> = store
+        .lineage(&down)
+        .unwrap()
+        .ids()
+        .into_iter()
+        .map(String::from)
+        .collect();
+    for present in [
+        r("2"),
+        r("3"),
+        r("5"),
+        r("6"),
+        out("apple.vinegar", "5").replace("grandmas.kitchen", "cupboard"),
+    ] {
+        assert!(ids.contains(&present), "{present} missing from {ids:?}");
+    }
+    for absent in [r("8"), r("9")] {
+        assert!(
+            !ids.contains(&absent),
+            "{absent} is downstream of the second apples only"
+        );
+    }
+}
+
+fn the_airflow_scenario_answers_lineage(store: &Store) {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(examples().join("compat-tests"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            p.file_name()
+                .unwrap()
+                .to_str()
+                .unwrap()
+                .starts_with("airflow__events__")
+        })
+        .collect();
+    files.sort();
+    ingest_files(store, &files);
+    let run_of = |line: &str| {
+        let f = files
+            .iter()
+            .find(|f| f.to_str().unwrap().ends_with(&format!("line_{line}.json")))
+            .unwrap();
+        format!("run:{}", run_id_of(f))
+    };
+    let graph = store
+        .lineage(&upstream("dataset:gs://mock-bucket:result.csv", 20))
+        .unwrap();
+    let (upload, copy, download) = (run_of("03"), run_of("05"), run_of("07"));
+    let v = |ns: &str, name: &str, run: &str| format!("dataset:{ns}:{name}#{run}");
+    let mut expected = vec![
+        (
+            v("gs://mock-bucket", "copied.csv", "unknown"),
+            upload.clone(),
+        ),
+        (v("gs://mock-bucket", "test.csv", "unknown"), upload.clone()),
+        (
+            upload.clone(),
+            v("bigquery", "mock-project.test.upload", &upload),
+        ),
+        (
+            v("bigquery", "mock-project.test.upload", &upload),
+            copy.clone(),
+        ),
+        (
+            copy.clone(),
+            v("bigquery", "mock-project.test.upload_cp", &copy),
+        ),
+        (
+            v("bigquery", "mock-project.test.upload_cp", &copy),
+            download.clone(),
+        ),
+        (
+            download.clone(),
+            v("gs://mock-bucket", "result.csv", &download),
+        ),
+    ];
+    expected.sort();
+    let edges: Vec<(String, String)> = graph
+        .edges()
+        .into_iter()
+        .map(|(a, b)| (a.into(), b.into()))
+        .collect();
+    assert_eq!(edges, expected);
+    // The task runs know their DAG run.
+    let node = graph.node(&download).unwrap();
+    assert!(node.data["parentRunId"].is_string(), "{}", node.data);
+    assert_eq!(node.data["state"], "COMPLETE");
+
+    // compose_task read four files; its result has four upstream inputs.
+    let graph = store
+        .lineage(&upstream("dataset:gs://mock-bucket:compose_result.txt", 1))
+        .unwrap();
+    let compose = run_of("31");
+    assert_eq!(graph.node(&compose).unwrap().in_edges.len(), 4);
+}
+
+const IMAGE_DIGEST: &str =
+    "sha256:5b0bcabd1ed22e9fb1310cf6c2dec7cdef19f0ad69efa1f392e94a4333501270";
+
+/// The START and COMPLETE events of a step, with our facets.
+struct Step<'a> {
+    job: &'a str,
+    inputs: &'a [(&'a str, String)],
+    outputs: &'a [(&'a str, String)],
+    time: &'a str,
+    image: &'a str,
+    params: Value,
+}
+
+impl Step<'_> {
+    fn events(&self) -> (RunId, Vec<Event>) {
+        let id = RunId::new_v7();
+        let mut run = Run::new(id);
+        let params = ProvParametersRunFacet::new(self.params.as_object().unwrap().clone()).unwrap();
+        run.facets.set(&params);
+        let container = ProvContainerRunFacet::new(self.image, ContainerRuntime::Docker).unwrap();
+        run.facets.set(&container);
+        let command = vec![self.job.to_owned()];
+        let digests: Vec<String> = self
+            .inputs
+            .iter()
+            .map(|(_, d)| format!("sha256:{d}"))
+            .collect();
+        let identity = container.identity();
+        let fingerprint = Fingerprint {
+            job: self.job,
+            command: &command,
+            container: Some(&identity),
+            parameters: &params.parameters,
+            inputs: &digests,
+        };
+        run.facets.set(&fingerprint.facet().unwrap());
+        let inputs: Vec<InputDataset> = self
+            .inputs
+            .iter()
+            .map(|(path, digest)| {
+                let mut d = InputDataset::new("file", *path);
+                d.facets
+                    .set(&ProvChecksumDatasetFacet::file(10, digest.clone()));
+                d
+            })
+            .collect();
+        let outputs: Vec<OutputDataset> = self
+            .outputs
+            .iter()
+            .map(|(path, digest)| {
+                let mut d = OutputDataset::new("file", *path);
+                let c = ProvChecksumDatasetFacet::file(10, digest.clone());
+                d.facets.set(&c.version_facet().unwrap());
+                d.facets.set(&c);
+                d
+            })
+            .collect();
+        let job = Job::new("genomics", self.job);
+        let time = EventTime::parse(self.time).unwrap();
+        let mut start = RunEvent::new(EventType::Start, run.clone(), job.clone());
+        start.event_time = time.clone();
+        start.inputs = Some(inputs.clone());
+        let mut done = RunEvent::new(EventType::Complete, run, job);
+        done.event_time = time;
+        done.inputs = Some(inputs);
+        done.outputs = Some(outputs);
+        (id, vec![Event::Run(start), Event::Run(done)])
+    }
+
+    fn record(&self, store: &Store) -> RunId {
+        let (id, events) = self.events();
+        for e in events {
+            assert!(matches!(
+                store.ingest_event(&e).unwrap(),
+                Outcome::Stored { .. }
+            ));
+        }
+        id
+    }
+}
+
+fn digest(n: u8) -> String {
+    format!("{n:02x}").repeat(32)
+}
+
+fn step<'a>(
+    job: &'a str,
+    inputs: &'a [(&'a str, String)],
+    outputs: &'a [(&'a str, String)],
+    time: &'a str,
+) -> Step<'a> {
+    Step {
+        job,
+        inputs,
+        outputs,
+        time,
+        image: "quay.io/biocontainers/bwa:0.7.17--h5bf99c6_8",
+        params: serde_json::json!({"threads": 4}),
+    }
+}
+
+fn an_overwritten_path_keeps_the_lineage_of_its_old_bytes(store: &Store) {
+    let r1 = [("/data/S1.fastq", digest(1))];
+    let r2 = [("/data/S2.fastq", digest(2))];
+    let bam = |d: u8| [("/out/sample.bam", digest(d))];
+    let first = step("align", &r1, &bam(10), "2026-01-01T00:00:00Z").record(store);
+    // A later run overwrites the same path with other bytes.
+    let second = step("align", &r2, &bam(11), "2026-02-01T00:00:00Z").record(store);
+
+    let old = store
+        .lineage(&upstream(&format!("sha256:{}", digest(10)), 20))
+        .unwrap();
+    assert_eq!(
+        old.ids(),
+        [
+            format!("dataset:file:/data/S1.fastq#sha256:{}", digest(1)),
+            format!("dataset:file:/out/sample.bam#sha256:{}", digest(10)),
+            format!("run:{first}"),
+        ]
+    );
+    let now = store
+        .lineage(&upstream("dataset:file:/out/sample.bam", 20))
+        .unwrap();
+    assert!(now.ids().contains(&format!("run:{second}").as_str()));
+    assert!(!now.ids().contains(&format!("run:{first}").as_str()));
+    // The run node carries what an auditor needs.
+    let node = old.node(&format!("run:{first}")).unwrap();
+    assert_eq!(
+        node.data["facets"]["prov_parameters"]["parameters"]["threads"],
+        4
+    );
+    assert_eq!(
+        node.data["containerImage"],
+        "quay.io/biocontainers/bwa:0.7.17--h5bf99c6_8"
+    );
+    assert!(node.data["fingerprint"].as_str().unwrap().len() == 64);
+}
+
+fn runs_accumulate_facets_and_terminal_states_stick(store: &Store) {
+    let id = RunId::new_v7();
+    let job = Job::new("ns", "call");
+    let mut start = RunEvent::new(EventType::Start, Run::new(id), job.clone());
+    start
+        .run
+        .facets
+        .set(&ProcessingEngineRunFacet::new("prov", "0.1.0"));
+    let mut complete_run = Run::new(id);
+    complete_run.facets.set(
+        &ProvContainerRunFacet::new("bwa:1", ContainerRuntime::Docker)
+            .unwrap()
+            .with_digest(IMAGE_DIGEST, DigestSource::Registry),
+    );
+    let complete = RunEvent::new(EventType::Complete, complete_run, job.clone());
+    let late = RunEvent::new(EventType::Running, Run::new(id), job.clone());
+    let other = RunEvent::new(EventType::Other, Run::new(id), job);
+    for e in [start, complete, late, other] {
+        store.ingest_event(&Event::Run(e)).unwrap();
+    }
+    let run = store.run(&id.to_string()).unwrap();
+    assert_eq!(run.state.as_deref(), Some("COMPLETE"));
+    assert_eq!(run.container_digest.as_deref(), Some(IMAGE_DIGEST));
+    assert!(run.started_at.is_some() && run.ended_at.is_some());
+    let graph = store.lineage(&upstream(&format!("run:{id}"), 1)).unwrap();
+    let facets = &graph.node(&format!("run:{id}")).unwrap().data["facets"];
+    assert_eq!(facets["prov_container"]["digest"], IMAGE_DIGEST);
+    assert!(matches!(
+        store.run("0190d2c4-7f3a-7c2e-9b1d-2f6a8c4e5d31"),
+        Err(StoreError::NotFound { .. })
+    ));
+}
+
+fn a_batch_is_one_transaction_and_rejects_bad_events_by_index(store: &Store) {
+    let good = |n: u8| {
+        let (_, events) = step("s", &[], &[], "2026-01-01T00:00:00Z").events();
+        let _ = n;
+        events[0].to_json()
+    };
+    let a = good(1);
+    let b = good(2);
+    let batch: Vec<&[u8]> = vec![
+        a.as_bytes(),
+        b"{not json",
+        b.as_bytes(),
+        a.as_bytes(),
+        b"{\"eventTime\":\"x\"}",
+    ];
+    let outcomes = store.ingest_batch(&batch).unwrap();
+    assert!(matches!(outcomes[0], Outcome::Stored { seq: 1 }));
+    assert!(matches!(&outcomes[1], Outcome::Rejected { reason } if reason.starts_with("not JSON")));
+    assert!(matches!(outcomes[2], Outcome::Stored { seq: 2 }));
+    assert!(
+        matches!(outcomes[3], Outcome::Duplicate { seq: 1 }),
+        "{:?}",
+        outcomes[3]
+    );
+    assert!(matches!(&outcomes[4], Outcome::Rejected { .. }));
+    // The same event with other spacing and member order is the same event.
+    let value: Value = serde_json::from_str(&a).unwrap();
+    let pretty = serde_json::to_vec_pretty(&value).unwrap();
+    assert!(matches!(
+        store.ingest(&pretty).unwrap(),
+        Outcome::Duplicate { seq: 1 }
+    ));
+}
+
+fn the_chain_verifies_and_its_head_moves(store: &Store) {
+    let empty = store.verify_chain().unwrap();
+    assert_eq!(
+        (empty.events, empty.head.clone(), empty.broken.clone()),
+        (0, None, None)
+    );
+    step("a", &[], &[("/x", digest(1))], "2026-01-01T00:00:00Z").record(store);
+    let report = store.verify_chain().unwrap();
+    assert_eq!(report.events, 2);
+    assert!(report.broken.is_none());
+    let head = report.head.unwrap();
+    assert!(head.starts_with("2:"), "{head}");
+    step("b", &[], &[], "2026-01-01T00:00:00Z").record(store);
+    assert_ne!(store.head().unwrap().unwrap(), head);
+}
+
+fn audits_find_containers_derivations_and_unpinned_runs(store: &Store) {
+    let fq1 = [("/data/S1.fastq", digest(1))];
+    let fq2 = [("/data/S2.fastq", digest(2))];
+    let bam1 = [("/out/S1.bam", digest(11))];
+    let bam2 = [("/out/S2.bam", digest(12))];
+    let both = [("/out/S1.bam", digest(11)), ("/out/S2.bam", digest(12))];
+    let vcf = [("/out/cohort.vcf", digest(20))];
+    let pinned = format!("quay.io/biocontainers/bwa@{IMAGE_DIGEST}");
+    let a1 = Step {
+        image: &pinned,
+        ..step("align", &fq1, &bam1, "2026-01-01T00:00:00Z")
+    }
+    .record(store);
+    let a2 = step("align", &fq2, &bam2, "2026-01-01T01:00:00Z").record(store);
+    let call = Step {
+        image: "broadinstitute/gatk:4.5.0.0",
+        ..step("call", &both, &vcf, "2026-01-02T00:00:00Z")
+    }
+    .record(store);
+
+    // By digest: the pinned run, and the VCF downstream of it.
+    let audit = store
+        .audit_container(IMAGE_DIGEST, Page::default())
+        .unwrap();
+    assert_eq!(
+        audit
+            .runs
+            .items
+            .iter()
+            .map(|r| r.run_id.clone())
+            .collect::<Vec<_>>(),
+        [a1.to_string()]
+    );
+    let outputs: Vec<&str> = audit.outputs.iter().map(|o| o.name.as_str()).collect();
+    assert_eq!(outputs, ["/out/S1.bam", "/out/cohort.vcf"]);
+    // By repository and tag: the unpinned use.
+    let audit = store
+        .audit_container(
+            "quay.io/biocontainers/bwa:0.7.17--h5bf99c6_8",
+            Page::default(),
+        )
+        .unwrap();
+    assert_eq!(
+        audit
+            .runs
+            .items
+            .iter()
+            .map(|r| r.run_id.clone())
+            .collect::<Vec<_>>(),
+        [a2.to_string()]
+    );
+
+    // Derived from sample 1's FASTQ: its BAM and the cohort VCF, not sample 2's BAM.
+    let derived = store
+        .derived_from(&Target::Digest(digest(1)), None)
+        .unwrap();
+    let names: Vec<&str> = derived.outputs.iter().map(|o| o.name.as_str()).collect();
+    assert_eq!(names, ["/out/S1.bam", "/out/cohort.vcf"]);
+    let runs: Vec<String> = derived.runs.iter().map(|r| r.run_id.clone()).collect();
+    assert!(
+        runs.contains(&a1.to_string())
+            && runs.contains(&call.to_string())
+            && !runs.contains(&a2.to_string())
+    );
+
+    // Unpinned: the two tagged runs.
+    let unpinned = store
+        .runs(
+            &RunFilter {
+                unpinned: true,
+                ..RunFilter::default()
+            },
+            Page::default(),
+        )
+        .unwrap();
+    let mut ids: Vec<String> = unpinned.items.iter().map(|r| r.run_id.clone()).collect();
+    ids.sort();
+    let mut expected = vec![a2.to_string(), call.to_string()];
+    expected.sort();
+    assert_eq!(ids, expected);
+}
+
+fn cache_lookup_finds_the_latest_complete_run_with_outputs(store: &Store) {
+    let fq = [("/data/S1.fastq", digest(1))];
+    let bam = [("/out/S1.bam", digest(11))];
+    let (first, events) = step("align", &fq, &bam, "2026-01-01T00:00:00Z").events();
+    let Event::Run(done) = &events[1] else {
+        unreachable!()
+    };
+    let fingerprint = done
+        .run
+        .facets
+        .get::<ProvFingerprintRunFacet>()
+        .unwrap()
+        .unwrap()
+        .sha256;
+    assert!(store.cache_lookup(&fingerprint).unwrap().is_none());
+    store.ingest_event(&events[0]).unwrap();
+    assert!(
+        store.cache_lookup(&fingerprint).unwrap().is_none(),
+        "a started run is no cache hit"
+    );
+    store.ingest_event(&events[1]).unwrap();
+    let (run, outputs) = store.cache_lookup(&fingerprint).unwrap().unwrap();
+    assert_eq!(run.run_id, first.to_string());
+    assert_eq!(outputs[0].digest.as_deref(), Some(digest(11).as_str()));
+    assert!(store.cache_lookup(&"0".repeat(64)).unwrap().is_none());
+}
+
+fn lineage_as_of_shows_the_graph_as_it_stood(store: &Store) {
+    let fq = [("/data/S1.fastq", digest(1))];
+    let bam = [("/out/S1.bam", digest(11))];
+    let vcf = [("/out/S1.vcf", digest(21))];
+    step("align", &fq, &bam, "2026-01-01T00:00:00Z").record(store);
+    let call = step("call", &bam, &vcf, "2026-03-01T00:00:00Z").record(store);
+    let down = |as_of: Option<&str>| LineageQuery {
+        target: Target::Digest(digest(11)),
+        direction: Direction::Downstream,
+        depth: 20,
+        as_of: as_of.map(|t| EventTime::parse(t).unwrap().instant().timestamp_micros()),
+    };
+    let before = store.lineage(&down(Some("2026-02-01T00:00:00Z"))).unwrap();
+    assert!(!before.ids().contains(&format!("run:{call}").as_str()));
+    let after = store.lineage(&down(None)).unwrap();
+    assert!(after.ids().contains(&format!("run:{call}").as_str()));
+    let err = store.lineage(&LineageQuery {
+        target: Target::Digest(digest(21)),
+        ..down(Some("2026-02-01T00:00:00Z"))
+    });
+    assert!(
+        matches!(err, Err(StoreError::NotFound { .. })),
+        "the VCF did not exist yet"
+    );
+}
+
+fn runs_are_listed_by_filters_in_pages(store: &Store) {
+    for i in 0..7 {
+        let time = format!("2026-01-0{}T00:00:00Z", i + 1);
+        step(if i % 2 == 0 { "even" } else { "odd" }, &[], &[], &time).record(store);
+    }
+    let even = RunFilter {
+        job: Some("even".into()),
+        ..RunFilter::default()
+    };
+    let page = store
+        .runs(
+            &even,
+            Page {
+                offset: 0,
+                limit: 3,
+            },
+        )
+        .unwrap();
+    assert_eq!(
+        (page.items.len(), page.total, page.next_offset()),
+        (3, 4, Some(3))
+    );
+    let rest = store
+        .runs(
+            &even,
+            Page {
+                offset: 3,
+                limit: 3,
+            },
+        )
+        .unwrap();
+    assert_eq!((rest.items.len(), rest.next_offset()), (1, None));
+    let window = RunFilter {
+        since: Some(
+            EventTime::parse("2026-01-03T00:00:00Z")
+                .unwrap()
+                .instant()
+                .timestamp_micros(),
+        ),
+        until: Some(
+            EventTime::parse("2026-01-05T00:00:00Z")
+                .unwrap()
+                .instant()
+                .timestamp_micros(),
+        ),
+        state: Some("COMPLETE".into()),
+        ..RunFilter::default()
+    };
+    assert_eq!(store.runs(&window, Page::default()).unwrap().total, 2);
+}
+
+fn depth_limits_report_truncation(store: &Store) {
+    let files: Vec<[(&str, String); 1]> = (0..6).map(|i| [("/chain", digest(i))]).collect();
+    for i in 0..5 {
+        step("link", &files[i], &files[i + 1], "2026-01-01T00:00:00Z").record(store);
+    }
+    let full = store
+        .lineage(&upstream(&format!("sha256:{}", digest(5)), 20))
+        .unwrap();
+    assert_eq!(full.graph.len(), 11);
+    assert!(!full.truncated);
+    let cut = store
+        .lineage(&upstream(&format!("sha256:{}", digest(5)), 2))
+        .unwrap();
+    assert_eq!(cut.graph.len(), 5);
+    assert!(cut.truncated);
+}
