@@ -7,10 +7,10 @@
 //! the dataset's latest version at the event's time (as Marquez does).
 
 use provenance_core::facets::{
-    DatasetKind, DatasetVersionDatasetFacet, Facets, ProvChecksumDatasetFacet,
+    DatasetKind, DatasetVersionDatasetFacet, Facets, ProvChecksumDatasetFacet, RunKind,
 };
 use provenance_core::{Event, EventType};
-use serde_json::{Map, Value};
+use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 /// An event ready to be stored.
@@ -87,7 +87,7 @@ pub(crate) fn prepare(raw: &[u8]) -> Result<Prepared, String> {
                 job: e.job.name.clone(),
                 run_id: run_id.clone(),
                 event_type: e.event_type.clone(),
-                columns: columns(e.run.facets.iter().collect()),
+                columns: columns(&e.run.facets),
                 inputs: e
                     .inputs()
                     .iter()
@@ -160,13 +160,9 @@ fn dataset(namespace: &str, name: &str, facets: &Facets<DatasetKind>) -> Dataset
 }
 
 /// Reads the columns of a run's row from one event's run facets.
-fn columns(facets: Vec<(&str, &Value)>) -> RunColumns {
-    let map: Map<String, Value> = facets
-        .into_iter()
-        .map(|(k, v)| (k.to_owned(), v.clone()))
-        .collect();
+fn columns(facets: &Facets<RunKind>) -> RunColumns {
     let text = |facet: &str, path: &[&str]| -> Option<String> {
-        let mut v = map.get(facet)?;
+        let mut v = facets.raw(facet)?;
         for key in path {
             v = v.get(key)?;
         }
@@ -182,8 +178,8 @@ fn columns(facets: Vec<(&str, &Value)>) -> RunColumns {
         container_tag: text("prov_container", &["tag"]),
         container_digest: text("prov_container", &["digest"]),
         params_sha256: text("prov_parameters", &["sha256"]),
-        exit_code: map
-            .get("prov_execution")
+        exit_code: facets
+            .raw("prov_execution")
             .and_then(|e| e.get("exitCode"))
             .and_then(Value::as_i64),
         user: text("prov_execution", &["user"]),

@@ -2,6 +2,7 @@
 //! immediate transactions for writes, cached prepared statements, and
 //! versioned migrations kept as files in `migrations/sqlite/`.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -25,6 +26,23 @@ pub const BUSY_TIMEOUT: Duration = Duration::from_secs(60);
 pub(crate) struct Sqlite {
     location: String,
     conn: Mutex<Connection>,
+    /// Ids of jobs, datasets and content-addressed versions. Rows are never
+    /// deleted or renumbered, so an id once committed stays right, even with
+    /// other processes writing; new ids join only after their commit.
+    ids: Mutex<IdCache>,
+}
+
+#[derive(Default)]
+struct IdCache {
+    named: HashMap<(&'static str, String, String), i64>,
+    versions: HashMap<(i64, String), i64>,
+}
+
+/// Ids learned inside one transaction, published to the cache on commit.
+#[derive(Default)]
+struct Learned {
+    named: Vec<((&'static str, String, String), i64)>,
+    versions: Vec<((i64, String), i64)>,
 }
 
 fn backend(context: impl Into<String>) -> impl FnOnce(rusqlite::Error) -> StoreError {
@@ -61,6 +79,12 @@ impl Sqlite {
         .map_err(fail)?;
         conn.busy_timeout(BUSY_TIMEOUT).map_err(fail)?;
         conn.set_prepared_statement_cache_capacity(64);
+        // Events are kilobytes each: larger pages keep most in one page, and a
+        // 64 MiB page cache holds a whole batch. (page_size only takes effect
+        // on a new file.)
+        conn.pragma_update(None, "page_size", 16384).map_err(fail)?;
+        conn.pragma_update(None, "cache_size", -65536)
+            .map_err(fail)?;
         if path.is_some() {
             conn.pragma_update(None, "journal_mode", "WAL")
                 .map_err(fail)?;
@@ -73,6 +97,7 @@ impl Sqlite {
         let store = Sqlite {
             location: location.clone(),
             conn: Mutex::new(conn),
+            ids: Mutex::new(IdCache::default()),
         };
         store.migrate()?;
         Ok(store)
@@ -135,6 +160,52 @@ fn state_of(t: &Option<EventType>) -> Option<&'static str> {
     }
 }
 
+/// What an ingest transaction reads and writes: the transaction, the shared
+/// id cache, and the ids it learns.
+struct Writer<'t, 'c> {
+    tx: rusqlite::Transaction<'t>,
+    cache: &'c IdCache,
+    learned: Learned,
+}
+
+impl Writer<'_, '_> {
+    fn named(&mut self, table: &'static str, namespace: &str, name: &str) -> rusqlite::Result<i64> {
+        let key = (table, namespace.to_owned(), name.to_owned());
+        if let Some(&id) = self.cache.named.get(&key) {
+            return Ok(id);
+        }
+        if let Some((_, id)) = self.learned.named.iter().rev().find(|(k, _)| *k == key) {
+            return Ok(*id);
+        }
+        let id = upsert_named(&self.tx, table, namespace, name)?;
+        self.learned.named.push((key, id));
+        Ok(id)
+    }
+
+    /// Content-addressed versions (`sha256:`) never change once written, so
+    /// their ids are cached; other versions are upserted every time.
+    fn version(
+        &mut self,
+        dataset: i64,
+        version: &str,
+        part: &DatasetPart,
+        time: i64,
+    ) -> rusqlite::Result<i64> {
+        let cacheable = version.starts_with("sha256:");
+        let key = (dataset, version.to_owned());
+        if cacheable {
+            if let Some(&id) = self.cache.versions.get(&key) {
+                return Ok(id);
+            }
+        }
+        let id = upsert_version(&self.tx, dataset, version, part, time)?;
+        if cacheable {
+            self.learned.versions.push((key, id));
+        }
+        Ok(id)
+    }
+}
+
 fn upsert_named(
     tx: &rusqlite::Transaction<'_>,
     table: &str,
@@ -184,17 +255,13 @@ fn upsert_version(
 }
 
 /// The version an input names, or the dataset's latest at `time`.
-fn input_version(
-    tx: &rusqlite::Transaction<'_>,
-    part: &DatasetPart,
-    time: i64,
-) -> rusqlite::Result<i64> {
-    let dataset = upsert_named(tx, "dataset", &part.namespace, &part.name)?;
+fn input_version(w: &mut Writer<'_, '_>, part: &DatasetPart, time: i64) -> rusqlite::Result<i64> {
+    let dataset = w.named("dataset", &part.namespace, &part.name)?;
     if let Some(version) = &part.version {
-        return upsert_version(tx, dataset, version, part, time);
+        return w.version(dataset, version, part, time);
     }
-    let latest: Option<i64> = tx
-        .prepare_cached(
+    let latest: Option<i64> =
+        w.tx.prepare_cached(
             "SELECT id FROM dataset_version WHERE dataset_id = ?1 AND created_at <= ?2
              ORDER BY created_at DESC, id DESC LIMIT 1",
         )?
@@ -202,12 +269,12 @@ fn input_version(
         .optional()?;
     match latest {
         Some(id) => Ok(id),
-        None => upsert_version(tx, dataset, "unknown", part, time),
+        None => upsert_version(&w.tx, dataset, "unknown", part, time),
     }
 }
 
-fn apply_run(tx: &rusqlite::Transaction<'_>, run: &RunPart, time: i64) -> rusqlite::Result<()> {
-    let job = upsert_named(tx, "job", &run.namespace, &run.job)?;
+fn apply_run(w: &mut Writer<'_, '_>, run: &RunPart, time: i64) -> rusqlite::Result<()> {
+    let job = w.named("job", &run.namespace, &run.job)?;
     let state = state_of(&run.event_type);
     let started = matches!(run.event_type, Some(EventType::Start)).then_some(time);
     let ended = run
@@ -216,7 +283,7 @@ fn apply_run(tx: &rusqlite::Transaction<'_>, run: &RunPart, time: i64) -> rusqli
         .is_some_and(EventType::is_terminal)
         .then_some(time);
     let c = &run.columns;
-    tx.prepare_cached(
+    w.tx.prepare_cached(
         "INSERT INTO run (run_id, job_id, state, started_at, ended_at, first_seen, parent_run_id, root_run_id,
             fingerprint, container_image, container_registry, container_repository, container_tag,
             container_digest, params_sha256, exit_code, user_name, host)
@@ -261,20 +328,20 @@ fn apply_run(tx: &rusqlite::Transaction<'_>, run: &RunPart, time: i64) -> rusqli
         c.host
     ])?;
     for input in &run.inputs {
-        let version = input_version(tx, input, time)?;
-        tx.prepare_cached(
+        let version = input_version(w, input, time)?;
+        w.tx.prepare_cached(
             "INSERT OR IGNORE INTO run_input (run_id, version_id, event_time) VALUES (?1, ?2, ?3)",
         )?
         .execute(params![run.run_id, version, time])?;
     }
     for output in &run.outputs {
-        let dataset = upsert_named(tx, "dataset", &output.namespace, &output.name)?;
+        let dataset = w.named("dataset", &output.namespace, &output.name)?;
         let version = output
             .version
             .clone()
             .unwrap_or_else(|| format!("run:{}", run.run_id));
-        let version = upsert_version(tx, dataset, &version, output, time)?;
-        tx.prepare_cached(
+        let version = w.version(dataset, &version, output, time)?;
+        w.tx.prepare_cached(
             "INSERT OR IGNORE INTO run_output (run_id, version_id, event_time) VALUES (?1, ?2, ?3)",
         )?
         .execute(params![run.run_id, version, time])?;
@@ -336,12 +403,21 @@ impl Sqlite {
 impl Backend for Sqlite {
     fn ingest(&self, batch: &[Prepared]) -> StoreResult<Vec<Outcome>> {
         let mut conn = self.lock();
+        let mut ids = self.ids.lock().unwrap_or_else(|e| e.into_inner());
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(backend("begin a write to the store"))?;
+        // Taken out for the transaction; a failed write leaves the cache empty
+        // (cold, never wrong).
+        let snapshot = std::mem::take(&mut *ids);
+        let mut w = Writer {
+            tx,
+            cache: &snapshot,
+            learned: Learned::default(),
+        };
         let received = now_micros();
-        let (mut seq, mut previous): (u64, String) = tx
-            .query_row(
+        let (mut seq, mut previous): (u64, String) =
+            w.tx.query_row(
                 "SELECT seq, link FROM event ORDER BY seq DESC LIMIT 1",
                 [],
                 |r| Ok((r.get::<_, i64>(0)? as u64, r.get(1)?)),
@@ -351,10 +427,10 @@ impl Backend for Sqlite {
             .unwrap_or((0, chain::GENESIS.to_owned()));
         let mut outcomes = Vec::with_capacity(batch.len());
         for event in batch {
-            let earlier: Option<i64> = tx
-                .prepare_cached("SELECT seq FROM event WHERE event_id = ?1")
-                .and_then(|mut s| s.query_row([&event.event_id], |r| r.get(0)).optional())
-                .map_err(backend("look for an earlier copy of an event"))?;
+            let earlier: Option<i64> =
+                w.tx.prepare_cached("SELECT seq FROM event WHERE event_id = ?1")
+                    .and_then(|mut s| s.query_row([&event.event_id], |r| r.get(0)).optional())
+                    .map_err(backend("look for an earlier copy of an event"))?;
             if let Some(earlier) = earlier {
                 outcomes.push(Outcome::Duplicate {
                     seq: earlier as u64,
@@ -363,7 +439,7 @@ impl Backend for Sqlite {
             }
             seq += 1;
             let link = chain::link(&previous, seq, &event.raw);
-            tx.prepare_cached(
+            w.tx.prepare_cached(
                 "INSERT INTO event (seq, event_id, raw, link, kind, run_id, event_time, received_at)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
             )
@@ -381,22 +457,27 @@ impl Backend for Sqlite {
             })
             .map_err(backend("append an event"))?;
             match &event.body {
-                Body::Run(run) => apply_run(&tx, run, event.time),
-                Body::Dataset(part) => upsert_named(&tx, "dataset", &part.namespace, &part.name)
-                    .and_then(|id| match &part.version {
-                        Some(v) => upsert_version(&tx, id, v, part, event.time).map(drop),
-                        None => Ok(()),
-                    }),
-                Body::Job { namespace, name } => {
-                    upsert_named(&tx, "job", namespace, name).map(drop)
+                Body::Run(run) => apply_run(&mut w, run, event.time),
+                Body::Dataset(part) => {
+                    w.named("dataset", &part.namespace, &part.name)
+                        .and_then(|id| match &part.version {
+                            Some(v) => w.version(id, v, part, event.time).map(drop),
+                            None => Ok(()),
+                        })
                 }
+                Body::Job { namespace, name } => w.named("job", namespace, name).map(drop),
             }
             .map_err(backend(format!("record event {seq} in the lineage model")))?;
             previous = link;
             outcomes.push(Outcome::Stored { seq });
         }
-        tx.commit()
-            .map_err(backend("commit a write to the store"))?;
+        let Writer { tx, learned, .. } = w;
+        let committed = tx.commit();
+        // The cache goes back whatever happened; new ids only if committed.
+        *ids = snapshot;
+        committed.map_err(backend("commit a write to the store"))?;
+        ids.named.extend(learned.named);
+        ids.versions.extend(learned.versions);
         Ok(outcomes)
     }
 

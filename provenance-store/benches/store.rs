@@ -1,0 +1,329 @@
+//! Store benchmark: ingest rate beside a bare SQLite INSERT of the same bytes,
+//! lineage latency on a synthetic genomics project at two sizes, and bytes
+//! stored per event against the raw NDJSON.
+//!
+//! Run with `cargo bench -p provenance-store --bench store` (several minutes;
+//! about 4 GB of disk in $TMPDIR). `PROV_BENCH_SAMPLES` changes the large
+//! project's size (default 100,000 samples x 4 steps, about 800,000 events).
+//! Targets from the issue: >= 50,000 events/s batched into a file store; the
+//! upstream lineage of a final VCF at depth 20 in p50 <= 10 ms in-process, and
+//! at most 2x its latency on a 1,000-sample store.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use provenance_core::facets::*;
+use provenance_core::{Event, EventType, InputDataset, Job, OutputDataset, Run, RunEvent, RunId};
+use provenance_store::{Direction, LineageQuery, Store, Target};
+use rusqlite::{Connection, params};
+
+const BATCH: usize = 1000;
+
+fn main() {
+    let dir = std::env::temp_dir().join(format!("prov-store-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let result = std::panic::catch_unwind(|| run(&dir));
+    let _ = std::fs::remove_dir_all(&dir);
+    if let Err(p) = result {
+        std::panic::resume_unwind(p);
+    }
+}
+
+fn run(dir: &Path) {
+    let large: usize = std::env::var("PROV_BENCH_SAMPLES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100_000);
+
+    println!("## ingest: 1,000 samples x 4 steps, batches of {BATCH}, into a file store");
+    let small_events = project(1000);
+    let bytes: usize = small_events.iter().map(Vec::len).sum();
+    println!(
+        "{} events, {:.0} bytes each on average",
+        small_events.len(),
+        bytes as f64 / small_events.len() as f64
+    );
+    let (ours, bare) = (
+        ingest_rate(dir, "small", &small_events),
+        bare_insert_rate(dir, &small_events),
+    );
+    println!(
+        "prov store ingest:   {:>9.0} events/s   (target >= 50,000)",
+        ours
+    );
+    println!("bare SQLite INSERT:  {:>9.0} events/s", bare);
+    println!("ratio prov/bare:     {:>9.2}", ours / bare);
+
+    println!("\n## lineage of a final VCF, upstream, depth 20");
+    let small_store = dir.join("small.db");
+    let small_p50 = lineage_p50(&small_store, 1000);
+    println!(
+        "1,000 samples ({} events):  p50 {:.3} ms",
+        small_events.len(),
+        millis(small_p50)
+    );
+    drop(small_events);
+
+    let large_store = dir.join("large.db");
+    let started = Instant::now();
+    let mut large_bytes = 0usize;
+    let mut large_events = 0usize;
+    {
+        let store = Store::open(large_store.to_str().unwrap()).unwrap();
+        // Generated and ingested a slice at a time, so memory stays small.
+        for chunk in (0..large).step_by(1000) {
+            let events = project_range(chunk, (chunk + 1000).min(large));
+            large_bytes += events.iter().map(Vec::len).sum::<usize>();
+            large_events += events.len();
+            for batch in events.chunks(BATCH) {
+                let refs: Vec<&[u8]> = batch.iter().map(Vec::as_slice).collect();
+                store.ingest_batch(&refs).unwrap();
+            }
+        }
+    }
+    let took = started.elapsed();
+    println!(
+        "built {large} samples ({large_events} events) in {:.1} s ({:.0} events/s including generation)",
+        took.as_secs_f64(),
+        large_events as f64 / took.as_secs_f64()
+    );
+    let large_p50 = lineage_p50(&large_store, large);
+    println!(
+        "{large} samples:  p50 {:.3} ms   (target <= 10 ms)",
+        millis(large_p50)
+    );
+    println!(
+        "large/small:      {:.2}x   (target <= 2x)",
+        secs(large_p50) / secs(small_p50)
+    );
+
+    println!("\n## size");
+    let size = file_size(&large_store);
+    println!(
+        "store {:.1} MiB for {} events: {:.0} bytes/event; raw NDJSON {:.0} bytes/event; ratio {:.2}",
+        size as f64 / (1 << 20) as f64,
+        large_events,
+        size as f64 / large_events as f64,
+        (large_bytes + large_events) as f64 / large_events as f64,
+        size as f64 / (large_bytes + large_events) as f64
+    );
+}
+
+fn file_size(path: &Path) -> u64 {
+    ["", "-wal"]
+        .iter()
+        .filter_map(|s| std::fs::metadata(format!("{}{s}", path.display())).ok())
+        .map(|m| m.len())
+        .sum()
+}
+
+fn ingest_rate(dir: &Path, name: &str, events: &[Vec<u8>]) -> f64 {
+    let path = dir.join(format!("{name}.db"));
+    let store = Store::open(path.to_str().unwrap()).unwrap();
+    let start = Instant::now();
+    for batch in events.chunks(BATCH) {
+        let refs: Vec<&[u8]> = batch.iter().map(Vec::as_slice).collect();
+        store.ingest_batch(&refs).unwrap();
+    }
+    events.len() as f64 / start.elapsed().as_secs_f64()
+}
+
+/// The floor: the same bytes INSERTed into one table, same batches, same pragmas.
+fn bare_insert_rate(dir: &Path, events: &[Vec<u8>]) -> f64 {
+    let path = dir.join("bare.db");
+    let mut conn = Connection::open(&path).unwrap();
+    conn.pragma_update(None, "journal_mode", "WAL").unwrap();
+    conn.pragma_update(None, "synchronous", "FULL").unwrap();
+    conn.execute_batch("CREATE TABLE event (seq INTEGER PRIMARY KEY, raw BLOB NOT NULL)")
+        .unwrap();
+    let start = Instant::now();
+    for batch in events.chunks(BATCH) {
+        let tx = conn.transaction().unwrap();
+        {
+            let mut stmt = tx
+                .prepare_cached("INSERT INTO event (raw) VALUES (?1)")
+                .unwrap();
+            for raw in batch {
+                stmt.execute(params![raw]).unwrap();
+            }
+        }
+        tx.commit().unwrap();
+    }
+    events.len() as f64 / start.elapsed().as_secs_f64()
+}
+
+fn lineage_p50(path: &Path, samples: usize) -> Duration {
+    let store = Store::open(path.to_str().unwrap()).unwrap();
+    let mut times = Vec::new();
+    for k in 0..101 {
+        let s = (k * 7919) % samples;
+        let query = LineageQuery {
+            target: Target::Dataset {
+                namespace: "file".into(),
+                name: format!("/results/S{s}/S{s}.vcf.gz"),
+            },
+            direction: Direction::Upstream,
+            depth: 20,
+            as_of: None,
+        };
+        let start = Instant::now();
+        let graph = store.lineage(&query).unwrap();
+        times.push(start.elapsed());
+        // 9 versions (2 FASTQ, 2 trimmed, reference, index, BAM, dedup BAM, VCF) and 4 runs
+        assert_eq!(graph.graph.len(), 13, "{:?}", graph.ids());
+    }
+    times.sort();
+    times[times.len() / 2]
+}
+
+fn project(samples: usize) -> Vec<Vec<u8>> {
+    project_range(0, samples)
+}
+
+fn sha(label: &str) -> String {
+    provenance_core::canonical::canonical_sha256(&serde_json::json!(label)).unwrap()
+}
+
+fn dataset_facets(path: &str, size: u64) -> ProvChecksumDatasetFacet {
+    ProvChecksumDatasetFacet::file(size, sha(path)).with_checksum(MD5, &sha(path)[..32])
+}
+
+fn input(path: &str, size: u64) -> InputDataset {
+    let c = dataset_facets(path, size);
+    let mut d = InputDataset::new("file", path);
+    d.facets.set(&c.version_facet().unwrap());
+    d.facets.set(&c);
+    d
+}
+
+fn output(path: &str, size: u64) -> OutputDataset {
+    let c = dataset_facets(path, size);
+    let mut d = OutputDataset::new("file", path);
+    d.facets.set(&c.version_facet().unwrap());
+    d.facets.set(&c);
+    d
+}
+
+/// The events of samples `from..to`: fastp -> bwa mem -> markdup -> call, with
+/// the reference genome and its index shared by every sample.
+fn project_range(from: usize, to: usize) -> Vec<Vec<u8>> {
+    let pipeline = RunId::from_uuid(uuid_of(0, 0));
+    let reference = "/ref/GRCh38.fa";
+    let index = "/ref/GRCh38.fa.bwt";
+    let mut out = Vec::new();
+    for s in from..to {
+        let dir = format!("/results/S{s}");
+        let steps: [(&str, &str, Vec<InputDataset>, Vec<OutputDataset>); 4] = [
+            (
+                "fastp",
+                "quay.io/biocontainers/fastp:0.23.4--h5f740d0_0",
+                vec![
+                    input(&format!("/data/S{s}_R1.fastq.gz"), 2 << 30),
+                    input(&format!("/data/S{s}_R2.fastq.gz"), 2 << 30),
+                ],
+                vec![
+                    output(&format!("{dir}/S{s}_R1.trim.fastq.gz"), 1 << 30),
+                    output(&format!("{dir}/S{s}_R2.trim.fastq.gz"), 1 << 30),
+                ],
+            ),
+            (
+                "bwa_mem",
+                "quay.io/biocontainers/bwa:0.7.17--h5bf99c6_8",
+                vec![
+                    input(&format!("{dir}/S{s}_R1.trim.fastq.gz"), 1 << 30),
+                    input(&format!("{dir}/S{s}_R2.trim.fastq.gz"), 1 << 30),
+                    input(reference, 3 << 30),
+                    input(index, 5 << 30),
+                ],
+                vec![output(&format!("{dir}/S{s}.bam"), 3 << 30)],
+            ),
+            (
+                "markdup",
+                "quay.io/biocontainers/samtools:1.19--h50ea8bc_0",
+                vec![input(&format!("{dir}/S{s}.bam"), 3 << 30)],
+                vec![output(&format!("{dir}/S{s}.dedup.bam"), 3 << 30)],
+            ),
+            (
+                "bcftools_call",
+                "quay.io/biocontainers/bcftools:1.19--h8b25389_0",
+                vec![
+                    input(&format!("{dir}/S{s}.dedup.bam"), 3 << 30),
+                    input(reference, 3 << 30),
+                ],
+                vec![output(&format!("{dir}/S{s}.vcf.gz"), 50 << 20)],
+            ),
+        ];
+        for (k, (job, image, inputs, outputs)) in steps.into_iter().enumerate() {
+            let id = RunId::from_uuid(uuid_of(s as u64 + 1, k as u64));
+            let time =
+                DateTime::<Utc>::from_timestamp(1_760_000_000 + (s * 4 + k) as i64, 0).unwrap();
+            let mut run = Run::new(id);
+            run.facets.set(
+                &ParentRunFacet::new(pipeline, JobRef::new("genomics", "wgs"))
+                    .with_root(pipeline, JobRef::new("genomics", "wgs")),
+            );
+            let params = ProvParametersRunFacet::new(
+                serde_json::json!({"threads": 8, "sample": format!("S{s}"), "reference": "GRCh38"})
+                    .as_object()
+                    .unwrap()
+                    .clone(),
+            )
+            .unwrap();
+            run.facets.set(&params.execution_parameters().unwrap());
+            run.facets.set(&params);
+            let container = ProvContainerRunFacet::new(image, ContainerRuntime::Docker)
+                .unwrap()
+                .with_digest(format!("sha256:{}", sha(image)), DigestSource::Registry);
+            run.facets.set(&container);
+            run.facets.set(&ProvFingerprintRunFacet {
+                base: FacetBase::ours::<ProvFingerprintRunFacet>(),
+                sha256: sha(&format!("{job}{s}")),
+                scheme: FINGERPRINT_SCHEME.into(),
+                extra: Default::default(),
+            });
+            run.facets.set(&ProvSoftwareRunFacet::new([(job, "1.0")]));
+            let job = Job::new("genomics", job);
+            let mut start = RunEvent::new(EventType::Start, run.clone(), job.clone());
+            start.event_time = time.into();
+            start.inputs = Some(inputs.clone());
+            let mut done_run = run;
+            done_run.facets.set(&ProvExecutionRunFacet {
+                base: FacetBase::ours::<ProvExecutionRunFacet>(),
+                argv: vec![job.name.clone(), "--threads".into(), "8".into()],
+                working_directory: dir.clone(),
+                exit_code: Some(0),
+                signal: None,
+                wall_time_ms: 60_000,
+                cpu_time_ms: Some(400_000),
+                peak_rss_bytes: Some(6 << 30),
+                host: "node-1".into(),
+                user: "pipeline".into(),
+                start_time: "2026-01-01T00:00:00Z".into(),
+                end_time: "2026-01-01T00:01:00Z".into(),
+                extra: Default::default(),
+            });
+            let mut done = RunEvent::new(EventType::Complete, done_run, job);
+            done.event_time = (time + chrono::Duration::seconds(60)).into();
+            done.inputs = Some(inputs);
+            done.outputs = Some(outputs);
+            out.push(Event::Run(start).to_json().into_bytes());
+            out.push(Event::Run(done).to_json().into_bytes());
+        }
+    }
+    out
+}
+
+fn uuid_of(a: u64, b: u64) -> uuid::Uuid {
+    let value = (0x0190_0000_0000_7000u128 << 64)
+        | (0x8000_0000_0000_0000u128 + (u128::from(a) << 8) + u128::from(b));
+    uuid::Uuid::from_u128(value)
+}
+
+fn secs(d: Duration) -> f64 {
+    d.as_secs_f64()
+}
+
+fn millis(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
