@@ -93,10 +93,29 @@ impl Store {
     /// found stored before); unreadable ones are rejected with the reason, and
     /// do not stop the others. On error nothing of the batch is stored.
     pub fn ingest_batch(&self, raws: &[&[u8]]) -> StoreResult<Vec<Outcome>> {
+        // Parsing is pure CPU: large batches are parsed on every core.
+        let parsed: Vec<Result<Prepared, String>> = if raws.len() >= 256 {
+            let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+            let chunk = raws.len().div_ceil(cores);
+            std::thread::scope(|scope| {
+                let parts: Vec<_> = raws
+                    .chunks(chunk)
+                    .map(|part| {
+                        scope.spawn(move || part.iter().map(|raw| prepare(raw)).collect::<Vec<_>>())
+                    })
+                    .collect();
+                parts
+                    .into_iter()
+                    .flat_map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+                    .collect()
+            })
+        } else {
+            raws.iter().map(|raw| prepare(raw)).collect()
+        };
         let mut outcomes: Vec<Option<Outcome>> = Vec::with_capacity(raws.len());
         let mut prepared: Vec<Prepared> = Vec::with_capacity(raws.len());
-        for raw in raws {
-            match prepare(raw) {
+        for result in parsed {
+            match result {
                 Ok(p) => {
                     prepared.push(p);
                     outcomes.push(None);
