@@ -1,11 +1,57 @@
 //! Provenance for genomic pipelines, as OpenLineage 2-0-2 events.
 //!
-//! This crate is what a pipeline embeds. It knows the event model, the standard
-//! facets and the project's own `prov_*` facets (content checksums, container
-//! digests, canonical parameters, execution, fingerprints), image references and
-//! run ids. It knows nothing of databases or terminals.
+//! This crate is what a pipeline embeds. It records runs (with the content
+//! hashes of every input and output, the container digest, the parameters and
+//! how the command ran), sends them through transports (file, console, HTTP
+//! with a durable spool), and knows the event model, the standard facets and
+//! the project's own `prov_*` facets. It knows nothing of databases or terminals.
 //!
-//! Build the COMPLETE event of an alignment step and read it back:
+//! A two-step pipeline (align -> call) under a parent run:
+//!
+//! ```
+//! use provenance_core::facets::ContainerRuntime;
+//! use provenance_core::recorder::{Execution, Recorder};
+//! use provenance_core::transport::FileTransport;
+//! # let dir = std::env::temp_dir().join(format!("prov-doc-pipeline-{}", std::process::id()));
+//! # std::fs::create_dir_all(&dir)?;
+//! # let p = |name: &str| dir.join(name).display().to_string();
+//! # std::fs::write(p("S1.fastq"), "@r1\nACGT\n+\nIIII\n")?;
+//! # std::fs::write(p("GRCh38.fa"), ">chr1\nACGTACGT\n")?;
+//!
+//! let events = dir.join("events.ndjson");
+//! let recorder = Recorder::new("genomics", Box::new(FileTransport::open(&events, true)?));
+//!
+//! let pipeline = recorder.step("wgs").job_type("PIPELINE").start()?;
+//!
+//! let align = recorder
+//!     .step("bwa_mem")
+//!     .parent(&pipeline)
+//!     .container("quay.io/biocontainers/bwa:0.7.17--h5bf99c6_8", ContainerRuntime::Docker)
+//!     .param("threads", 8)
+//!     .input(p("S1.fastq"))
+//!     .input(p("GRCh38.fa"))
+//!     .software("bwa", "0.7.17-r1188")
+//!     .start()?; // inputs hashed, START emitted
+//! std::fs::write(p("S1.bam"), "aligned reads")?; // the step's real work
+//! align.complete(&[&p("S1.bam")])?; // output hashed, COMPLETE emitted
+//!
+//! let call = recorder
+//!     .step("bcftools_call")
+//!     .parent(&pipeline)
+//!     .input(p("S1.bam"))
+//!     .input(p("GRCh38.fa"))
+//!     .start()?;
+//! std::fs::write(p("S1.vcf"), "##fileformat=VCFv4.2\n")?;
+//! call.complete(&[&p("S1.vcf")])?;
+//!
+//! pipeline.complete_with(&[], Execution::default())?;
+//! assert_eq!(std::fs::read_to_string(&events)?.lines().count(), 6);
+//! # std::fs::remove_dir_all(&dir)?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! The event model on its own: build the COMPLETE event of an alignment step
+//! and read it back.
 //!
 //! ```
 //! use provenance_core::facets::*;
@@ -46,8 +92,10 @@ mod event;
 pub mod facets;
 pub mod hash;
 pub mod oci;
+pub mod recorder;
 mod run_id;
 mod time;
+pub mod transport;
 mod validate;
 
 pub use event::{

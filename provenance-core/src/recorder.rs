@@ -1,0 +1,850 @@
+//! The run recorder that pipelines embed: start a run of a job with its
+//! container, parameters, inputs and software; finish it with outputs or a
+//! failure. Inputs are hashed (through the cache) before START, outputs after
+//! the step; the terminal event carries `prov_execution`. A run dropped without
+//! being finished emits ABORT, so no run stays open forever.
+//!
+//! Secrets stay out: environment variables are captured only from an
+//! allow-list, names that look like secrets are redacted even when allowed,
+//! and parameters marked secret are recorded as a hash.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use chrono::{SecondsFormat, Utc};
+use serde::Serialize;
+use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
+
+use crate::canonical::CanonicalError;
+use crate::facets::*;
+use crate::hash::{EntryKind, HashCache, HashError, HashOptions, Hasher, PathDigest};
+use crate::oci::ImageRefError;
+use crate::transport::{Transport, TransportError};
+use crate::{Event, EventTime, EventType, InputDataset, Job, OutputDataset, Run, RunEvent, RunId};
+
+/// Variables captured by default (when set); `*` at the end matches a prefix.
+pub const DEFAULT_ENV_ALLOW: &[&str] = &[
+    "LANG",
+    "LC_ALL",
+    "TZ",
+    "OMP_NUM_THREADS",
+    "MKL_NUM_THREADS",
+    "SLURM_JOB_ID",
+    "SLURM_CPUS_PER_TASK",
+    "AWS_BATCH_JOB_ID",
+    "NXF_*",
+];
+
+/// Parts of a variable name that mark it as secret.
+const SECRET_MARKERS: &[&str] = &[
+    "TOKEN",
+    "SECRET",
+    "PASSWORD",
+    "PASSWD",
+    "KEY",
+    "CREDENTIAL",
+    "AUTH",
+    "PRIVATE",
+    "COOKIE",
+    "SESSION",
+];
+
+/// The value recorded in place of a secret.
+pub const REDACTED: &str = "***REDACTED***";
+
+/// Why a run could not be recorded.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RecordError {
+    /// An input or output could not be hashed.
+    #[error("hash {role} of job {job}")]
+    Hash {
+        /// `input` or `output`.
+        role: &'static str,
+        /// The job.
+        job: String,
+        /// Why.
+        #[source]
+        source: HashError,
+    },
+    /// The container reference is malformed.
+    #[error("record the container of job {job}")]
+    Container {
+        /// The job.
+        job: String,
+        /// Why.
+        #[source]
+        source: ImageRefError,
+    },
+    /// The parameters have no canonical form.
+    #[error("record the parameters of job {job}")]
+    Parameters {
+        /// The job.
+        job: String,
+        /// Why.
+        #[source]
+        source: CanonicalError,
+    },
+    /// A parameter value could not be turned into JSON.
+    #[error("record parameter {key} of job {job}: {reason}")]
+    Parameter {
+        /// The job.
+        job: String,
+        /// The parameter.
+        key: String,
+        /// Why.
+        reason: String,
+    },
+    /// The transport refused the event.
+    #[error("emit the {event} event of job {job}")]
+    Emit {
+        /// START, COMPLETE, FAIL or ABORT.
+        event: &'static str,
+        /// The job.
+        job: String,
+        /// Why.
+        #[source]
+        source: TransportError,
+    },
+}
+
+/// Records runs. Cheap to clone, and safe to share across threads.
+#[derive(Clone)]
+pub struct Recorder {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    namespace: String,
+    transport: Box<dyn Transport>,
+    cache: Option<Arc<dyn HashCache>>,
+    hash: HashOptions,
+    env_allow: Vec<String>,
+}
+
+impl Recorder {
+    /// A recorder of jobs in `namespace` that emits to `transport`.
+    pub fn new(namespace: impl Into<String>, transport: Box<dyn Transport>) -> Self {
+        Recorder {
+            inner: Arc::new(Inner {
+                namespace: namespace.into(),
+                transport,
+                cache: None,
+                hash: HashOptions::default(),
+                env_allow: DEFAULT_ENV_ALLOW.iter().map(|s| s.to_string()).collect(),
+            }),
+        }
+    }
+
+    fn edit(mut self, f: impl FnOnce(&mut Inner)) -> Self {
+        // Configuration happens before the recorder is shared.
+        if let Some(inner) = Arc::get_mut(&mut self.inner) {
+            f(inner);
+        }
+        self
+    }
+
+    /// Reuses digests of unchanged files from `cache`.
+    pub fn with_cache(self, cache: Arc<dyn HashCache>) -> Self {
+        self.edit(|i| i.cache = Some(cache))
+    }
+
+    /// Hashes with `options` (md5 too, for example).
+    pub fn with_hash_options(self, options: HashOptions) -> Self {
+        self.edit(|i| i.hash = options)
+    }
+
+    /// Captures these environment variables (`NAME`, or `PREFIX*`).
+    pub fn with_env_allow(self, names: Vec<String>) -> Self {
+        self.edit(|i| i.env_allow = names)
+    }
+
+    /// Begins describing a run of `job`.
+    pub fn step(&self, job: impl Into<String>) -> StepBuilder {
+        StepBuilder {
+            recorder: self.clone(),
+            job: job.into(),
+            run_id: None,
+            job_type: "TASK".into(),
+            image: None,
+            digest: None,
+            runtime: ContainerRuntime::None,
+            params: Map::new(),
+            secrets: Vec::new(),
+            command: Vec::new(),
+            inputs: Vec::new(),
+            software: Vec::new(),
+            parent: None,
+            invalid: None,
+        }
+    }
+
+    /// Waits (at most `timeout`) until every event emitted is delivered.
+    pub fn flush(&self, timeout: std::time::Duration) -> Result<(), TransportError> {
+        self.inner.transport.flush(timeout)
+    }
+
+    fn hasher(&self) -> Hasher<'_> {
+        let hasher = Hasher::new(self.inner.hash.clone());
+        match &self.inner.cache {
+            Some(cache) => hasher.with_cache(cache.as_ref()),
+            None => hasher,
+        }
+    }
+}
+
+/// The parent of a run, and the root of its tree.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Lineage {
+    /// The parent run.
+    pub parent: RunId,
+    /// The parent's job.
+    pub parent_job: JobRef,
+    /// The root run.
+    pub root: RunId,
+    /// The root's job.
+    pub root_job: JobRef,
+}
+
+/// A run being described, before START.
+pub struct StepBuilder {
+    recorder: Recorder,
+    job: String,
+    run_id: Option<RunId>,
+    job_type: String,
+    image: Option<String>,
+    digest: Option<(String, DigestSource)>,
+    runtime: ContainerRuntime,
+    params: Map<String, Value>,
+    secrets: Vec<(String, String)>,
+    command: Vec<String>,
+    inputs: Vec<String>,
+    software: Vec<(String, String)>,
+    parent: Option<Lineage>,
+    /// A parameter that did not convert to JSON, reported by `start`.
+    invalid: Option<(String, String)>,
+}
+
+impl StepBuilder {
+    /// Uses this run id (for example one derived with [`RunId::static_v7`]).
+    pub fn run_id(mut self, id: RunId) -> Self {
+        self.run_id = Some(id);
+        self
+    }
+
+    /// The kind of job (`TASK` by default; `PIPELINE` for a parent).
+    pub fn job_type(mut self, kind: impl Into<String>) -> Self {
+        self.job_type = kind.into();
+        self
+    }
+
+    /// The container image, as given (a tag, or pinned by digest).
+    pub fn container(mut self, image: impl Into<String>, runtime: ContainerRuntime) -> Self {
+        self.image = Some(image.into());
+        self.runtime = runtime;
+        self
+    }
+
+    /// The image's digest, learned from a registry, runtime or image file.
+    pub fn container_digest(mut self, digest: impl Into<String>, source: DigestSource) -> Self {
+        self.digest = Some((digest.into(), source));
+        self
+    }
+
+    /// A parameter (any value that serializes to JSON).
+    pub fn param(mut self, key: impl Into<String>, value: impl Serialize) -> Self {
+        let key = key.into();
+        match serde_json::to_value(value) {
+            Ok(v) => {
+                self.params.insert(key, v);
+            }
+            Err(e) => self.invalid = Some((key, e.to_string())),
+        }
+        self
+    }
+
+    /// A parameter recorded only as a hash, never in clear (a database
+    /// password, an access token).
+    pub fn secret_param(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.secrets.push((key.into(), value.into()));
+        self
+    }
+
+    /// The command the step runs (part of its fingerprint).
+    pub fn command(mut self, argv: Vec<String>) -> Self {
+        self.command = argv;
+        self
+    }
+
+    /// An input: a local path (hashed), or an `s3://`, `gs://`, `file://host/`
+    /// or other URI (named, not hashed).
+    pub fn input(mut self, path_or_uri: impl Into<String>) -> Self {
+        self.inputs.push(path_or_uri.into());
+        self
+    }
+
+    /// A tool and its version.
+    pub fn software(mut self, name: impl Into<String>, version: impl Into<String>) -> Self {
+        self.software.push((name.into(), version.into()));
+        self
+    }
+
+    /// Makes this run a child of `parent` (and of its root).
+    pub fn parent(mut self, parent: &RunHandle) -> Self {
+        self.parent = Some(parent.child_lineage());
+        self
+    }
+
+    /// Makes this run a child of a run known only by ids (from `PROV_PARENT_RUN`).
+    pub fn parent_lineage(mut self, lineage: Lineage) -> Self {
+        self.parent = Some(lineage);
+        self
+    }
+
+    /// Hashes the inputs and emits START.
+    pub fn start(self) -> Result<RunHandle, RecordError> {
+        let job_name = self.job.clone();
+        if let Some((key, reason)) = self.invalid.clone() {
+            return Err(RecordError::Parameter {
+                job: job_name,
+                key,
+                reason,
+            });
+        }
+        let inner = &self.recorder.inner;
+        let run_id = self.run_id.unwrap_or_else(RunId::new_v7);
+
+        let mut params = self.params.clone();
+        for (key, value) in &self.secrets {
+            params.insert(key.clone(), Value::String(secret_hash(value)));
+        }
+        let params =
+            ProvParametersRunFacet::new(params).map_err(|source| RecordError::Parameters {
+                job: job_name.clone(),
+                source,
+            })?;
+        let container = match &self.image {
+            None => None,
+            Some(image) => {
+                let facet = ProvContainerRunFacet::new(image, self.runtime).map_err(|source| {
+                    RecordError::Container {
+                        job: job_name.clone(),
+                        source,
+                    }
+                })?;
+                Some(match &self.digest {
+                    Some((digest, source)) if facet.digest.is_none() => {
+                        facet.with_digest(digest.clone(), *source)
+                    }
+                    _ => facet,
+                })
+            }
+        };
+
+        let inputs = datasets(&self.recorder, &self.inputs, "input", &job_name)?;
+        let digests: Vec<String> = inputs
+            .iter()
+            .filter_map(|d| d.digest.as_ref().map(|h| format!("sha256:{h}")))
+            .collect();
+        let identity = container.as_ref().map(ProvContainerRunFacet::identity);
+        let fingerprint = Fingerprint {
+            job: &job_name,
+            command: &self.command,
+            container: identity.as_deref(),
+            parameters: &params.parameters,
+            inputs: &digests,
+        }
+        .facet()
+        .map_err(|source| RecordError::Parameters {
+            job: job_name.clone(),
+            source,
+        })?;
+
+        let mut run = Run::new(run_id);
+        if let Some(lineage) = &self.parent {
+            run.facets.set(
+                &ParentRunFacet::new(lineage.parent, lineage.parent_job.clone())
+                    .with_root(lineage.root, lineage.root_job.clone()),
+            );
+        }
+        let execution_parameters =
+            params
+                .execution_parameters()
+                .map_err(|source| RecordError::Parameters {
+                    job: job_name.clone(),
+                    source,
+                })?;
+        run.facets.set(&execution_parameters);
+        run.facets.set(&params);
+        if let Some(c) = &container {
+            run.facets.set(c);
+        }
+        run.facets.set(&fingerprint);
+        run.facets
+            .set(&ProvSoftwareRunFacet::new(self.software.clone()));
+        run.facets.set(&ProcessingEngineRunFacet::new(
+            "prov",
+            env!("CARGO_PKG_VERSION"),
+        ));
+        let env = capture_env(&inner.env_allow);
+        if !env.is_empty() {
+            run.facets.set(&EnvironmentVariablesRunFacet::new(env));
+        }
+        let mut job = Job::new(inner.namespace.clone(), job_name.clone());
+        job.facets
+            .set(&JobTypeJobFacet::batch("PROV", self.job_type.clone()));
+
+        let (root, root_job) = match &self.parent {
+            Some(l) => (l.root, l.root_job.clone()),
+            None => (
+                run_id,
+                JobRef::new(inner.namespace.clone(), job_name.clone()),
+            ),
+        };
+        let handle = RunHandle {
+            recorder: self.recorder.clone(),
+            run,
+            job,
+            inputs: inputs.into_iter().map(|d| d.input).collect(),
+            command: self.command,
+            root,
+            root_job,
+            started: Instant::now(),
+            start_time: Utc::now(),
+            finished: AtomicBool::new(false),
+        };
+        handle.emit(EventType::Start, None, None, Vec::new())?;
+        Ok(handle)
+    }
+}
+
+/// `sha256:<hex>` of a secret, with a fixed prefix: equal secrets compare
+/// equal across runs, the value itself is not recorded. (A short or common
+/// secret can still be guessed from its hash: keep such values out entirely.)
+pub fn secret_hash(value: &str) -> String {
+    let mut h = Sha256::new();
+    h.update(b"prov-secret-1\0");
+    h.update(value.as_bytes());
+    format!("sha256:{}", crate::hex(&h.finalize()))
+}
+
+/// Whether a variable's name marks it as secret.
+pub fn looks_secret(name: &str) -> bool {
+    let upper = name.to_ascii_uppercase();
+    SECRET_MARKERS.iter().any(|m| upper.contains(m))
+}
+
+fn capture_env(allow: &[String]) -> Vec<(String, String)> {
+    let mut vars: Vec<(String, String)> = std::env::vars()
+        .filter(|(name, _)| {
+            allow.iter().any(|a| match a.strip_suffix('*') {
+                Some(prefix) => name.starts_with(prefix),
+                None => name == a,
+            })
+        })
+        .map(|(name, value)| {
+            let value = if looks_secret(&name) {
+                REDACTED.to_owned()
+            } else {
+                value
+            };
+            (name, value)
+        })
+        .collect();
+    vars.sort();
+    vars
+}
+
+/// A dataset named and, if local, hashed.
+struct Named {
+    input: InputDataset,
+    output: OutputDataset,
+    digest: Option<String>,
+}
+
+/// Names (and hashes, for local paths) inputs or outputs.
+fn datasets(
+    recorder: &Recorder,
+    paths: &[String],
+    role: &'static str,
+    job: &str,
+) -> Result<Vec<Named>, RecordError> {
+    let local: Vec<PathBuf> = paths
+        .iter()
+        .filter(|p| uri_name(p).is_none())
+        .map(PathBuf::from)
+        .collect();
+    let mut digests = recorder.hasher().hash_all(&local).into_iter();
+    let mut out = Vec::with_capacity(paths.len());
+    for p in paths {
+        let (namespace, name, digest) = match uri_name(p) {
+            Some((ns, name)) => (ns, name, None),
+            None => {
+                let d = digests
+                    .next()
+                    .expect("one digest per local path")
+                    .map_err(|source| RecordError::Hash {
+                        role,
+                        job: job.to_owned(),
+                        source,
+                    })?;
+                let absolute =
+                    std::path::absolute(Path::new(p)).unwrap_or_else(|_| PathBuf::from(p));
+                ("file".to_owned(), absolute.display().to_string(), Some(d))
+            }
+        };
+        let mut input = InputDataset::new(namespace.clone(), name.clone());
+        let mut output = OutputDataset::new(namespace, name);
+        if let Some(d) = &digest {
+            set_content_facets(&mut input.facets, d);
+            set_content_facets(&mut output.facets, d);
+            output
+                .output_facets
+                .set(&OutputStatisticsOutputDatasetFacet::new(
+                    d.size,
+                    d.file_count.unwrap_or(1),
+                ));
+        }
+        out.push(Named {
+            input,
+            output,
+            digest: digest.map(|d| d.sha256),
+        });
+    }
+    Ok(out)
+}
+
+fn set_content_facets(facets: &mut Facets<DatasetKind>, d: &PathDigest) {
+    let checksum = d.checksum_facet();
+    if let Some(version) = checksum.version_facet() {
+        facets.set(&version);
+    }
+    facets.set(&checksum);
+    let kind = match d.kind {
+        EntryKind::File => "FILE",
+        EntryKind::Directory => "DIRECTORY",
+    };
+    facets.set(&DatasetTypeDatasetFacet::new(kind));
+    facets.set(&StorageDatasetFacet::new("posix", file_format(&d.path)));
+    if let Some(target) = &d.target {
+        facets.set(&SymlinksDatasetFacet::new(vec![SymlinkIdentifier {
+            namespace: "file".into(),
+            name: target.display().to_string(),
+            kind: "SYMLINK_TARGET".into(),
+            extra: Map::new(),
+        }]));
+    }
+}
+
+/// The genomics format of a path, from its extension.
+fn file_format(path: &Path) -> Option<String> {
+    let name = path.file_name()?.to_str()?.to_ascii_lowercase();
+    let name = name.strip_suffix(".gz").unwrap_or(&name);
+    let formats = [
+        (".fastq", "fastq"),
+        (".fq", "fastq"),
+        (".bam", "bam"),
+        (".cram", "cram"),
+        (".sam", "sam"),
+        (".vcf", "vcf"),
+        (".bcf", "bcf"),
+        (".fa", "fasta"),
+        (".fasta", "fasta"),
+        (".bed", "bed"),
+    ];
+    formats
+        .iter()
+        .find(|(ext, _)| name.ends_with(ext))
+        .map(|(_, f)| f.to_string())
+}
+
+/// `(namespace, name)` of a URI, per the OpenLineage naming conventions;
+/// `None` for a local path.
+pub fn uri_name(s: &str) -> Option<(String, String)> {
+    let (scheme, rest) = s.split_once("://")?;
+    if scheme.is_empty()
+        || !scheme
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "+.-".contains(c))
+    {
+        return None;
+    }
+    if scheme == "file" && rest.starts_with('/') {
+        // file:///path is a local file.
+        return Some(("file".into(), rest.to_owned()));
+    }
+    let (authority, path) = match rest.find('/') {
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => (rest, ""),
+    };
+    let name = match scheme {
+        "s3" | "gs" | "s3a" | "gcs" => path.trim_start_matches('/').to_owned(),
+        _ => path.to_owned(),
+    };
+    Some((format!("{scheme}://{authority}"), name))
+}
+
+/// How a run's command executed, for `prov_execution`.
+#[derive(Debug, Clone, Default)]
+pub struct Execution {
+    /// The command and its arguments (default: the step's command).
+    pub argv: Option<Vec<String>>,
+    /// The exit code, if the command exited.
+    pub exit_code: Option<i32>,
+    /// The signal that ended it, if one did.
+    pub signal: Option<i32>,
+    /// User plus system CPU time, milliseconds.
+    pub cpu_time_ms: Option<u64>,
+    /// Peak resident set size, bytes.
+    pub peak_rss_bytes: Option<u64>,
+}
+
+/// A started run. Finish it with [`RunHandle::complete`] or
+/// [`RunHandle::fail`]; dropping it unfinished emits ABORT.
+pub struct RunHandle {
+    recorder: Recorder,
+    run: Run,
+    job: Job,
+    inputs: Vec<InputDataset>,
+    command: Vec<String>,
+    root: RunId,
+    root_job: JobRef,
+    started: Instant,
+    start_time: chrono::DateTime<Utc>,
+    finished: AtomicBool,
+}
+
+impl RunHandle {
+    /// The run's id.
+    pub fn run_id(&self) -> RunId {
+        self.run.run_id
+    }
+
+    /// The job's namespace and name.
+    pub fn job(&self) -> JobRef {
+        JobRef::new(self.job.namespace.clone(), self.job.name.clone())
+    }
+
+    /// What a child of this run records as its parent and root.
+    pub fn child_lineage(&self) -> Lineage {
+        Lineage {
+            parent: self.run.run_id,
+            parent_job: self.job(),
+            root: self.root,
+            root_job: self.root_job.clone(),
+        }
+    }
+
+    /// Hashes `outputs` and emits COMPLETE.
+    pub fn complete(self, outputs: &[&str]) -> Result<(), RecordError> {
+        self.complete_with(
+            outputs,
+            Execution {
+                exit_code: Some(0),
+                ..Execution::default()
+            },
+        )
+    }
+
+    /// Hashes `outputs` and emits COMPLETE with how the command executed.
+    pub fn complete_with(self, outputs: &[&str], execution: Execution) -> Result<(), RecordError> {
+        let paths: Vec<String> = outputs.iter().map(|s| s.to_string()).collect();
+        let named = match datasets(&self.recorder, &paths, "output", &self.job.name) {
+            Ok(named) => named,
+            Err(e) => {
+                // The run still ends, as a failure naming the output at fault.
+                let message = format!("{e}: {}", e.source_message());
+                let _ = self.finish(EventType::Fail, Some(message), Some(execution), Vec::new());
+                return Err(e);
+            }
+        };
+        self.finish(
+            EventType::Complete,
+            None,
+            Some(execution),
+            named.into_iter().map(|n| n.output).collect(),
+        )
+    }
+
+    /// Emits FAIL with `message`.
+    pub fn fail(self, message: &str, execution: Execution) -> Result<(), RecordError> {
+        self.finish(
+            EventType::Fail,
+            Some(message.to_owned()),
+            Some(execution),
+            Vec::new(),
+        )
+    }
+
+    /// Emits ABORT (the run was stopped before it finished).
+    pub fn abort(self, execution: Execution) -> Result<(), RecordError> {
+        self.finish(EventType::Abort, None, Some(execution), Vec::new())
+    }
+
+    fn finish(
+        &self,
+        kind: EventType,
+        error: Option<String>,
+        execution: Option<Execution>,
+        outputs: Vec<OutputDataset>,
+    ) -> Result<(), RecordError> {
+        if self.finished.swap(true, Ordering::SeqCst) {
+            return Ok(());
+        }
+        self.emit(kind, error, execution, outputs)
+    }
+
+    fn emit(
+        &self,
+        kind: EventType,
+        error: Option<String>,
+        execution: Option<Execution>,
+        outputs: Vec<OutputDataset>,
+    ) -> Result<(), RecordError> {
+        let name = kind.as_str().to_owned();
+        let mut run = self.run.clone();
+        if let Some(message) = error {
+            run.facets.set(&ErrorMessageRunFacet::new(message, "shell"));
+        }
+        if let Some(exec) = execution {
+            let end = Utc::now();
+            run.facets.set(&ProvExecutionRunFacet {
+                base: FacetBase::ours::<ProvExecutionRunFacet>(),
+                argv: exec
+                    .argv
+                    .filter(|a| !a.is_empty())
+                    .or_else(|| (!self.command.is_empty()).then(|| self.command.clone()))
+                    .unwrap_or_else(|| std::env::args().collect()),
+                working_directory: std::env::current_dir()
+                    .map_or_else(|_| "unknown".into(), |d| d.display().to_string()),
+                exit_code: exec.exit_code,
+                signal: exec.signal,
+                wall_time_ms: self.started.elapsed().as_millis() as u64,
+                cpu_time_ms: exec.cpu_time_ms,
+                peak_rss_bytes: exec.peak_rss_bytes,
+                host: host_name(),
+                user: user_name(),
+                start_time: self.start_time.to_rfc3339_opts(SecondsFormat::Micros, true),
+                end_time: end.to_rfc3339_opts(SecondsFormat::Micros, true),
+                extra: Map::new(),
+            });
+        }
+        let mut event = RunEvent::new(kind, run, self.job.clone());
+        event.event_time = EventTime::now();
+        event.inputs = Some(self.inputs.clone());
+        if !outputs.is_empty() {
+            event.outputs = Some(outputs);
+        }
+        let job = self.job.name.clone();
+        self.recorder
+            .inner
+            .transport
+            .emit(&Event::Run(event))
+            .map_err(|source| RecordError::Emit {
+                event: match name.as_str() {
+                    "START" => "START",
+                    "COMPLETE" => "COMPLETE",
+                    "FAIL" => "FAIL",
+                    _ => "ABORT",
+                },
+                job,
+                source,
+            })
+    }
+}
+
+impl Drop for RunHandle {
+    fn drop(&mut self) {
+        // A run nobody finished was stopped: say so rather than leave it open.
+        let _ = self.finish(
+            EventType::Abort,
+            None,
+            Some(Execution::default()),
+            Vec::new(),
+        );
+    }
+}
+
+impl RecordError {
+    fn source_message(&self) -> String {
+        let mut out = String::new();
+        let mut source = std::error::Error::source(self);
+        while let Some(s) = source {
+            if !out.is_empty() {
+                out.push_str(": ");
+            }
+            out.push_str(&s.to_string());
+            source = s.source();
+        }
+        out
+    }
+}
+
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| "unknown".into())
+}
+
+fn user_name() -> String {
+    std::env::var("USER")
+        .or_else(|_| std::env::var("LOGNAME"))
+        .ok()
+        .filter(|u| !u.is_empty())
+        .unwrap_or_else(|| "unknown".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uris_are_named_per_the_conventions() {
+        let check = |uri: &str, ns: &str, name: &str| {
+            assert_eq!(
+                uri_name(uri),
+                Some((ns.to_owned(), name.to_owned())),
+                "{uri}"
+            );
+        };
+        check(
+            "s3://bucket/reads/S1.fastq.gz",
+            "s3://bucket",
+            "reads/S1.fastq.gz",
+        );
+        check("gs://b/x/y.bam", "gs://b", "x/y.bam");
+        check(
+            "file://node-7/scratch/a.vcf",
+            "file://node-7",
+            "/scratch/a.vcf",
+        );
+        check("file:///data/a.vcf", "file", "/data/a.vcf");
+        check("hdfs://nn:8020/p/q", "hdfs://nn:8020", "/p/q");
+        assert_eq!(uri_name("/data/local.bam"), None);
+        assert_eq!(uri_name("relative/path.bam"), None);
+    }
+
+    #[test]
+    fn secret_looking_names_are_recognized() {
+        for name in [
+            "GITHUB_TOKEN",
+            "AWS_SECRET_ACCESS_KEY",
+            "DB_PASSWORD",
+            "api_key",
+            "GOOGLE_APPLICATION_CREDENTIALS",
+        ] {
+            assert!(looks_secret(name), "{name}");
+        }
+        for name in ["LANG", "OMP_NUM_THREADS", "SLURM_JOB_ID"] {
+            assert!(!looks_secret(name), "{name}");
+        }
+        assert_eq!(secret_hash("hunter2"), secret_hash("hunter2"));
+        assert!(!secret_hash("hunter2").contains("hunter2"));
+    }
+}

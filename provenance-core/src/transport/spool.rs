@@ -1,0 +1,144 @@
+//! The durable spool of the HTTP transport: NDJSON files of events accepted but
+//! not yet delivered, each with a cursor of how far delivery has got.
+//!
+//! A process appends to its own spool file, which it holds locked (`flock`)
+//! while it lives; a file whose lock can be taken belongs to a process that is
+//! gone, and is adopted and delivered by whoever takes it. The cursor
+//! (`<file>.acked`, a byte offset) is replaced atomically after each delivery,
+//! so after a crash at most the last delivery is repeated, and a receiver that
+//! deduplicates by event identity (as the store does) sees each event once.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+
+/// One spool file and its cursor.
+pub(crate) struct SpoolFile {
+    pub path: PathBuf,
+    /// Held open (and locked) for as long as this process owns the file.
+    pub lock: File,
+}
+
+/// The suffix of spool files.
+pub(crate) const SUFFIX: &str = "ndjson";
+
+impl SpoolFile {
+    /// Creates this process's own spool file in `dir`, locked.
+    pub fn create(dir: &Path) -> io::Result<SpoolFile> {
+        fs::create_dir_all(dir)?;
+        let name = format!("{}.{SUFFIX}", uuid::Uuid::now_v7());
+        let path = dir.join(name);
+        let lock = OpenOptions::new()
+            .create_new(true)
+            .append(true)
+            .open(&path)?;
+        lock.try_lock().map_err(io::Error::other)?;
+        Ok(SpoolFile { path, lock })
+    }
+
+    /// Takes over a spool file whose owner is gone; `None` if it is still owned.
+    pub fn adopt(path: &Path) -> io::Result<Option<SpoolFile>> {
+        let lock = OpenOptions::new().append(true).open(path)?;
+        match lock.try_lock() {
+            Ok(()) => Ok(Some(SpoolFile {
+                path: path.to_path_buf(),
+                lock,
+            })),
+            Err(fs::TryLockError::WouldBlock) => Ok(None),
+            Err(fs::TryLockError::Error(e)) => Err(e),
+        }
+    }
+
+    fn cursor_path(&self) -> PathBuf {
+        let mut p = self.path.clone().into_os_string();
+        p.push(".acked");
+        PathBuf::from(p)
+    }
+
+    /// How many bytes have been delivered.
+    pub fn cursor(&self) -> io::Result<u64> {
+        match fs::read_to_string(self.cursor_path()) {
+            Ok(text) => text.trim().parse().map_err(|_| {
+                io::Error::other(format!(
+                    "the cursor {} is not a number",
+                    self.cursor_path().display()
+                ))
+            }),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(0),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Records that everything before `offset` is delivered (atomically).
+    pub fn set_cursor(&self, offset: u64) -> io::Result<()> {
+        let target = self.cursor_path();
+        let mut tmp = target.clone().into_os_string();
+        tmp.push(".tmp");
+        let tmp = PathBuf::from(tmp);
+        fs::write(&tmp, offset.to_string())?;
+        fs::rename(&tmp, &target)
+    }
+
+    /// Up to `max` complete lines from `offset`, each with the offset after it.
+    pub fn read_from(&self, offset: u64, max: usize) -> io::Result<Vec<(Vec<u8>, u64)>> {
+        let mut file = File::open(&self.path)?;
+        file.seek(SeekFrom::Start(offset))?;
+        let mut buf = Vec::new();
+        file.take(4 << 20).read_to_end(&mut buf)?;
+        let mut lines = Vec::new();
+        let mut start = 0;
+        while lines.len() < max {
+            let Some(end) = buf[start..].iter().position(|&b| b == b'\n') else {
+                break; // an incomplete line is still being written (or was torn)
+            };
+            let line = buf[start..start + end].to_vec();
+            start += end + 1;
+            lines.push((line, offset + start as u64));
+        }
+        Ok(lines)
+    }
+
+    /// The file's length now.
+    pub fn len(&self) -> io::Result<u64> {
+        Ok(fs::metadata(&self.path)?.len())
+    }
+
+    /// Keeps an event the receiver refused for good, with the reason, beside
+    /// the spool, so that it is never silently dropped.
+    pub fn reject(&self, line: &[u8], reason: &str) -> io::Result<()> {
+        let mut p = self.path.clone().into_os_string();
+        p.push(".rejected");
+        let mut f = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(PathBuf::from(p))?;
+        let note = serde_json::json!({"reason": reason, "event": String::from_utf8_lossy(line)});
+        f.write_all(format!("{note}\n").as_bytes())
+    }
+
+    /// Deletes a fully delivered file and its cursor.
+    pub fn remove(self) -> io::Result<()> {
+        let cursor = self.cursor_path();
+        fs::remove_file(&self.path)?;
+        match fs::remove_file(cursor) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// The spool files in `dir` other than `own`.
+pub(crate) fn others(dir: &Path, own: &Path) -> io::Result<Vec<PathBuf>> {
+    let mut files: Vec<PathBuf> = match fs::read_dir(dir) {
+        Ok(entries) => entries
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|e| e == SUFFIX) && p != own)
+            .collect(),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Vec::new(),
+        Err(e) => return Err(e),
+    };
+    // UUIDv7 names sort by creation time: older spools first.
+    files.sort();
+    Ok(files)
+}
