@@ -243,7 +243,7 @@ fn processes_sharing_one_cache_never_see_a_wrong_digest() {
                 for (i, f) in files
                     .iter()
                     .enumerate()
-                    .filter(|(i, _)| (i + version as usize) % 3 == 0)
+                    .filter(|(i, _)| (i + version as usize).is_multiple_of(3))
                 {
                     let bytes = content(i, version);
                     written

@@ -215,10 +215,10 @@ fn check_registry(registry: &str) -> Result<(), String> {
             None => (Some(registry), None),
         }
     };
-    if let Some(port) = port {
-        if port.is_empty() || !port.bytes().all(|b| b.is_ascii_digit()) {
-            return Err(format!("the registry port {port:?} is not a number"));
-        }
+    if let Some(port) = port
+        && (port.is_empty() || !port.bytes().all(|b| b.is_ascii_digit()))
+    {
+        return Err(format!("the registry port {port:?} is not a number"));
     }
     if let Some(host) = host {
         for component in host.split('.') {

@@ -124,13 +124,13 @@ impl Validator {
                 ("nominalStartTime", start),
                 ("nominalEndTime", nominal.nominal_end_time.as_deref()),
             ] {
-                if let Some(time) = time {
-                    if !is_date_time(time) {
-                        self.push(
-                            format!("{p}.nominalTime.{name}"),
-                            format!("{time:?} is not an RFC 3339 date-time"),
-                        );
-                    }
+                if let Some(time) = time
+                    && !is_date_time(time)
+                {
+                    self.push(
+                        format!("{p}.nominalTime.{name}"),
+                        format!("{time:?} is not an RFC 3339 date-time"),
+                    );
                 }
             }
         }

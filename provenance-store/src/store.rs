@@ -360,12 +360,11 @@ impl Store {
 
 /// Hides the password of a URL such as `postgres://user:secret@host/db`.
 fn redact(location: &str) -> String {
-    if let Some((scheme, rest)) = location.split_once("://") {
-        if let Some((credentials, host)) = rest.split_once('@') {
-            if let Some((user, _)) = credentials.split_once(':') {
-                return format!("{scheme}://{user}:***@{host}");
-            }
-        }
+    if let Some((scheme, rest)) = location.split_once("://")
+        && let Some((credentials, host)) = rest.split_once('@')
+        && let Some((user, _)) = credentials.split_once(':')
+    {
+        return format!("{scheme}://{user}:***@{host}");
     }
     location.to_owned()
 }

@@ -449,15 +449,15 @@ impl<'a> Hasher<'a> {
             mtime_ns: key.mtime_ns,
             cached: false,
         };
-        if let Some(cache) = self.cache {
-            if !self.is_racy(&key, started) {
-                let entry = CachedDigest {
-                    sha256: result.sha256.clone(),
-                    md5: result.md5.clone(),
-                };
-                if let Err(e) = cache.put(&key, &entry) {
-                    self.observer.cache_failed(&e);
-                }
+        if let Some(cache) = self.cache
+            && !self.is_racy(&key, started)
+        {
+            let entry = CachedDigest {
+                sha256: result.sha256.clone(),
+                md5: result.md5.clone(),
+            };
+            if let Err(e) = cache.put(&key, &entry) {
+                self.observer.cache_failed(&e);
             }
         }
         Ok(result)

@@ -151,23 +151,23 @@ pub fn load_config(
             map.insert(keys[keys.len() - 1].clone(), Value::String(value.clone()));
         }
     }
-    if transport.is_none() {
-        if let Some(url) = env.get("OPENLINEAGE_URL") {
-            let mut t = Map::new();
-            t.insert("type".into(), "http".into());
-            t.insert("url".into(), url.clone().into());
-            if let Some(e) = env.get("OPENLINEAGE_ENDPOINT") {
-                t.insert("endpoint".into(), e.clone().into());
-            }
-            if let Some(k) = env.get("OPENLINEAGE_API_KEY") {
-                t.insert(
-                    "auth".into(),
-                    serde_json::json!({"type": "api_key", "apiKey": k}),
-                );
-            }
-            transport = Some(Value::Object(t));
-            source_name = "OPENLINEAGE_URL".into();
+    if transport.is_none()
+        && let Some(url) = env.get("OPENLINEAGE_URL")
+    {
+        let mut t = Map::new();
+        t.insert("type".into(), "http".into());
+        t.insert("url".into(), url.clone().into());
+        if let Some(e) = env.get("OPENLINEAGE_ENDPOINT") {
+            t.insert("endpoint".into(), e.clone().into());
         }
+        if let Some(k) = env.get("OPENLINEAGE_API_KEY") {
+            t.insert(
+                "auth".into(),
+                serde_json::json!({"type": "api_key", "apiKey": k}),
+            );
+        }
+        transport = Some(Value::Object(t));
+        source_name = "OPENLINEAGE_URL".into();
     }
     transport.map(|t| parse(&t, &source_name)).transpose()
 }

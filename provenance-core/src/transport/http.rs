@@ -349,11 +349,11 @@ impl Shared {
         if self.options.gzip {
             let mut encoder =
                 flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-            if encoder.write_all(&body).is_ok() {
-                if let Ok(gz) = encoder.finish() {
-                    body = gz;
-                    request = request.header("Content-Encoding", "gzip");
-                }
+            if encoder.write_all(&body).is_ok()
+                && let Ok(gz) = encoder.finish()
+            {
+                body = gz;
+                request = request.header("Content-Encoding", "gzip");
             }
         }
         let response = match request.body(body).send() {

@@ -48,13 +48,13 @@ struct Learned {
 fn backend(context: impl Into<String>) -> impl FnOnce(rusqlite::Error) -> StoreError {
     let context = context.into();
     move |source| {
-        if let rusqlite::Error::SqliteFailure(e, _) = &source {
-            if matches!(e.code, ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) {
-                return StoreError::Busy {
-                    waited: BUSY_TIMEOUT,
-                    source: source.into(),
-                };
-            }
+        if let rusqlite::Error::SqliteFailure(e, _) = &source
+            && matches!(e.code, ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked)
+        {
+            return StoreError::Busy {
+                waited: BUSY_TIMEOUT,
+                source: source.into(),
+            };
         }
         StoreError::Backend {
             context,
@@ -193,10 +193,8 @@ impl Writer<'_, '_> {
     ) -> rusqlite::Result<i64> {
         let cacheable = version.starts_with("sha256:");
         let key = (dataset, version.to_owned());
-        if cacheable {
-            if let Some(&id) = self.cache.versions.get(&key) {
-                return Ok(id);
-            }
+        if cacheable && let Some(&id) = self.cache.versions.get(&key) {
+            return Ok(id);
         }
         let id = upsert_version(&self.tx, dataset, version, part, time)?;
         if cacheable {
