@@ -123,6 +123,8 @@ struct Inner {
     cache: Option<Arc<dyn HashCache>>,
     hash: HashOptions,
     env_allow: Vec<String>,
+    /// The environment to capture from; `None` means this process's.
+    environment: Option<Vec<(String, String)>>,
 }
 
 impl Recorder {
@@ -135,6 +137,7 @@ impl Recorder {
                 cache: None,
                 hash: HashOptions::default(),
                 env_allow: DEFAULT_ENV_ALLOW.iter().map(|s| s.to_string()).collect(),
+                environment: None,
             }),
         }
     }
@@ -160,6 +163,12 @@ impl Recorder {
     /// Captures these environment variables (`NAME`, or `PREFIX*`).
     pub fn with_env_allow(self, names: Vec<String>) -> Self {
         self.edit(|i| i.env_allow = names)
+    }
+
+    /// Captures from `vars` instead of this process's environment (for a
+    /// wrapper such as `prov run`, whose step runs with its own environment).
+    pub fn with_environment(self, vars: Vec<(String, String)>) -> Self {
+        self.edit(|i| i.environment = Some(vars))
     }
 
     /// Begins describing a run of `job`.
@@ -389,7 +398,10 @@ impl StepBuilder {
             "prov",
             env!("CARGO_PKG_VERSION"),
         ));
-        let env = capture_env(&inner.env_allow);
+        let env = match &inner.environment {
+            Some(vars) => capture_env(&inner.env_allow, vars.iter().cloned()),
+            None => capture_env(&inner.env_allow, std::env::vars()),
+        };
         if !env.is_empty() {
             run.facets.set(&EnvironmentVariablesRunFacet::new(env));
         }
@@ -437,8 +449,11 @@ pub fn looks_secret(name: &str) -> bool {
     SECRET_MARKERS.iter().any(|m| upper.contains(m))
 }
 
-fn capture_env(allow: &[String]) -> Vec<(String, String)> {
-    let mut vars: Vec<(String, String)> = std::env::vars()
+fn capture_env(
+    allow: &[String],
+    source: impl Iterator<Item = (String, String)>,
+) -> Vec<(String, String)> {
+    let mut vars: Vec<(String, String)> = source
         .filter(|(name, _)| {
             allow.iter().any(|a| match a.strip_suffix('*') {
                 Some(prefix) => name.starts_with(prefix),

@@ -29,6 +29,7 @@ pub mod model;
 mod normalize;
 mod sqlite;
 mod store;
+mod transport;
 
 pub use error::{StoreError, StoreResult};
 pub use hash_cache::SqliteHashCache;
@@ -37,3 +38,4 @@ pub use model::{
     Paged, RunFilter, RunRecord, Target, TargetError, VersionRecord,
 };
 pub use store::{ContainerAudit, Derived, MAX_DERIVED_DEPTH, Store};
+pub use transport::StoreTransport;

@@ -182,3 +182,143 @@ impl Retrieve for LocalRetriever {
             .ok_or_else(|| format!("no local schema for {text} (there is no network)").into())
     }
 }
+
+/// Event `index` of run `run` of a story, deterministic: its run id comes from
+/// (prefix, run) and it carries its index in a `prov_test` run facet.
+pub fn numbered_event(prefix: &str, run: usize, index: usize) -> provenance_core::Event {
+    use provenance_core::{Event, EventType, Job, Run, RunEvent, RunId};
+    let time =
+        chrono::DateTime::<chrono::Utc>::from_timestamp(1_750_000_000, 0).expect("a valid time");
+    let id = RunId::static_v7(time, format!("{prefix}/{run}").as_bytes());
+    let mut r = Run::new(id);
+    r.facets.insert_raw(
+        "prov_test",
+        json!({"_producer": "https://example.org/tests", "_schemaURL": "https://example.org/tests/schema.json", "index": index}),
+    );
+    let kind = if index == 0 {
+        EventType::Start
+    } else {
+        EventType::Running
+    };
+    let mut e = RunEvent::new(kind, r, Job::new("stories", format!("{prefix}-{run}")));
+    e.event_time = (time + chrono::Duration::milliseconds(index as i64)).into();
+    Event::Run(e)
+}
+
+/// An OpenLineage receiver on loopback: stores every event body it is sent and
+/// answers 201, as Marquez does. It can be stopped and started on the same port.
+pub struct Receiver {
+    port: u16,
+    /// Every event received, in arrival order (duplicates included).
+    pub events: Arc<std::sync::Mutex<Vec<Value>>>,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Receiver {
+    /// A free loopback port.
+    pub fn free_port() -> u16 {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("a free loopback port")
+    }
+
+    /// Starts receiving on `port`; `stop_after` stops it by itself after that
+    /// many events (to kill it in the middle of a run).
+    pub fn start(port: u16, stop_after: Option<usize>) -> Receiver {
+        let events = Arc::new(std::sync::Mutex::new(Vec::new()));
+        Self::start_with(port, events, stop_after)
+    }
+
+    /// Starts again, keeping what was received before.
+    pub fn restart(mut self, stop_after: Option<usize>) -> Receiver {
+        self.shutdown();
+        let events = Arc::clone(&self.events);
+        Self::start_with(self.port, events, stop_after)
+    }
+
+    fn start_with(
+        port: u16,
+        events: Arc<std::sync::Mutex<Vec<Value>>>,
+        stop_after: Option<usize>,
+    ) -> Receiver {
+        use std::sync::atomic::Ordering;
+        let server = {
+            let mut tries = 0;
+            loop {
+                match tiny_http::Server::http(("127.0.0.1", port)) {
+                    Ok(s) => break s,
+                    Err(e) if tries < 50 => {
+                        tries += 1;
+                        let _ = e;
+                        std::thread::sleep(std::time::Duration::from_millis(20));
+                    }
+                    Err(e) => panic!("bind 127.0.0.1:{port}: {e}"),
+                }
+            }
+        };
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (events2, stop2) = (Arc::clone(&events), Arc::clone(&stop));
+        let thread = std::thread::spawn(move || {
+            let mut served = 0usize;
+            while !stop2.load(Ordering::SeqCst) {
+                let Ok(Some(mut request)) =
+                    server.recv_timeout(std::time::Duration::from_millis(20))
+                else {
+                    continue;
+                };
+                if stop_after.is_some_and(|n| served >= n) {
+                    // Killed mid-run: drop the connection without an answer.
+                    drop(request);
+                    break;
+                }
+                let mut body = Vec::new();
+                let _ = std::io::Read::read_to_end(request.as_reader(), &mut body);
+                match serde_json::from_slice::<Value>(&body) {
+                    Ok(Value::Array(items)) => events2.lock().unwrap().extend(items),
+                    Ok(v) => events2.lock().unwrap().push(v),
+                    Err(_) => {
+                        let _ = request.respond(tiny_http::Response::empty(400));
+                        continue;
+                    }
+                }
+                served += 1;
+                let _ = request.respond(tiny_http::Response::empty(201));
+            }
+            // Dropping the server closes the port: the receiver is gone.
+        });
+        Receiver {
+            port,
+            events,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    /// The base URL.
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Stops receiving and closes the port.
+    pub fn shutdown(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+
+    /// Waits until the receiver has stopped by itself (after `stop_after`).
+    pub fn wait_stopped(&mut self) {
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for Receiver {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}

@@ -93,6 +93,9 @@ struct Shared {
     append: Mutex<()>,
     written: AtomicU64,
     delivered: AtomicU64,
+    /// Spool files of dead processes found and not yet delivered; `u64::MAX`
+    /// until the first look.
+    orphans: AtomicU64,
     stop: AtomicBool,
     wake: (Mutex<u64>, Condvar),
     client: reqwest::blocking::Client,
@@ -130,6 +133,7 @@ impl HttpTransport {
             append: Mutex::new(()),
             written: AtomicU64::new(0),
             delivered: AtomicU64::new(0),
+            orphans: AtomicU64::new(u64::MAX),
             stop: AtomicBool::new(false),
             wake: (Mutex::new(0), Condvar::new()),
             client,
@@ -173,7 +177,9 @@ impl Transport for HttpTransport {
     fn flush(&self, timeout: Duration) -> Result<(), TransportError> {
         let deadline = Instant::now() + timeout;
         let shared = &self.shared;
-        while shared.delivered.load(Ordering::SeqCst) < shared.written.load(Ordering::SeqCst) {
+        while shared.delivered.load(Ordering::SeqCst) < shared.written.load(Ordering::SeqCst)
+            || shared.orphans.load(Ordering::SeqCst) > 0
+        {
             if Instant::now() >= deadline {
                 let pending = shared
                     .own
@@ -242,22 +248,30 @@ impl Shared {
         let mut seen = 0;
         loop {
             let mut failed = false;
+            let mut left = 0u64;
             if let Ok(orphans) = spool::others(&self.options.spool_dir, &self.own.path) {
                 for path in orphans {
-                    if let Ok(Some(file)) = SpoolFile::adopt(&path) {
-                        match self.drain(&file, None) {
-                            Ok(true) => {
-                                let _ = file.remove();
-                            }
-                            Ok(false) => {}
-                            Err(_) => failed = true,
-                        }
-                    }
+                    // A file another live process holds is its business.
+                    let Ok(Some(file)) = SpoolFile::adopt(&path) else {
+                        continue;
+                    };
                     if failed || self.stop.load(Ordering::SeqCst) {
-                        break;
+                        left += 1;
+                        continue;
+                    }
+                    match self.drain(&file, None) {
+                        Ok(true) => {
+                            let _ = file.remove();
+                        }
+                        Ok(false) => left += 1,
+                        Err(_) => {
+                            failed = true;
+                            left += 1;
+                        }
                     }
                 }
             }
+            self.orphans.store(left, Ordering::SeqCst);
             if !failed && self.drain(&self.own, Some(&self.delivered)).is_err() {
                 failed = true;
             }
@@ -299,6 +313,18 @@ impl Shared {
             let lines = file.read_from(cursor, batch).map_err(|e| e.to_string())?;
             if lines.is_empty() {
                 let len = file.len().map_err(|e| e.to_string())?;
+                if cursor < len && progress.is_none() {
+                    // The owner died in the middle of a write: the event was
+                    // never accepted. Keep the torn bytes aside, then finish.
+                    let torn = std::fs::read(&file.path).map_err(|e| e.to_string())?;
+                    let torn = torn.get(cursor as usize..).unwrap_or_default();
+                    file.reject(
+                        torn,
+                        "incomplete line left by a process that died while writing it",
+                    )
+                    .map_err(|e| e.to_string())?;
+                    return Ok(true);
+                }
                 return Ok(cursor == len);
             }
             match self.send(&lines) {
