@@ -345,6 +345,14 @@ impl<'a> Hasher<'a> {
 
     /// Hashes every job on a pool of threads, largest first.
     fn run_jobs(&self, jobs: &[FileJob]) -> Vec<Option<Result<FileResult, HashError>>> {
+        if jobs.is_empty() {
+            return Vec::new();
+        }
+        if jobs.len() == 1 {
+            // One file: no pool; the file's own read/hash pipeline does the overlap.
+            let big = jobs[0].size > INLINE_LIMIT;
+            return vec![Some(self.hash_file(&jobs[0].path, big))];
+        }
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         let threads = match self.options.threads {
             0 => cores,

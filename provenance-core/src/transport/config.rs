@@ -445,3 +445,79 @@ mod tests {
         std::fs::remove_dir_all(&d).unwrap();
     }
 }
+
+impl TransportConfig {
+    /// Builds the transport. HTTP transports keep their spool in `spool_dir`.
+    pub fn build(
+        &self,
+        spool_dir: &Path,
+    ) -> Result<Box<dyn super::Transport>, super::TransportError> {
+        Ok(match self {
+            TransportConfig::Disabled => Box::new(super::NoopTransport),
+            TransportConfig::Console => Box::new(super::ConsoleTransport),
+            TransportConfig::File { path, append } => {
+                Box::new(super::FileTransport::open(path, *append)?)
+            }
+            #[cfg(feature = "http")]
+            TransportConfig::Http {
+                url,
+                endpoint,
+                api_key,
+                gzip,
+                timeout,
+            } => {
+                let mut options = super::HttpOptions::new(url.clone(), spool_dir.to_path_buf());
+                options.endpoint = endpoint.clone();
+                options.api_key = api_key.clone();
+                options.gzip = *gzip;
+                options.timeout = *timeout;
+                Box::new(super::HttpTransport::start(options)?)
+            }
+            #[cfg(not(feature = "http"))]
+            TransportConfig::Http { url, .. } => {
+                return Err(super::TransportError::Rejected {
+                    target: url.clone(),
+                    reason: "this build has no HTTP transport (feature `http`)".into(),
+                });
+            }
+            TransportConfig::Composite(parts) => Box::new(super::CompositeTransport::new(
+                parts
+                    .iter()
+                    .map(|p| p.build(spool_dir))
+                    .collect::<Result<_, _>>()?,
+                super::FailurePolicy::AllMustSucceed,
+            )),
+        })
+    }
+}
+
+#[cfg(test)]
+mod build_tests {
+    use super::*;
+
+    #[test]
+    fn a_composite_of_files_writes_each() {
+        let d = std::env::temp_dir().join(format!("prov-olbuild-{}", std::process::id()));
+        let config = TransportConfig::Composite(vec![
+            TransportConfig::File {
+                path: d.join("a.ndjson"),
+                append: true,
+            },
+            TransportConfig::File {
+                path: d.join("b.ndjson"),
+                append: false,
+            },
+        ]);
+        let transport = config.build(&d.join("spool")).unwrap();
+        let event = crate::Event::Job(crate::JobEvent::new(crate::Job::new("ns", "j")));
+        transport.emit(&event).unwrap();
+        for f in ["a.ndjson", "b.ndjson"] {
+            assert_eq!(
+                std::fs::read_to_string(d.join(f)).unwrap().lines().count(),
+                1
+            );
+        }
+        assert!(transport.describe().starts_with("composite ["));
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+}
