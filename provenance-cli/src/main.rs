@@ -4,6 +4,7 @@
 //! `cmd/`, and maps errors to the documented exit codes. Nothing else lives here.
 
 mod cmd;
+mod ctx;
 
 use std::process::ExitCode;
 
@@ -16,6 +17,7 @@ use clap::Parser;
 /// | 0 | success |
 /// | 1 | a check failed (an invalid event, a hash mismatch, a broken chain) |
 /// | 2 | usage or configuration error, or an input that cannot be read |
+/// | other | `prov run`: the wrapped command's own exit code (128 + N after signal N) |
 mod exit {
     pub const CHECK_FAILED: u8 = 1;
     pub const USAGE: u8 = 2;
@@ -27,9 +29,10 @@ mod exit {
     name = "prov",
     version,
     about = "Provenance and lineage for genomic pipelines (OpenLineage 2-0-2)",
-    after_help = "Exit codes: 0 ok, 1 a check failed (invalid event, hash mismatch), 2 usage, configuration or unreadable input."
+    after_help = "Exit codes: 0 ok, 1 a check failed (invalid event, hash mismatch, broken chain), \
+2 usage, configuration or unreadable input; prov run exits with its command's code."
 )]
-struct Cli {
+pub struct Cli {
     /// The store: a SQLite file path, or a postgres:// URL.
     #[arg(long, global = true, env = "PROV_STORE", default_value = "prov.db")]
     store: String,
@@ -40,8 +43,8 @@ struct Cli {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let _ = &cli.store; // read by the store-backed commands as they arrive
-    match cli.command.run() {
+    let ctx = ctx::Ctx::new(cli.store);
+    match cli.command.run(&ctx) {
         Ok(code) => code,
         Err(err) if is_broken_pipe(&err) => ExitCode::SUCCESS,
         Err(err) => {
@@ -59,3 +62,6 @@ fn is_broken_pipe(err: &anyhow::Error) -> bool {
             .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
     })
 }
+
+#[cfg(test)]
+mod tests;

@@ -287,6 +287,9 @@ pub struct VersionRecord {
     pub digest: Option<String>,
     /// Size in bytes, when known.
     pub size: Option<u64>,
+    /// When it was first recorded (event time, microseconds since the epoch).
+    #[serde(rename = "createdAt")]
+    pub created_at: i64,
 }
 
 impl VersionRecord {

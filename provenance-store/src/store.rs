@@ -324,6 +324,39 @@ impl Store {
         })
     }
 
+    /// The latest version of a dataset and the runs that wrote it.
+    pub fn latest_version(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> StoreResult<Option<(VersionRecord, Vec<RunRecord>)>> {
+        let target = Target::Dataset {
+            namespace: namespace.to_owned(),
+            name: name.to_owned(),
+        };
+        let Start::Versions(ids) = self.backend.start(&target, None)? else {
+            return Ok(None);
+        };
+        let Some(&id) = ids.first() else {
+            return Ok(None);
+        };
+        let mut runs = Vec::new();
+        for run in self.backend.producers(id, None)? {
+            if let Some(r) = self.backend.run(&run)? {
+                runs.push(r);
+            }
+        }
+        Ok(Some((self.backend.version(id)?, runs)))
+    }
+
+    /// Whether any dataset version has this content digest (sha-256 hex).
+    pub fn knows_digest(&self, hex: &str) -> StoreResult<bool> {
+        match self.backend.start(&Target::Digest(hex.to_owned()), None)? {
+            Start::Versions(v) => Ok(!v.is_empty()),
+            Start::Runs(_) => Ok(false),
+        }
+    }
+
     /// The latest successful run with `fingerprint` whose outputs are recorded
     /// with content digests, and those outputs.
     pub fn cache_lookup(

@@ -1,25 +1,120 @@
-//! The subcommands of `prov`, one module each.
+//! The subcommands of `prov`, one module each, and what several share:
+//! the output format switch, times, targets and event splitting.
 
-mod hash;
+mod audit;
+mod demo;
+pub mod hash;
+mod ingest;
+mod lineage;
+mod run;
 mod validate;
+mod verify;
 
+use std::path::Path;
 use std::process::ExitCode;
 
+use anyhow::Context;
 use clap::Subcommand;
+use provenance_core::hash::{HashOptions, Hasher};
+use provenance_store::{Store, Target};
+
+use crate::ctx::Ctx;
 
 /// A `prov` subcommand.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    Run(run::Args),
     Hash(hash::Args),
+    Ingest(ingest::Args),
+    Lineage(lineage::Args),
+    Audit(audit::Args),
+    Verify(verify::Args),
     Validate(validate::Args),
+    Demo(demo::Args),
+    #[command(hide = true)]
+    DemoTool(demo::ToolArgs),
 }
 
 impl Command {
     /// Runs the subcommand and returns the process exit code.
-    pub fn run(self) -> anyhow::Result<ExitCode> {
+    pub fn run(self, ctx: &Ctx) -> anyhow::Result<ExitCode> {
         match self {
+            Command::Run(args) => args.run(ctx),
             Command::Hash(args) => args.run(),
+            Command::Ingest(args) => args.run(ctx),
+            Command::Lineage(args) => args.run(ctx),
+            Command::Audit(args) => args.run(ctx),
+            Command::Verify(args) => args.run(ctx),
             Command::Validate(args) => args.run(),
+            Command::Demo(args) => args.run(ctx),
+            Command::DemoTool(args) => args.run(),
         }
     }
+}
+
+/// Human text, or JSON for scripts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// For people.
+    Text,
+    /// For scripts; never truncated.
+    Json,
+}
+
+/// An RFC 3339 time, as microseconds since the epoch.
+pub fn parse_time(s: &str) -> Result<i64, String> {
+    chrono::DateTime::parse_from_rfc3339(s)
+        .map(|t| t.timestamp_micros())
+        .map_err(|_| format!("expected an RFC 3339 time such as 2026-01-31T00:00:00Z, found {s:?}"))
+}
+
+/// Reads a TARGET: a store id, or a file path matched by its content digest
+/// first and by its path otherwise.
+pub fn resolve_target(ctx: &Ctx, store: &Store, text: &str) -> anyhow::Result<Target> {
+    let prefixed = ["sha256:", "run:", "dataset:", "job:"]
+        .iter()
+        .any(|p| text.starts_with(p));
+    if prefixed {
+        return Ok(Target::parse(text)?);
+    }
+    let path = Path::new(text);
+    let absolute = std::path::absolute(path).with_context(|| format!("resolve the path {text}"))?;
+    if path.exists() {
+        let cache = ctx.hash_cache();
+        let mut hasher = Hasher::new(HashOptions::default());
+        if let Some(c) = &cache {
+            hasher = hasher.with_cache(c.as_ref());
+        }
+        let digest = hasher
+            .hash(path)
+            .with_context(|| format!("hash {text} to look it up"))?;
+        if store.knows_digest(&digest.sha256)? {
+            return Ok(Target::Digest(digest.sha256));
+        }
+    }
+    Ok(Target::Dataset {
+        namespace: "file".into(),
+        name: absolute.display().to_string(),
+    })
+}
+
+/// Splits input into events: one JSON object, a JSON array of them, or NDJSON.
+/// Each comes with its place (`event 3` or `line 7`) for messages.
+pub fn split_events(bytes: &[u8]) -> Vec<(String, Vec<u8>)> {
+    if let Ok(value) = serde_json::from_slice::<serde_json::Value>(bytes) {
+        return match value {
+            serde_json::Value::Array(items) => items
+                .into_iter()
+                .enumerate()
+                .map(|(i, v)| (format!("event {}", i + 1), v.to_string().into_bytes()))
+                .collect(),
+            _ => vec![("event 1".to_owned(), bytes.to_vec())],
+        };
+    }
+    bytes
+        .split(|&b| b == b'\n')
+        .enumerate()
+        .filter(|(_, line)| !line.iter().all(u8::is_ascii_whitespace))
+        .map(|(i, line)| (format!("line {}", i + 1), line.to_vec()))
+        .collect()
 }

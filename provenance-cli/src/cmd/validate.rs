@@ -32,13 +32,15 @@ impl Args {
             } else {
                 std::fs::read(file).with_context(|| format!("read {name}"))?
             };
-            for (place, parsed) in split_events(&bytes) {
+            for (place, raw) in super::split_events(&bytes) {
                 checked += 1;
-                let problems: Vec<String> =
-                    match parsed.and_then(|v| Event::from_value(v).map_err(|e| e.to_string())) {
-                        Ok(event) => validate(&event).iter().map(ToString::to_string).collect(),
-                        Err(e) => vec![e],
-                    };
+                let problems: Vec<String> = match Event::from_slice(&raw) {
+                    Ok(event) => validate(&event).iter().map(ToString::to_string).collect(),
+                    Err(e @ provenance_core::ParseError::Syntax { .. }) => {
+                        vec![format!("not JSON: {e}")]
+                    }
+                    Err(e) => vec![e.to_string()],
+                };
                 for problem in &problems {
                     writeln!(out, "{name}:{place}: {problem}")?;
                 }
@@ -52,28 +54,4 @@ impl Args {
             ExitCode::from(crate::exit::CHECK_FAILED)
         })
     }
-}
-
-/// Splits input into events: a JSON object, a JSON array of them, or NDJSON.
-/// Each comes with its place (`event 3` or `line 7`) for messages.
-fn split_events(bytes: &[u8]) -> Vec<(String, Result<serde_json::Value, String>)> {
-    if let Ok(value) = serde_json::from_slice::<serde_json::Value>(bytes) {
-        return match value {
-            serde_json::Value::Array(items) => items
-                .into_iter()
-                .enumerate()
-                .map(|(i, v)| (format!("event {}", i + 1), Ok(v)))
-                .collect(),
-            other => vec![("event 1".to_owned(), Ok(other))],
-        };
-    }
-    bytes
-        .split(|&b| b == b'\n')
-        .enumerate()
-        .filter(|(_, line)| !line.iter().all(u8::is_ascii_whitespace))
-        .map(|(i, line)| {
-            let parsed = serde_json::from_slice(line).map_err(|e| format!("not JSON: {e}"));
-            (format!("line {}", i + 1), parsed)
-        })
-        .collect()
 }

@@ -582,7 +582,7 @@ impl Backend for Sqlite {
     fn version(&self, id: i64) -> StoreResult<VersionRecord> {
         self.lock()
             .prepare_cached(
-                "SELECT d.namespace, d.name, v.version, v.digest, v.size
+                "SELECT d.namespace, d.name, v.version, v.digest, v.size, v.created_at
                  FROM dataset_version v JOIN dataset d ON d.id = v.dataset_id WHERE v.id = ?1",
             )
             .and_then(|mut s| {
@@ -593,6 +593,7 @@ impl Backend for Sqlite {
                         version: r.get(2)?,
                         digest: r.get(3)?,
                         size: r.get::<_, Option<i64>>(4)?.map(|s| s as u64),
+                        created_at: r.get(5)?,
                     })
                 })
             })

@@ -1,0 +1,362 @@
+//! `prov run`: wrap one pipeline step. Hash its inputs, emit START, run the
+//! command with stdin, stdout and stderr passed through, hash its outputs, and
+//! emit COMPLETE, FAIL or ABORT with its exit code, times and peak memory.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::{Command, ExitCode};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI32, Ordering};
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use provenance_core::RunId;
+use provenance_core::facets::{ContainerRuntime, JobRef};
+use provenance_core::recorder::{Execution, Lineage, Recorder};
+use provenance_core::transport::{
+    CompositeTransport, FailurePolicy, Transport, TransportConfig, load_config,
+};
+use provenance_store::StoreTransport;
+use serde_json::Value;
+
+use crate::ctx::Ctx;
+
+/// Run one pipeline step and record it: inputs hashed before, outputs after,
+/// START and then COMPLETE, FAIL or ABORT with the exit code, CPU time and
+/// peak memory. Exits with the command's exit code.
+#[derive(Debug, clap::Args)]
+#[command(after_help = "Examples:\n  \
+prov run --job bwa_mem --container quay.io/biocontainers/bwa:0.7.17--h5bf99c6_8 \\\n      \
+--param threads=8 --input ref.fa --input S1_R1.fq.gz --output S1.sam -- bwa mem -t 8 -o S1.sam ref.fa S1_R1.fq.gz\n  \
+prov run --job wgs -- nextflow run main.nf     # steps that call prov run inside attach to this run\n\n\
+Events go to the store (--store) and to whatever an OpenLineage configuration names \
+(openlineage.yml, OPENLINEAGE__TRANSPORT__*, OPENLINEAGE_URL).")]
+pub struct Args {
+    /// The job's name [default: the command's name].
+    #[arg(long)]
+    job: Option<String>,
+
+    /// The job's namespace.
+    #[arg(long, env = "OPENLINEAGE_NAMESPACE", default_value = "default")]
+    namespace: String,
+
+    /// The container image the step runs in: a tag, or pinned with @sha256:<digest>.
+    #[arg(long, value_name = "IMAGE")]
+    container: Option<String>,
+
+    /// The container runtime.
+    #[arg(long, value_enum, default_value_t = Runtime::Docker, requires = "container")]
+    runtime: Runtime,
+
+    /// A parameter, KEY=VALUE (repeatable); VALUE is read as JSON if it parses
+    /// (8, true, [1,2]), as text otherwise.
+    #[arg(long = "param", value_name = "KEY=VALUE", value_parser = parse_param)]
+    params: Vec<(String, Value)>,
+
+    /// Parameters from a JSON file holding one object.
+    #[arg(long, value_name = "FILE")]
+    params_file: Option<PathBuf>,
+
+    /// An input file or directory (hashed), or a URI such as s3://bucket/key (repeatable).
+    #[arg(long = "input", value_name = "PATH")]
+    inputs: Vec<String>,
+
+    /// An output the command must create (hashed after it ends; repeatable).
+    #[arg(long = "output", value_name = "PATH")]
+    outputs: Vec<String>,
+
+    /// The parent run (a pipeline run) [env: PROV_PARENT_RUN, which prov run
+    /// also sets for its command, so nested calls attach themselves].
+    #[arg(long, value_name = "RUN_ID", env = "PROV_PARENT_RUN")]
+    parent: Option<String>,
+
+    /// The command and its arguments, after `--`.
+    #[arg(last = true, required = true, value_name = "CMD")]
+    command: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Runtime {
+    Docker,
+    Podman,
+    Apptainer,
+    None,
+}
+
+pub(crate) fn parse_param(s: &str) -> Result<(String, Value), String> {
+    let (key, value) = s
+        .split_once('=')
+        .ok_or_else(|| format!("expected KEY=VALUE, found {s:?}"))?;
+    if key.is_empty() {
+        return Err(format!("the parameter {s:?} has no name before '='"));
+    }
+    let value = serde_json::from_str(value).unwrap_or_else(|_| Value::String(value.to_owned()));
+    Ok((key.to_owned(), value))
+}
+
+/// Signals that stop the command; the run is then recorded as ABORT.
+const FORWARDED: [i32; 3] = [
+    signal_hook::consts::SIGINT,
+    signal_hook::consts::SIGTERM,
+    signal_hook::consts::SIGHUP,
+];
+
+impl Args {
+    pub fn run(self, ctx: &Ctx) -> anyhow::Result<ExitCode> {
+        let transport = transports(ctx)?;
+        let mut recorder = Recorder::new(self.namespace.clone(), transport);
+        if let Some(cache) = ctx.hash_cache() {
+            recorder = recorder.with_cache(cache);
+        }
+
+        let job = self.job.clone().unwrap_or_else(|| {
+            std::path::Path::new(&self.command[0])
+                .file_name()
+                .map_or_else(
+                    || self.command[0].clone(),
+                    |n| n.to_string_lossy().into_owned(),
+                )
+        });
+        let mut step = recorder.step(job.clone()).command(self.command.clone());
+        if let Some(image) = &self.container {
+            let runtime = match self.runtime {
+                Runtime::Docker => ContainerRuntime::Docker,
+                Runtime::Podman => ContainerRuntime::Podman,
+                Runtime::Apptainer => ContainerRuntime::Apptainer,
+                Runtime::None => ContainerRuntime::None,
+            };
+            step = step.container(image, runtime);
+        }
+        if let Some(file) = &self.params_file {
+            let text = std::fs::read(file)
+                .with_context(|| format!("read the parameters file {}", file.display()))?;
+            let Value::Object(map) = serde_json::from_slice(&text)
+                .with_context(|| format!("read the parameters file {} as JSON", file.display()))?
+            else {
+                bail!(
+                    "the parameters file {} must hold a JSON object",
+                    file.display()
+                );
+            };
+            for (k, v) in map {
+                step = step.param(k, v);
+            }
+        }
+        for (k, v) in &self.params {
+            step = step.param(k.clone(), v.clone());
+        }
+        for input in &self.inputs {
+            step = step.input(input.clone());
+        }
+        if let Some(parent) = &self.parent {
+            step = step.parent_lineage(parent_lineage(parent, &self.namespace)?);
+        }
+        let run = step.start().context("record the start of the step")?;
+        let lineage = run.child_lineage();
+
+        // The command: inherits stdin, stdout and stderr; learns its run.
+        let mut child = Command::new(&self.command[0]);
+        child
+            .args(&self.command[1..])
+            .env("PROV_PARENT_RUN", run.run_id().to_string())
+            .env(
+                "PROV_PARENT_JOB",
+                format!(
+                    "{}:{}",
+                    lineage.parent_job.namespace, lineage.parent_job.name
+                ),
+            )
+            .env("PROV_ROOT_RUN", lineage.root.to_string())
+            .env(
+                "PROV_ROOT_JOB",
+                format!("{}:{}", lineage.root_job.namespace, lineage.root_job.name),
+            );
+        let stop_signal = Arc::new(AtomicI32::new(0));
+        let mut signals =
+            signal_hook::iterator::Signals::new(FORWARDED).context("listen for signals")?;
+        let handle = signals.handle();
+        let mut child = match child.spawn() {
+            Ok(c) => c,
+            Err(e) => {
+                let message = format!("start {}: {e}", self.command[0]);
+                let _ = run.fail(&message, Execution::default());
+                flush(&recorder);
+                eprintln!("prov: error: {message}");
+                return Ok(ExitCode::from(
+                    if e.kind() == std::io::ErrorKind::NotFound {
+                        127
+                    } else {
+                        126
+                    },
+                ));
+            }
+        };
+        let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+        let forwarder = {
+            let stop_signal = Arc::clone(&stop_signal);
+            std::thread::spawn(move || {
+                for signal in signals.forever() {
+                    stop_signal.store(signal, Ordering::SeqCst);
+                    if let Ok(sig) = nix::sys::signal::Signal::try_from(signal) {
+                        let _ = nix::sys::signal::kill(pid, sig);
+                    }
+                }
+            })
+        };
+        let status = child.wait().context("wait for the command")?;
+        handle.close();
+        let _ = forwarder.join();
+
+        let usage =
+            nix::sys::resource::getrusage(nix::sys::resource::UsageWho::RUSAGE_CHILDREN).ok();
+        let cpu_ms = usage.map(|u| {
+            let ms =
+                |t: nix::sys::time::TimeVal| t.tv_sec() as u64 * 1000 + t.tv_usec() as u64 / 1000;
+            ms(u.user_time()) + ms(u.system_time())
+        });
+        // Linux reports ru_maxrss in KiB.
+        let peak_rss = usage.map(|u| u.max_rss() as u64 * 1024);
+        let signal = std::os::unix::process::ExitStatusExt::signal(&status);
+        let execution = Execution {
+            argv: Some(self.command.clone()),
+            exit_code: status.code(),
+            signal,
+            cpu_time_ms: cpu_ms,
+            peak_rss_bytes: peak_rss,
+        };
+        let exit = status.code().unwrap_or_else(|| 128 + signal.unwrap_or(0));
+        let stopped = stop_signal.load(Ordering::SeqCst);
+
+        let result = if stopped != 0 {
+            run.abort(execution)
+        } else if !status.success() {
+            let message = match (status.code(), signal) {
+                (Some(code), _) => format!("{} exited with status {code}", self.command[0]),
+                (None, Some(sig)) => format!("{} was killed by signal {sig}", self.command[0]),
+                _ => format!("{} failed", self.command[0]),
+            };
+            run.fail(&message, execution)
+        } else if let Some(missing) = self
+            .outputs
+            .iter()
+            .find(|o| !std::path::Path::new(o).exists())
+        {
+            let message = format!(
+                "the declared output {missing} was not created by {}",
+                self.command[0]
+            );
+            eprintln!("prov: error: {message}");
+            let _ = run.fail(&message, execution);
+            flush(&recorder);
+            return Ok(ExitCode::from(crate::exit::CHECK_FAILED));
+        } else {
+            let outputs: Vec<&str> = self.outputs.iter().map(String::as_str).collect();
+            run.complete_with(&outputs, execution)
+        };
+        if let Err(e) = result {
+            eprintln!("prov: error: {:#}", anyhow::Error::new(e));
+            flush(&recorder);
+            return Ok(ExitCode::from(if exit == 0 {
+                crate::exit::USAGE
+            } else {
+                exit as u8
+            }));
+        }
+        flush(&recorder);
+        Ok(ExitCode::from((exit & 0xff) as u8))
+    }
+}
+
+fn flush(recorder: &Recorder) {
+    if let Err(e) = recorder.flush(Duration::from_secs(5)) {
+        eprintln!("prov: warning: {e}");
+    }
+}
+
+/// The store, plus whatever an OpenLineage configuration names. With another
+/// transport configured, a store that cannot be opened is only a warning.
+fn transports(ctx: &Ctx) -> anyhow::Result<Box<dyn Transport>> {
+    let env: BTreeMap<String, String> = std::env::vars().collect();
+    let cwd = std::env::current_dir().context("read the working directory")?;
+    let home = std::env::var_os("HOME").map(PathBuf::from);
+    let configured = load_config(&env, &cwd, home.as_deref())?;
+    let mut parts: Vec<Box<dyn Transport>> = Vec::new();
+    match (ctx.store(), &configured) {
+        (Ok(store), _) => parts.push(Box::new(StoreTransport::new(store))),
+        (Err(e), Some(c)) if *c != TransportConfig::Disabled => {
+            eprintln!("prov: warning: {e:#}; events go only to the configured transport");
+        }
+        (Err(e), _) => return Err(e),
+    }
+    if let Some(config) = configured {
+        parts.push(
+            config
+                .build(&ctx.spool_dir())
+                .context("start the OpenLineage transport")?,
+        );
+    }
+    Ok(if parts.len() == 1 {
+        parts.remove(0)
+    } else {
+        Box::new(CompositeTransport::new(
+            parts,
+            FailurePolicy::AllMustSucceed,
+        ))
+    })
+}
+
+/// The parent's lineage from its id and what `prov run` exported with it.
+fn parent_lineage(parent: &str, namespace: &str) -> anyhow::Result<Lineage> {
+    let id: RunId = parent.parse().with_context(|| {
+        format!("read the parent run id {parent:?} (--parent or PROV_PARENT_RUN)")
+    })?;
+    let job = |var: &str| -> Option<JobRef> {
+        let text = std::env::var(var).ok()?;
+        let (ns, name) = text.split_once(':')?;
+        Some(JobRef::new(ns, name))
+    };
+    // The exported job names belong to the exported run id only.
+    let exported = std::env::var("PROV_PARENT_RUN").ok().as_deref() == Some(parent);
+    let parent_job = exported
+        .then(|| job("PROV_PARENT_JOB"))
+        .flatten()
+        .unwrap_or_else(|| JobRef::new(namespace, "unknown"));
+    let root = exported
+        .then(|| std::env::var("PROV_ROOT_RUN").ok()?.parse::<RunId>().ok())
+        .flatten()
+        .unwrap_or(id);
+    let root_job = exported
+        .then(|| job("PROV_ROOT_JOB"))
+        .flatten()
+        .unwrap_or_else(|| parent_job.clone());
+    Ok(Lineage {
+        parent: id,
+        parent_job,
+        root,
+        root_job,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parameters_read_json_or_text() {
+        let check = |input: &str, key: &str, value: Value| {
+            assert_eq!(
+                parse_param(input).unwrap(),
+                (key.to_owned(), value),
+                "{input}"
+            );
+        };
+        check("threads=8", "threads", Value::from(8));
+        check("paired=true", "paired", Value::Bool(true));
+        check("ref=GRCh38", "ref", Value::from("GRCh38"));
+        check("rg=@RG\\tID:S1", "rg", Value::from("@RG\\tID:S1"));
+        check("empty=", "empty", Value::from(""));
+        check("list=[1,2]", "list", serde_json::json!([1, 2]));
+        assert!(parse_param("novalue").unwrap_err().contains("KEY=VALUE"));
+        assert!(parse_param("=x").unwrap_err().contains("no name"));
+    }
+}

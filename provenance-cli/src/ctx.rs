@@ -1,0 +1,82 @@
+//! What every command may need, resolved once from the global options: the
+//! store (opened on first use), the hash cache, and where spools live.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context;
+use provenance_core::hash::HashCache;
+use provenance_store::{SqliteHashCache, Store};
+
+/// The resolved global options.
+pub struct Ctx {
+    store_location: String,
+}
+
+impl Ctx {
+    pub fn new(store_location: String) -> Self {
+        Ctx { store_location }
+    }
+
+    /// The `--store` location as given.
+    pub fn store_location(&self) -> &str {
+        &self.store_location
+    }
+
+    /// Opens (creating if needed) the store named by `--store`.
+    pub fn store(&self) -> anyhow::Result<Store> {
+        Store::open(&self.store_location)
+            .with_context(|| format!("open the store {}", redact(&self.store_location)))
+    }
+
+    /// Opens an existing store for reading; a missing file is an error rather
+    /// than a new empty store.
+    pub fn existing_store(&self) -> anyhow::Result<Store> {
+        let is_path = !self.store_location.contains("://") && self.store_location != ":memory:";
+        if is_path && !std::path::Path::new(&self.store_location).exists() {
+            anyhow::bail!(
+                "no store at {} (record something with `prov run` or `prov ingest`, or pass --store)",
+                self.store_location
+            );
+        }
+        self.store()
+    }
+
+    /// The user's hash cache, if it can be opened (a warning otherwise).
+    pub fn hash_cache(&self) -> Option<Arc<dyn HashCache>> {
+        let path = std::env::var_os("PROV_HASH_CACHE")
+            .map(PathBuf::from)
+            .or_else(crate::cmd::hash::default_cache_path)?;
+        match SqliteHashCache::open(&path) {
+            Ok(cache) => Some(Arc::new(cache)),
+            Err(e) => {
+                eprintln!("prov: warning: the hash cache is off for this run: {e}");
+                None
+            }
+        }
+    }
+
+    /// Where HTTP transports keep undelivered events.
+    pub fn spool_dir(&self) -> PathBuf {
+        if let Some(dir) = std::env::var_os("PROV_SPOOL_DIR") {
+            return PathBuf::from(dir);
+        }
+        let base = std::env::var_os("XDG_STATE_HOME")
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/state")))
+            .unwrap_or_else(std::env::temp_dir);
+        base.join("prov").join("spool")
+    }
+}
+
+/// Hides a password in a URL.
+fn redact(location: &str) -> String {
+    if let Some((scheme, rest)) = location.split_once("://")
+        && let Some((credentials, host)) = rest.split_once('@')
+        && let Some((user, _)) = credentials.split_once(':')
+    {
+        return format!("{scheme}://{user}:***@{host}");
+    }
+    location.to_owned()
+}
