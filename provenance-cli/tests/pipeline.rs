@@ -1,0 +1,431 @@
+//! `prov run`, `lineage`, `audit` and `verify`, run as a new user would: the
+//! real binary in a fresh temporary folder with its own store.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+use serde_json::Value;
+
+struct Sandbox(PathBuf);
+
+impl Sandbox {
+    fn new(name: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!("prov-cli-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        Sandbox(dir)
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_prov"));
+        c.args(args)
+            .current_dir(&self.0)
+            .env("HOME", &self.0)
+            .env("XDG_CACHE_HOME", self.0.join("cache"))
+            .env("XDG_STATE_HOME", self.0.join("state"))
+            .env_remove("PROV_STORE")
+            .env_remove("PROV_PARENT_RUN")
+            .env_remove("PROV_HASH_CACHE")
+            .env_remove("OPENLINEAGE_URL")
+            .env_remove("OPENLINEAGE_CONFIG")
+            .env_remove("OPENLINEAGE__TRANSPORT__TYPE");
+        c
+    }
+
+    fn prov(&self, args: &[&str]) -> Output {
+        self.command(args).output().unwrap()
+    }
+
+    fn json(&self, args: &[&str]) -> Value {
+        let out = self.prov(args);
+        assert!(
+            out.status.success(),
+            "prov {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("prov {args:?}: {e}"))
+    }
+
+    fn write(&self, name: &str, content: &str) -> String {
+        let p = self.0.join(name);
+        std::fs::write(&p, content).unwrap();
+        p.display().to_string()
+    }
+
+    fn path(&self, name: &str) -> String {
+        self.0.join(name).display().to_string()
+    }
+}
+
+impl Drop for Sandbox {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn sha256(path: &str) -> String {
+    let out = Command::new("sha256sum").arg(path).output().unwrap();
+    String::from_utf8(out.stdout).unwrap()[..64].to_owned()
+}
+
+fn run_nodes(graph: &Value) -> Vec<&Value> {
+    graph["graph"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|n| n["type"] == "RUN")
+        .map(|n| &n["data"])
+        .collect()
+}
+
+#[test]
+fn a_three_step_pipeline_with_a_failing_step_answers_lineage_audit_and_verify() {
+    let s = Sandbox::new("three");
+    let reads = s.write("S1.fastq", "@r1\nACGT\n+\nIIII\n");
+    let (trimmed, bam, vcf) = (s.path("S1.trim.fastq"), s.path("S1.bam"), s.path("S1.vcf"));
+    let image = "quay.io/biocontainers/bwa@sha256:5b0bcabd1ed22e9fb1310cf6c2dec7cdef19f0ad69efa1f392e94a4333501270";
+
+    let step =
+        |job: &str, container: Option<&str>, input: &str, output: &str, script: &str| -> Output {
+            let mut args = vec![
+                "run",
+                "--job",
+                job,
+                "--param",
+                "threads=4",
+                "--input",
+                input,
+                "--output",
+                output,
+            ];
+            if let Some(c) = container {
+                args.extend(["--container", c]);
+            }
+            args.extend(["--", "sh", "-c", script]);
+            s.prov(&args)
+        };
+    let out = step(
+        "trim",
+        None,
+        &reads,
+        &trimmed,
+        &format!("cp {reads} {trimmed}"),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = step(
+        "align",
+        Some(image),
+        &trimmed,
+        &bam,
+        &format!("sort {trimmed} > {bam}"),
+    );
+    assert!(out.status.success());
+    // The call step fails: its exit code passes through and the run is a FAIL.
+    let out = step(
+        "call",
+        Some("broadinstitute/gatk:4.5.0.0"),
+        &bam,
+        &vcf,
+        "echo calling >&2; exit 3",
+    );
+    assert_eq!(out.status.code(), Some(3));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr).trim(),
+        "calling",
+        "stderr passes through"
+    );
+
+    // Lineage of the BAM, as JSON: two runs, with digests, params and image.
+    let graph = s.json(&["lineage", "--format", "json", &bam]);
+    let runs = run_nodes(&graph);
+    assert_eq!(runs.len(), 2);
+    let align = runs.iter().find(|r| r["job"] == "align").unwrap();
+    assert_eq!(align["state"], "COMPLETE");
+    assert_eq!(align["containerDigest"], image.split('@').nth(1).unwrap());
+    assert_eq!(
+        align["facets"]["prov_parameters"]["parameters"]["threads"],
+        4
+    );
+    assert_eq!(align["exitCode"], 0);
+    let ids: Vec<&str> = graph["graph"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["id"].as_str().unwrap())
+        .collect();
+    assert!(
+        ids.contains(&format!("dataset:file:{reads}#sha256:{}", sha256(&reads)).as_str()),
+        "{ids:?}"
+    );
+
+    // The failed run is found as such, with its error.
+    let failed = s.json(&["audit", "runs", "--status", "FAIL", "--format", "json"]);
+    assert_eq!(failed["total"], 1);
+    assert_eq!(failed["items"][0]["job"], "call");
+    assert_eq!(failed["items"][0]["exitCode"], 3);
+
+    // The aligner's image: one run, and the BAM downstream of it.
+    let audit = s.json(&["audit", "container", image, "--format", "json"]);
+    assert_eq!(audit["runs"]["total"], 1);
+    let outputs: Vec<&str> = audit["outputs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(outputs, [bam.as_str()]);
+    // The unpinned GATK use is reported.
+    let unpinned = s.json(&["audit", "unpinned", "--format", "json"]);
+    assert_eq!(
+        unpinned["items"][0]["containerImage"],
+        "broadinstitute/gatk:4.5.0.0"
+    );
+
+    // Derived from the reads: both files made from them.
+    let derived = s.json(&["audit", "derived", &reads, "--format", "json"]);
+    let names: Vec<&str> = derived["outputs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, [bam.as_str(), trimmed.as_str()]);
+
+    // Verify: intact, then not.
+    let ok = s.json(&["verify", "--format", "json", &bam, &trimmed]);
+    assert!(
+        ok.as_array().unwrap().iter().all(|v| v["status"] == "OK"),
+        "{ok}"
+    );
+    let chain = s.json(&["verify", "--chain", "--format", "json"]);
+    assert_eq!(chain["events"], 6);
+    assert!(chain["broken"].is_null());
+}
+
+#[test]
+fn verify_exits_1_after_a_file_is_modified_and_says_what_was_recorded() {
+    let s = Sandbox::new("verify");
+    let reads = s.write("in.fastq", "@r\nA\n+\nI\n");
+    let out_file = s.path("out.bam");
+    let out = s.prov(&[
+        "run", "--job", "copy", "--input", &reads, "--output", &out_file, "--", "cp", &reads,
+        &out_file,
+    ]);
+    assert!(out.status.success());
+    let recorded = sha256(&out_file);
+    assert!(s.prov(&["verify", &out_file]).status.success());
+    std::fs::write(&out_file, "edited by hand").unwrap();
+    let out = s.prov(&["verify", &out_file]);
+    assert_eq!(out.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.starts_with(&format!("MODIFIED  {out_file}")), "{text}");
+    assert!(
+        text.contains(&format!("recorded sha256 {recorded}")),
+        "{text}"
+    );
+    assert!(text.contains("of job copy"), "{text}");
+    let out = s.prov(&["verify", &s.write("stranger.txt", "x")]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("NOT RECORDED"));
+}
+
+#[test]
+fn an_overwritten_file_keeps_its_original_lineage_by_its_old_digest() {
+    let s = Sandbox::new("overwrite");
+    let a = s.write("a.fastq", "@a\nA\n+\nI\n");
+    let b = s.write("b.fastq", "@b\nC\n+\nI\n");
+    let out_file = s.path("result.vcf");
+    let record = |input: &str, job: &str| {
+        let out = s.prov(&[
+            "run", "--job", job, "--input", input, "--output", &out_file, "--", "cp", input,
+            &out_file,
+        ]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    record(&a, "first");
+    let old = sha256(&out_file);
+    record(&b, "second");
+    let old_graph = s.json(&["lineage", "--format", "json", &format!("sha256:{old}")]);
+    let jobs: Vec<&str> = run_nodes(&old_graph)
+        .iter()
+        .map(|r| r["job"].as_str().unwrap())
+        .collect();
+    assert_eq!(jobs, ["first"]);
+    let now = s.json(&["lineage", "--format", "json", &out_file]);
+    let jobs: Vec<&str> = run_nodes(&now)
+        .iter()
+        .map(|r| r["job"].as_str().unwrap())
+        .collect();
+    assert_eq!(jobs, ["second"]);
+}
+
+#[test]
+fn nested_prov_run_calls_build_a_parent_task_tree() {
+    let s = Sandbox::new("nested");
+    let prov = env!("CARGO_BIN_EXE_prov");
+    let store = s.path("prov.db");
+    let inner = s.path("inner.txt");
+    // The pipeline's command calls prov run twice; they attach themselves.
+    let script = format!(
+        "{prov} --store {store} run --job task_a -- true && {prov} --store {store} run --job task_b --output {inner} -- sh -c 'echo x > {inner}'"
+    );
+    let out = s.prov(&["run", "--job", "pipeline", "--", "sh", "-c", &script]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let runs = s.json(&["audit", "runs", "--format", "json"]);
+    let items = runs["items"].as_array().unwrap();
+    let pipeline = items.iter().find(|r| r["job"] == "pipeline").unwrap();
+    for task in ["task_a", "task_b"] {
+        let t = items.iter().find(|r| r["job"] == task).unwrap();
+        assert_eq!(t["parentRunId"], pipeline["runId"], "{task}");
+        assert_eq!(t["rootRunId"], pipeline["runId"], "{task}");
+    }
+    assert!(pipeline["parentRunId"].is_null());
+}
+
+#[test]
+fn a_declared_output_that_was_not_created_fails_the_run() {
+    let s = Sandbox::new("missing");
+    let out = s.prov(&[
+        "run",
+        "--job",
+        "lazy",
+        "--output",
+        &s.path("never.bam"),
+        "--",
+        "true",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("the declared output"));
+    let failed = s.json(&["audit", "runs", "--status", "FAIL", "--format", "json"]);
+    assert_eq!(failed["items"][0]["job"], "lazy");
+}
+
+#[test]
+fn a_missing_command_or_input_is_a_clear_error() {
+    let s = Sandbox::new("notfound");
+    let out = s.prov(&["run", "--", "no-such-command-xyz"]);
+    assert_eq!(out.status.code(), Some(127));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("start no-such-command-xyz"));
+    let out = s.prov(&["run", "--input", "absent.fastq", "--", "true"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("absent.fastq"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = s.prov(&["--store", "elsewhere.db", "lineage", "x.vcf"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no store at elsewhere.db"));
+}
+
+#[test]
+fn sigterm_is_forwarded_and_the_run_recorded_as_aborted() {
+    let s = Sandbox::new("sigterm");
+    let mut child = s
+        .command(&["run", "--job", "long", "--", "sleep", "30"])
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Wait for START to be stored, then stop prov as a batch scheduler would.
+    let started = std::time::Instant::now();
+    loop {
+        let out = s.prov(&["audit", "runs", "--format", "json"]);
+        if out.status.success()
+            && serde_json::from_slice::<Value>(&out.stdout).unwrap()["total"] == 1
+        {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "the run never started"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(
+        status.code(),
+        Some(128 + 15),
+        "the command's signal becomes the exit code"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "sleep was stopped, not waited for"
+    );
+    let runs = s.json(&["audit", "runs", "--format", "json"]);
+    assert_eq!(runs["items"][0]["state"], "ABORT");
+}
+
+#[test]
+fn ingest_reports_bad_lines_and_strict_stores_nothing() {
+    let s = Sandbox::new("ingest");
+    let good = r#"{"eventTime":"2024-05-01T12:00:00Z","producer":"https://e.org","schemaURL":"https://openlineage.io/spec/2-0-2/OpenLineage.json#/$defs/RunEvent","eventType":"START","run":{"runId":"0190d2c4-7f3a-7c2e-9b1d-2f6a8c4e5d31"},"job":{"namespace":"n","name":"j"}}"#;
+    let file = s.write(
+        "events.ndjson",
+        &format!("{good}\nnot json\n{{\"run\":{{\"runId\":\"x\"}}}}\n"),
+    );
+    let out = s.prov(&["ingest", "--strict", &file]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        !Path::new(&s.path("prov.db")).exists()
+            || s.json(&["audit", "runs", "--format", "json"])["total"] == 0
+    );
+    let out = s.prov(&["ingest", &file]);
+    assert_eq!(out.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("events.ndjson:line 2: not JSON"), "{text}");
+    assert!(text.contains("events.ndjson:line 3:"), "{text}");
+    assert!(
+        text.contains("1 stored, 0 already stored, 2 rejected"),
+        "{text}"
+    );
+    let again = s.json(&["ingest", "--format", "json", &s.write("one.json", good)]);
+    assert_eq!(again["duplicates"], 1);
+}
+
+#[test]
+fn the_demo_runs_and_calls_the_planted_variants() {
+    let s = Sandbox::new("demo");
+    let out = s.prov(&["demo", "--dir", &s.path("files")]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("merge  run"), "{text}");
+    assert!(text.contains("chain OK: 22 events"), "{text}");
+    let vcf = std::fs::read_to_string(s.0.join("files/cohort.vcf")).unwrap();
+    for (pos, sample) in [
+        (12346, "S1"),
+        (12346, "S2"),
+        (34568, "S1"),
+        (56790, "S2"),
+        (78902, "S1"),
+        (78902, "S2"),
+    ] {
+        assert!(
+            vcf.contains(&format!("chrDemo\t{pos}\t")) && vcf.contains(&format!("sample={sample}")),
+            "{pos} {sample}\n{vcf}"
+        );
+    }
+    assert_eq!(
+        vcf.lines().filter(|l| !l.starts_with('#')).count(),
+        6,
+        "no false calls:\n{vcf}"
+    );
+}
