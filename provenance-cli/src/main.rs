@@ -5,6 +5,7 @@
 
 mod cmd;
 mod ctx;
+mod server;
 
 use std::process::ExitCode;
 

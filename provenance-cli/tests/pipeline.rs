@@ -153,7 +153,10 @@ fn a_three_step_pipeline_with_a_failing_step_answers_lineage_audit_and_verify() 
     );
     assert_eq!(align["exitCode"], 0);
     let execution = &align["facets"]["prov_execution"];
-    assert!(execution["peakRssBytes"].as_u64().unwrap() > 100_000, "{execution}");
+    assert!(
+        execution["peakRssBytes"].as_u64().unwrap() > 100_000,
+        "{execution}"
+    );
     assert!(execution["cpuTimeMs"].is_u64(), "{execution}");
     assert_eq!(execution["argv"][0], "sh");
     let ids: Vec<&str> = graph["graph"]

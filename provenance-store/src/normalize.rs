@@ -78,6 +78,13 @@ pub(crate) fn prepare(raw: &[u8]) -> Result<Prepared, String> {
     let identity = serde_json::to_vec(&value).map_err(|e| e.to_string())?;
     let event_id = provenance_core::hex(&Sha256::digest(&identity));
     let event = Event::from_value(value).map_err(|e| e.to_string())?;
+    if let Event::Run(run) = &event
+        && let Some(EventType::Unknown(kind)) = &run.event_type
+    {
+        return Err(format!(
+            "read event: `eventType`: {kind:?} is not one of START, RUNNING, COMPLETE, ABORT, FAIL, OTHER"
+        ));
+    }
     let time = event.event_time().instant().timestamp_micros();
     let (kind, run_id, body) = match event {
         Event::Run(e) => {

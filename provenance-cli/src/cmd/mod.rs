@@ -7,6 +7,8 @@ pub mod hash;
 mod ingest;
 mod lineage;
 mod run;
+mod serve;
+mod token;
 mod validate;
 mod verify;
 
@@ -29,6 +31,8 @@ pub enum Command {
     Lineage(lineage::Args),
     Audit(audit::Args),
     Verify(verify::Args),
+    Serve(serve::Args),
+    Token(token::Args),
     Validate(validate::Args),
     Demo(demo::Args),
     #[command(hide = true)]
@@ -45,6 +49,8 @@ impl Command {
             Command::Lineage(args) => args.run(ctx),
             Command::Audit(args) => args.run(ctx),
             Command::Verify(args) => args.run(ctx),
+            Command::Serve(args) => args.run(ctx),
+            Command::Token(args) => args.run(),
             Command::Validate(args) => args.run(),
             Command::Demo(args) => args.run(ctx),
             Command::DemoTool(args) => args.run(),

@@ -1,0 +1,529 @@
+//! The HTTP API of `prov serve`: OpenLineage ingest (single and batch, gzip),
+//! Marquez-shaped lineage, audits, raw events, health and metrics, behind
+//! bearer tokens with roles. HTTP types stay here; the store knows none.
+//!
+//! Writes go through one writer thread that commits whatever has arrived
+//! together in one transaction (group commit), so many clients share each
+//! fsync, and a request is answered only after its events are committed:
+//! nothing acknowledged is lost, even on a crash.
+
+mod auth;
+mod writer;
+
+pub use auth::{Role, TokenFile, create as auth_create};
+
+use std::io::Read;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Query, Request, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use provenance_store::{Direction, LineageQuery, Outcome, Page, RunFilter, Store, Target};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+/// Settings of the server.
+pub struct Settings {
+    /// Largest request body accepted, compressed or not (bytes).
+    pub body_limit: usize,
+    /// Largest body after gzip decompression (bytes).
+    pub decompressed_limit: usize,
+    /// Tokens; `None` serves without authentication.
+    pub tokens: Option<TokenFile>,
+}
+
+/// What the handlers share.
+pub struct AppState {
+    settings: Settings,
+    writer: writer::Writer,
+    reader: std::sync::Mutex<Store>,
+    metrics: Metrics,
+}
+
+#[derive(Default)]
+struct Metrics {
+    ingested: AtomicU64,
+    rejected: AtomicU64,
+    requests: AtomicU64,
+    latency_micros: AtomicU64,
+    unauthorized: AtomicU64,
+}
+
+/// Builds the app over a store for writes and a second connection for reads.
+pub fn app(write_store: Store, read_store: Store, settings: Settings) -> (Router, writer::Handle) {
+    let (writer, handle) = writer::start(write_store);
+    let body_limit = settings.body_limit;
+    let state = Arc::new(AppState {
+        settings,
+        writer,
+        reader: std::sync::Mutex::new(read_store),
+        metrics: Metrics::default(),
+    });
+    let router = Router::new()
+        .route("/api/v1/lineage", post(ingest_one).get(lineage))
+        .route("/api/v1/lineage/batch", post(ingest_batch))
+        .route("/api/v1/runlineage/upstream", get(run_lineage))
+        .route("/api/v1/events/lineage", get(events))
+        .route("/api/v1/audit/container", get(audit_container))
+        .route("/api/v1/audit/derived", get(audit_derived))
+        .route("/api/v1/audit/runs", get(audit_runs))
+        .route("/api/v1/audit/unpinned", get(audit_unpinned))
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(ready))
+        .route("/metrics", get(metrics))
+        .route("/openapi.yaml", get(openapi))
+        .layer(axum::extract::DefaultBodyLimit::max(body_limit))
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::clone(&state),
+            guard,
+        ))
+        .with_state(state);
+    (router, handle)
+}
+
+/// An error answer: a status and a JSON body naming what is wrong.
+fn problem(status: StatusCode, message: impl Into<String>) -> Response {
+    (status, axum::Json(json!({"error": message.into()}))).into_response()
+}
+
+/// Authentication (before any body is read) and metrics, around every route.
+async fn guard(State(state): State<Arc<AppState>>, request: Request, next: Next) -> Response {
+    let path = request.uri().path().to_owned();
+    let open = matches!(
+        path.as_str(),
+        "/healthz" | "/readyz" | "/metrics" | "/openapi.yaml"
+    );
+    if let (Some(tokens), false) = (&state.settings.tokens, open) {
+        let needed = if request.method() == axum::http::Method::POST {
+            Role::Write
+        } else {
+            Role::Read
+        };
+        let presented = request
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| {
+                v.strip_prefix("Bearer ")
+                    .or_else(|| v.strip_prefix("bearer "))
+            });
+        match presented.and_then(|t| tokens.role_of(t.trim())) {
+            None => {
+                state.metrics.unauthorized.fetch_add(1, Ordering::Relaxed);
+                return problem(StatusCode::UNAUTHORIZED, "a valid bearer token is required");
+            }
+            Some(role) if !role.allows(needed) => {
+                state.metrics.unauthorized.fetch_add(1, Ordering::Relaxed);
+                return problem(StatusCode::FORBIDDEN, "this token may only read");
+            }
+            Some(_) => {}
+        }
+    }
+    let started = Instant::now();
+    let response = next.run(request).await;
+    state.metrics.requests.fetch_add(1, Ordering::Relaxed);
+    state
+        .metrics
+        .latency_micros
+        .fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
+    response
+}
+
+/// The request body as JSON bytes: checks the content type, inflates gzip
+/// within the limit.
+fn json_body(state: &AppState, headers: &HeaderMap, body: Bytes) -> Result<Vec<u8>, Response> {
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let mime = content_type
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    if mime != "application/json" && !mime.ends_with("+json") {
+        return Err(problem(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            format!("expected Content-Type application/json, found {content_type:?}"),
+        ));
+    }
+    let encoding = headers
+        .get(header::CONTENT_ENCODING)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("identity");
+    match encoding.trim().to_ascii_lowercase().as_str() {
+        "identity" | "" => Ok(body.to_vec()),
+        "gzip" => {
+            let limit = state.settings.decompressed_limit;
+            let mut out = Vec::new();
+            let mut decoder = flate2::read::GzDecoder::new(&body[..]).take(limit as u64 + 1);
+            decoder.read_to_end(&mut out).map_err(|e| {
+                problem(
+                    StatusCode::BAD_REQUEST,
+                    format!("the gzip body cannot be inflated: {e}"),
+                )
+            })?;
+            if out.len() > limit {
+                return Err(problem(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    format!("the body inflates to more than {limit} bytes"),
+                ));
+            }
+            Ok(out)
+        }
+        other => Err(problem(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            format!("Content-Encoding {other:?} is not supported; use gzip or none"),
+        )),
+    }
+}
+
+async fn ingest_one(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let raw = match json_body(&state, &headers, body) {
+        Ok(raw) => raw,
+        Err(r) => return r,
+    };
+    match state.writer.submit(vec![raw]).await {
+        Ok(mut outcomes) => match outcomes.remove(0) {
+            Outcome::Stored { .. } | Outcome::Duplicate { .. } => {
+                state.metrics.ingested.fetch_add(1, Ordering::Relaxed);
+                StatusCode::CREATED.into_response()
+            }
+            Outcome::Rejected { reason } => {
+                state.metrics.rejected.fetch_add(1, Ordering::Relaxed);
+                problem(StatusCode::BAD_REQUEST, reason)
+            }
+        },
+        Err(e) => problem(StatusCode::SERVICE_UNAVAILABLE, e),
+    }
+}
+
+async fn ingest_batch(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let raw = match json_body(&state, &headers, body) {
+        Ok(raw) => raw,
+        Err(r) => return r,
+    };
+    let items: Vec<Box<serde_json::value::RawValue>> = match serde_json::from_slice(&raw) {
+        Ok(items) => items,
+        Err(e) => {
+            return problem(
+                StatusCode::BAD_REQUEST,
+                format!("expected a JSON array of events: {e}"),
+            );
+        }
+    };
+    let received = items.len();
+    let raws: Vec<Vec<u8>> = items.iter().map(|i| i.get().as_bytes().to_vec()).collect();
+    let outcomes = match state.writer.submit(raws).await {
+        Ok(o) => o,
+        Err(e) => return problem(StatusCode::SERVICE_UNAVAILABLE, e),
+    };
+    let failed: Vec<Value> = outcomes
+        .iter()
+        .enumerate()
+        .filter_map(|(i, o)| match o {
+            Outcome::Rejected { reason } => {
+                Some(json!({"index": i, "reason": reason, "retriable": false}))
+            }
+            _ => None,
+        })
+        .collect();
+    state
+        .metrics
+        .ingested
+        .fetch_add((received - failed.len()) as u64, Ordering::Relaxed);
+    state
+        .metrics
+        .rejected
+        .fetch_add(failed.len() as u64, Ordering::Relaxed);
+    let status = if failed.is_empty() {
+        "success"
+    } else {
+        "partial_success"
+    };
+    let code = if failed.len() == received && received > 0 {
+        StatusCode::BAD_REQUEST
+    } else {
+        StatusCode::OK
+    };
+    (
+        code,
+        axum::Json(json!({
+            "status": status,
+            "received": received,
+            "successful": received - failed.len(),
+            "failed": failed.len(),
+            "failed_events": failed,
+        })),
+    )
+        .into_response()
+}
+
+/// Runs a store read on a blocking thread.
+async fn read<T: Send + 'static>(
+    state: &Arc<AppState>,
+    f: impl FnOnce(&Store) -> Result<T, provenance_store::StoreError> + Send + 'static,
+) -> Result<T, Response> {
+    let state = Arc::clone(state);
+    tokio::task::spawn_blocking(move || {
+        let store = state.reader.lock().unwrap_or_else(|e| e.into_inner());
+        f(&store)
+    })
+    .await
+    .map_err(|e| problem(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
+    .map_err(|e| match e {
+        provenance_store::StoreError::NotFound { what } => {
+            problem(StatusCode::NOT_FOUND, format!("{what} is not in the store"))
+        }
+        other => problem(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("{:#}", anyhow::Error::new(other)),
+        ),
+    })
+}
+
+#[derive(Deserialize)]
+struct LineageParams {
+    #[serde(rename = "nodeId")]
+    node_id: String,
+    depth: Option<u32>,
+    direction: Option<String>,
+    #[serde(rename = "asOf")]
+    as_of: Option<String>,
+}
+
+async fn lineage(State(state): State<Arc<AppState>>, Query(p): Query<LineageParams>) -> Response {
+    let target = match Target::parse(&p.node_id) {
+        Ok(t) => t,
+        Err(e) => return problem(StatusCode::BAD_REQUEST, format!("nodeId: {e}")),
+    };
+    let direction = match p.direction.as_deref() {
+        None | Some("upstream") => Direction::Upstream,
+        Some("downstream") => Direction::Downstream,
+        Some("both") => Direction::Both,
+        Some(other) => {
+            return problem(
+                StatusCode::BAD_REQUEST,
+                format!("direction: {other:?} is not upstream, downstream or both"),
+            );
+        }
+    };
+    let as_of = match p.as_of.as_deref().map(crate::cmd::parse_time).transpose() {
+        Ok(t) => t,
+        Err(e) => return problem(StatusCode::BAD_REQUEST, format!("asOf: {e}")),
+    };
+    let query = LineageQuery {
+        target,
+        direction,
+        depth: p.depth.unwrap_or(20).min(1000),
+        as_of,
+    };
+    match read(&state, move |s| s.lineage(&query)).await {
+        Ok(graph) => axum::Json(graph).into_response(),
+        Err(r) => r,
+    }
+}
+
+#[derive(Deserialize)]
+struct RunParams {
+    #[serde(rename = "runId")]
+    run_id: String,
+    depth: Option<u32>,
+}
+
+async fn run_lineage(State(state): State<Arc<AppState>>, Query(p): Query<RunParams>) -> Response {
+    let target = match Target::parse(&format!("run:{}", p.run_id)) {
+        Ok(t) => t,
+        Err(e) => return problem(StatusCode::BAD_REQUEST, format!("runId: {e}")),
+    };
+    let query = LineageQuery {
+        target,
+        direction: Direction::Upstream,
+        depth: p.depth.unwrap_or(20).min(1000),
+        as_of: None,
+    };
+    match read(&state, move |s| s.lineage(&query)).await {
+        Ok(graph) => axum::Json(graph).into_response(),
+        Err(r) => r,
+    }
+}
+
+#[derive(Deserialize, Default)]
+struct PageParams {
+    limit: Option<u64>,
+    offset: Option<u64>,
+}
+
+impl PageParams {
+    fn page(&self) -> Page {
+        Page {
+            offset: self.offset.unwrap_or(0),
+            limit: self.limit.unwrap_or(100).min(10_000),
+        }
+    }
+}
+
+async fn events(State(state): State<Arc<AppState>>, Query(p): Query<PageParams>) -> Response {
+    let page = p.page();
+    match read(&state, move |s| s.events(page)).await {
+        Ok(paged) => {
+            let events: Vec<Value> = paged
+                .items
+                .iter()
+                .map(|(_, raw)| serde_json::from_slice(raw).unwrap_or(Value::Null))
+                .collect();
+            axum::Json(json!({"events": events, "totalCount": paged.total, "offset": paged.offset, "limit": paged.limit}))
+                .into_response()
+        }
+        Err(r) => r,
+    }
+}
+
+#[derive(Deserialize)]
+struct ContainerParams {
+    image: String,
+    limit: Option<u64>,
+    offset: Option<u64>,
+}
+
+async fn audit_container(
+    State(state): State<Arc<AppState>>,
+    Query(p): Query<ContainerParams>,
+) -> Response {
+    let page = PageParams {
+        limit: p.limit,
+        offset: p.offset,
+    }
+    .page();
+    match read(&state, move |s| s.audit_container(&p.image, page)).await {
+        Ok(a) => axum::Json(a).into_response(),
+        Err(r) => r,
+    }
+}
+
+#[derive(Deserialize)]
+struct DerivedParams {
+    target: String,
+}
+
+async fn audit_derived(
+    State(state): State<Arc<AppState>>,
+    Query(p): Query<DerivedParams>,
+) -> Response {
+    let target = match Target::parse(&p.target) {
+        Ok(t) => t,
+        Err(e) => return problem(StatusCode::BAD_REQUEST, format!("target: {e}")),
+    };
+    match read(&state, move |s| s.derived_from(&target, None)).await {
+        Ok(d) => axum::Json(d).into_response(),
+        Err(r) => r,
+    }
+}
+
+#[derive(Deserialize)]
+struct RunsParams {
+    job: Option<String>,
+    status: Option<String>,
+    since: Option<String>,
+    until: Option<String>,
+    user: Option<String>,
+    host: Option<String>,
+    limit: Option<u64>,
+    offset: Option<u64>,
+}
+
+async fn audit_runs(State(state): State<Arc<AppState>>, Query(p): Query<RunsParams>) -> Response {
+    let time = |name: &str, t: &Option<String>| -> Result<Option<i64>, Response> {
+        t.as_deref()
+            .map(crate::cmd::parse_time)
+            .transpose()
+            .map_err(|e| problem(StatusCode::BAD_REQUEST, format!("{name}: {e}")))
+    };
+    let (since, until) = match (time("since", &p.since), time("until", &p.until)) {
+        (Ok(a), Ok(b)) => (a, b),
+        (Err(r), _) | (_, Err(r)) => return r,
+    };
+    let filter = RunFilter {
+        job: p.job,
+        state: p.status.map(|s| s.to_ascii_uppercase()),
+        since,
+        until,
+        user: p.user,
+        host: p.host,
+        ..RunFilter::default()
+    };
+    let page = PageParams {
+        limit: p.limit,
+        offset: p.offset,
+    }
+    .page();
+    match read(&state, move |s| s.runs(&filter, page)).await {
+        Ok(r) => axum::Json(r).into_response(),
+        Err(r) => r,
+    }
+}
+
+async fn audit_unpinned(
+    State(state): State<Arc<AppState>>,
+    Query(p): Query<PageParams>,
+) -> Response {
+    let page = p.page();
+    let filter = RunFilter {
+        unpinned: true,
+        ..RunFilter::default()
+    };
+    match read(&state, move |s| s.runs(&filter, page)).await {
+        Ok(r) => axum::Json(r).into_response(),
+        Err(r) => r,
+    }
+}
+
+async fn ready(State(state): State<Arc<AppState>>) -> Response {
+    match read(&state, |s| s.head()).await {
+        Ok(_) => "ready\n".into_response(),
+        Err(_) => problem(StatusCode::SERVICE_UNAVAILABLE, "the store cannot be read"),
+    }
+}
+
+async fn metrics(State(state): State<Arc<AppState>>) -> Response {
+    let m = &state.metrics;
+    let text = format!(
+        "# HELP prov_events_ingested_total Events stored (or found already stored).\n\
+         # TYPE prov_events_ingested_total counter\nprov_events_ingested_total {}\n\
+         # HELP prov_events_rejected_total Events refused as malformed.\n\
+         # TYPE prov_events_rejected_total counter\nprov_events_rejected_total {}\n\
+         # HELP prov_requests_unauthorized_total Requests refused for their token.\n\
+         # TYPE prov_requests_unauthorized_total counter\nprov_requests_unauthorized_total {}\n\
+         # HELP prov_request_duration_seconds Time spent answering authorized requests.\n\
+         # TYPE prov_request_duration_seconds summary\nprov_request_duration_seconds_sum {}\nprov_request_duration_seconds_count {}\n",
+        m.ingested.load(Ordering::Relaxed),
+        m.rejected.load(Ordering::Relaxed),
+        m.unauthorized.load(Ordering::Relaxed),
+        m.latency_micros.load(Ordering::Relaxed) as f64 / 1e6,
+        m.requests.load(Ordering::Relaxed),
+    );
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
+}
+
+async fn openapi() -> Response {
+    (
+        [(header::CONTENT_TYPE, "application/yaml")],
+        include_str!("../../openapi.yaml"),
+    )
+        .into_response()
+}
