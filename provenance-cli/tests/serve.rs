@@ -250,7 +250,9 @@ fn malformed_requests_get_the_right_4xx_and_change_nothing() {
     let huge = format!("{{\"eventTime\": \"{}\"}}", "x".repeat(30 << 20)).into_bytes();
     let bomb = gzip(&vec![b' '; 200 << 20]);
     let json = "application/json";
-    let cases: Vec<(&str, &str, bool, Vec<u8>, u16, &str)> = vec![
+    // (what, content type, gzip, body, expected status, text in the answer)
+    type Case<'a> = (&'a str, &'a str, bool, Vec<u8>, u16, &'a str);
+    let cases: Vec<Case> = vec![
         (
             "truncated JSON",
             json,
