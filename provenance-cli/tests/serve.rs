@@ -247,7 +247,6 @@ fn malformed_requests_get_the_right_4xx_and_change_nothing() {
         serde_json::to_vec(&e).unwrap()
     };
     let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000)).into_bytes();
-    let huge = format!("{{\"eventTime\": \"{}\"}}", "x".repeat(30 << 20)).into_bytes();
     let bomb = gzip(&vec![b' '; 200 << 20]);
     let json = "application/json";
     // (what, content type, gzip, body, expected status, text in the answer)
@@ -309,7 +308,6 @@ fn malformed_requests_get_the_right_4xx_and_change_nothing() {
             400,
             "recursion limit",
         ),
-        ("tens of MB", json, false, huge, 413, ""),
         (
             "wrong content type",
             "text/plain",
@@ -340,6 +338,23 @@ fn malformed_requests_get_the_right_4xx_and_change_nothing() {
         let (got, text) = server.post("/api/v1/lineage", w, content_type, gz, body);
         assert_eq!(got, status, "{what}: {text}");
         assert!(text.contains(needle), "{what}: {text}");
+    }
+    // Tens of MB: refused from the announced length, before the body is read.
+    // (A client still writing such a body may see the connection close instead
+    // of the answer, so this one speaks HTTP over a plain socket.)
+    {
+        use std::io::{Read, Write};
+        let mut socket = std::net::TcpStream::connect(("127.0.0.1", server.port)).unwrap();
+        let head = format!(
+            "POST /api/v1/lineage HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+            server.write_token,
+            30 << 20
+        );
+        socket.write_all(head.as_bytes()).unwrap();
+        let mut answer = [0u8; 64];
+        let n = socket.read(&mut answer).unwrap();
+        let answer = String::from_utf8_lossy(&answer[..n]);
+        assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
     }
     // The batch endpoint names failures by index and keeps the good ones.
     let batch = format!(

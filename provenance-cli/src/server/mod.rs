@@ -128,6 +128,21 @@ async fn guard(State(state): State<Arc<AppState>>, request: Request, next: Next)
             Some(_) => {}
         }
     }
+    // A body announced as too large is refused before a byte of it is read.
+    let announced = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if announced.is_some_and(|n| n > state.settings.body_limit) {
+        return problem(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!(
+                "the body is larger than {} bytes",
+                state.settings.body_limit
+            ),
+        );
+    }
     let started = Instant::now();
     let response = next.run(request).await;
     state.metrics.requests.fetch_add(1, Ordering::Relaxed);
