@@ -15,8 +15,10 @@ pub(crate) enum Start {
 }
 
 pub(crate) trait Backend: Send + Sync {
-    /// Appends the batch to the log and the lineage model in one transaction.
-    fn ingest(&self, batch: &[Prepared]) -> StoreResult<Vec<Outcome>>;
+    /// Appends the events, in order, to the log and the lineage model in one
+    /// transaction; one outcome per event. The events may still be being
+    /// parsed while earlier ones are written.
+    fn ingest(&self, batch: &mut dyn Iterator<Item = Prepared>) -> StoreResult<Vec<Outcome>>;
     /// Visits `(seq, raw, link)` in chain order until `visit` returns false.
     fn walk_chain(&self, visit: &mut dyn FnMut(u64, &[u8], &str) -> bool) -> StoreResult<()>;
     /// The last position and its link.

@@ -93,45 +93,62 @@ impl Store {
     /// found stored before); unreadable ones are rejected with the reason, and
     /// do not stop the others. On error nothing of the batch is stored.
     pub fn ingest_batch(&self, raws: &[&[u8]]) -> StoreResult<Vec<Outcome>> {
-        // Parsing is pure CPU: large batches are parsed on every core.
-        let parsed: Vec<Result<Prepared, String>> = if raws.len() >= 256 {
-            let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-            let chunk = raws.len().div_ceil(cores);
+        let mut rejected: Vec<(usize, String)> = Vec::new();
+        let stored = if raws.len() < 64 {
+            let mut events = raws
+                .iter()
+                .enumerate()
+                .filter_map(|(i, raw)| match prepare(raw) {
+                    Ok(p) => Some(p),
+                    Err(reason) => {
+                        rejected.push((i, reason));
+                        None
+                    }
+                });
+            self.backend.ingest(&mut events)?
+        } else {
+            // Parsing is pure CPU: a second thread parses ahead while this one
+            // writes, so the two overlap inside the one transaction.
             std::thread::scope(|scope| {
-                let parts: Vec<_> = raws
-                    .chunks(chunk)
-                    .map(|part| {
-                        scope.spawn(move || part.iter().map(|raw| prepare(raw)).collect::<Vec<_>>())
-                    })
-                    .collect();
-                parts
+                let (tx, rx) =
+                    std::sync::mpsc::sync_channel::<Vec<(usize, Result<Prepared, String>)>>(8);
+                let parser = scope.spawn(move || {
+                    for (c, chunk) in raws.chunks(64).enumerate() {
+                        let parsed = chunk
+                            .iter()
+                            .enumerate()
+                            .map(|(i, raw)| (c * 64 + i, prepare(raw)))
+                            .collect();
+                        if tx.send(parsed).is_err() {
+                            return; // the writer stopped on an error
+                        }
+                    }
+                });
+                let mut events = rx
                     .into_iter()
-                    .flat_map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
-                    .collect()
-            })
-        } else {
-            raws.iter().map(|raw| prepare(raw)).collect()
+                    .flatten()
+                    .filter_map(|(i, result)| match result {
+                        Ok(p) => Some(p),
+                        Err(reason) => {
+                            rejected.push((i, reason));
+                            None
+                        }
+                    });
+                let result = self.backend.ingest(&mut events);
+                drop(events);
+                parser
+                    .join()
+                    .unwrap_or_else(|p| std::panic::resume_unwind(p));
+                result
+            })?
         };
-        let mut outcomes: Vec<Option<Outcome>> = Vec::with_capacity(raws.len());
-        let mut prepared: Vec<Prepared> = Vec::with_capacity(raws.len());
-        for result in parsed {
-            match result {
-                Ok(p) => {
-                    prepared.push(p);
-                    outcomes.push(None);
-                }
-                Err(reason) => outcomes.push(Some(Outcome::Rejected { reason })),
-            }
-        }
-        let mut stored = if prepared.is_empty() {
-            Vec::new()
-        } else {
-            self.backend.ingest(&prepared)?
-        }
-        .into_iter();
-        Ok(outcomes
-            .into_iter()
-            .map(|o| o.unwrap_or_else(|| stored.next().expect("one outcome per prepared event")))
+        let mut stored = stored.into_iter();
+        let mut rejected = rejected.into_iter().peekable();
+        Ok((0..raws.len())
+            .map(|i| match rejected.next_if(|(r, _)| *r == i) {
+                Some((_, reason)) => Outcome::Rejected { reason },
+                None => stored.next().expect("one outcome per stored event"),
+            })
             .collect())
     }
 

@@ -399,7 +399,7 @@ impl Sqlite {
 }
 
 impl Backend for Sqlite {
-    fn ingest(&self, batch: &[Prepared]) -> StoreResult<Vec<Outcome>> {
+    fn ingest(&self, batch: &mut dyn Iterator<Item = Prepared>) -> StoreResult<Vec<Outcome>> {
         let mut conn = self.lock();
         let mut ids = self.ids.lock().unwrap_or_else(|e| e.into_inner());
         let tx = conn
@@ -423,8 +423,9 @@ impl Backend for Sqlite {
             .optional()
             .map_err(backend("read the chain head"))?
             .unwrap_or((0, chain::GENESIS.to_owned()));
-        let mut outcomes = Vec::with_capacity(batch.len());
+        let mut outcomes = Vec::new();
         for event in batch {
+            let event = &event;
             let earlier: Option<i64> =
                 w.tx.prepare_cached("SELECT seq FROM event WHERE event_id = ?1")
                     .and_then(|mut s| s.query_row([&event.event_id], |r| r.get(0)).optional())
