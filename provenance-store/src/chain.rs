@@ -20,14 +20,18 @@ pub const GENESIS: &str = "00000000000000000000000000000000000000000000000000000
 
 /// The link of the event at `seq` with bytes `raw`, after `previous`.
 pub fn link(previous: &str, seq: u64, raw: &[u8]) -> String {
-    let content = Sha256::digest(raw);
+    link_with_content(previous, seq, &provenance_core::hex(&Sha256::digest(raw)))
+}
+
+/// The same, given the hex sha-256 of the event's bytes (computed ahead).
+pub fn link_with_content(previous: &str, seq: u64, content_hex: &str) -> String {
     let mut h = Sha256::new();
     h.update(b"prov-chain-1\n");
     h.update(seq.to_string().as_bytes());
     h.update(b"\n");
     h.update(previous.as_bytes());
     h.update(b"\n");
-    h.update(provenance_core::hex(&content).as_bytes());
+    h.update(content_hex.as_bytes());
     provenance_core::hex(&h.finalize())
 }
 

@@ -19,6 +19,8 @@ pub(crate) struct Prepared {
     pub raw: Vec<u8>,
     /// sha-256 of the event's JSON value, serialized sorted and compact.
     pub event_id: String,
+    /// Hex sha-256 of `raw`, for the chain link.
+    pub content: String,
     pub kind: &'static str,
     pub run_id: Option<String>,
     /// Event time, microseconds since the epoch, UTC.
@@ -128,6 +130,7 @@ pub(crate) fn prepare(raw: &[u8]) -> Result<Prepared, String> {
     };
     Ok(Prepared {
         raw: raw.to_vec(),
+        content: provenance_core::hex(&Sha256::digest(raw)),
         event_id,
         kind,
         run_id,
