@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use provenance_core::hash::HashCache;
-use provenance_store::{SqliteHashCache, Store};
+use provenance_store::{SqliteHashCache, Store, redact};
 
 /// The resolved global options.
 pub struct Ctx {
@@ -68,15 +68,4 @@ impl Ctx {
             .unwrap_or_else(std::env::temp_dir);
         base.join("prov").join("spool")
     }
-}
-
-/// Hides a password in a URL.
-fn redact(location: &str) -> String {
-    if let Some((scheme, rest)) = location.split_once("://")
-        && let Some((credentials, host)) = rest.split_once('@')
-        && let Some((user, _)) = credentials.split_once(':')
-    {
-        return format!("{scheme}://{user}:***@{host}");
-    }
-    location.to_owned()
 }

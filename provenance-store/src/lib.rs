@@ -37,5 +37,5 @@ pub use model::{
     ChainBreak, ChainReport, Direction, Edge, LineageGraph, LineageQuery, Node, Outcome, Page,
     Paged, RunFilter, RunRecord, Target, TargetError, VersionRecord,
 };
-pub use store::{ContainerAudit, Derived, MAX_DERIVED_DEPTH, Store};
+pub use store::{ContainerAudit, Derived, MAX_DERIVED_DEPTH, Store, redact};
 pub use transport::StoreTransport;

@@ -409,7 +409,7 @@ impl Store {
 }
 
 /// Hides the password of a URL such as `postgres://user:secret@host/db`.
-fn redact(location: &str) -> String {
+pub fn redact(location: &str) -> String {
     if let Some((scheme, rest)) = location.split_once("://")
         && let Some((credentials, host)) = rest.split_once('@')
         && let Some((user, _)) = credentials.split_once(':')

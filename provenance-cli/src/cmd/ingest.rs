@@ -1,6 +1,6 @@
 //! `prov ingest`: store OpenLineage events from files or standard input.
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -34,16 +34,7 @@ impl Args {
     pub fn run(self, ctx: &Ctx) -> anyhow::Result<ExitCode> {
         let mut inputs = Vec::new();
         for file in &self.files {
-            let name = file.display().to_string();
-            let bytes = if name == "-" {
-                let mut buf = Vec::new();
-                std::io::stdin()
-                    .read_to_end(&mut buf)
-                    .context("read standard input")?;
-                buf
-            } else {
-                std::fs::read(file).with_context(|| format!("read {name}"))?
-            };
+            let (name, bytes) = super::read_input(file)?;
             inputs.push((name, bytes));
         }
         let store = ctx.store()?;

@@ -1,10 +1,9 @@
 //! `prov validate`: check OpenLineage events against the 2-0-2 spec (strict mode).
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::Context;
 use provenance_core::{Event, validate};
 
 /// Check OpenLineage events (one JSON event, a JSON array, or NDJSON) against the
@@ -22,16 +21,7 @@ impl Args {
         let mut failures = 0usize;
         let mut checked = 0usize;
         for file in &self.files {
-            let name = file.display().to_string();
-            let bytes = if name == "-" {
-                let mut buf = Vec::new();
-                std::io::stdin()
-                    .read_to_end(&mut buf)
-                    .context("read standard input")?;
-                buf
-            } else {
-                std::fs::read(file).with_context(|| format!("read {name}"))?
-            };
+            let (name, bytes) = super::read_input(file)?;
             for (place, raw) in super::split_events(&bytes) {
                 checked += 1;
                 let problems: Vec<String> = match Event::from_slice(&raw) {
