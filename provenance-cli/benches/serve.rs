@@ -47,6 +47,11 @@ fn event(client: usize, i: u64) -> String {
     Event::Run(e).to_json()
 }
 
+fn template_run_id(json: &str) -> String {
+    let v: serde_json::Value = serde_json::from_str(json).unwrap();
+    v["run"]["runId"].as_str().unwrap().to_owned()
+}
+
 fn main() {
     let dir = std::env::temp_dir().join(format!("prov-serve-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
@@ -88,17 +93,28 @@ fn main() {
                     let (errors, sent, url) = (&errors, &sent, format!("{base}{endpoint}"));
                     scope.spawn(move || {
                         let client = reqwest::blocking::Client::new();
+                        // One event built once; each copy gets its own run id
+                        // (same length), so the clients cost little CPU.
+                        let template = event(c, 0);
+                        let template_id = template_run_id(&template);
+                        let stamp = |i: u64| {
+                            let id = RunId::static_v7(
+                                chrono::DateTime::from_timestamp(1_760_000_000, 0).unwrap(),
+                                format!("{c}/{i}").as_bytes(),
+                            );
+                            template.replacen(&template_id, &id.to_string(), 1)
+                        };
                         let mut lat = Vec::new();
                         let mut i = (batch as u64) * 1_000_000_000;
                         while phase_start.elapsed() < PHASE {
                             let body = if batch == 1 {
                                 i += 1;
-                                event(c, i)
+                                stamp(i)
                             } else {
                                 let events: Vec<String> = (0..batch)
                                     .map(|_| {
                                         i += 1;
-                                        event(c, i)
+                                        stamp(i)
                                     })
                                     .collect();
                                 format!("[{}]", events.join(","))
