@@ -12,6 +12,7 @@ fn parse(line: &str) -> Result<Cli, clap::Error> {
 fn valid_command_lines() {
     for line in [
         "run -- true",
+        "run --cache --job align --input r.fq --output a.sam -- aligner r.fq",
         "run --job bwa_mem --container quay.io/biocontainers/bwa:0.7.17--h5bf99c6_8 --param threads=8 --input ref.fa --output out.sam -- bwa mem ref.fa",
         "run --parent 0190d2c4-7f3a-7c2e-9b1d-2f6a8c4e5d31 --params-file p.json -- sh -c exit",
         "--store /tmp/x.db lineage results/S1.vcf",

@@ -436,3 +436,76 @@ fn the_demo_runs_and_calls_the_planted_variants() {
         "no false calls:\n{vcf}"
     );
 }
+
+#[test]
+fn run_cache_skips_a_step_whose_result_is_known_and_only_then() {
+    let s = Sandbox::new("cache");
+    let input = s.write("in.fastq", "@r\nACGT\n+\nIIII\n");
+    let out = s.path("out.txt");
+    let counter = s.path("count");
+    let step = |param: &str| -> Output {
+        let script = format!("cp {input} {out}; echo ran >> {counter}");
+        s.prov(&[
+            "run", "--cache", "--job", "copy", "--param", param, "--input", &input, "--output",
+            &out, "--", "sh", "-c", &script,
+        ])
+    };
+    let runs = || std::fs::read_to_string(&counter).map_or(0, |t| t.lines().count());
+
+    assert!(step("v=1").status.success());
+    assert_eq!(runs(), 1);
+    let second = step("v=1");
+    assert!(second.status.success());
+    assert_eq!(
+        runs(),
+        1,
+        "the second identical step is served from the cache"
+    );
+    assert!(String::from_utf8_lossy(&second.stderr).contains("prov: cached"));
+
+    // Touched but unchanged input: still a hit (content, not times).
+    let f = std::fs::File::options().write(true).open(&input).unwrap();
+    f.set_modified(std::time::SystemTime::now() - Duration::from_secs(3600))
+        .unwrap();
+    assert!(step("v=1").status.success());
+    assert_eq!(runs(), 1);
+
+    // A different parameter, then different input bytes, then a missing output: each runs.
+    assert!(step("v=2").status.success());
+    assert_eq!(runs(), 2);
+    std::fs::write(&input, "@r\nTTTT\n+\nIIII\n").unwrap();
+    assert!(step("v=2").status.success());
+    assert_eq!(runs(), 3);
+    std::fs::remove_file(&out).unwrap();
+    assert!(step("v=2").status.success());
+    assert_eq!(runs(), 4);
+
+    // The cached runs are recorded, linked to the run whose outputs they reused.
+    let all = s.json(&["audit", "runs", "--format", "json"]);
+    assert_eq!(all["total"], 6);
+    // The first output had the first input's bytes.
+    let first_digest = sha256(&s.write("first-bytes", "@r\nACGT\n+\nIIII\n"));
+    let graph = s.json(&[
+        "lineage",
+        "--format",
+        "json",
+        &format!("sha256:{first_digest}"),
+    ]);
+    let runs = run_nodes(&graph);
+    let cached: Vec<&&Value> = runs
+        .iter()
+        .filter(|r| r["facets"]["prov_cache"].is_object())
+        .collect();
+    assert_eq!(cached.len(), 2, "{graph}");
+    for c in cached {
+        let original = c["facets"]["prov_cache"]["originalRunId"].as_str().unwrap();
+        let made_it = runs
+            .iter()
+            .find(|r| r["runId"] == original)
+            .expect("the original run is in the lineage");
+        assert!(
+            made_it["facets"]["prov_cache"].is_null(),
+            "the original really ran"
+        );
+    }
+}

@@ -315,6 +315,12 @@ impl StepBuilder {
 
     /// Hashes the inputs and emits START.
     pub fn start(self) -> Result<RunHandle, RecordError> {
+        self.prepare()?.start()
+    }
+
+    /// Hashes the inputs and computes the fingerprint, without emitting
+    /// anything yet (so that a cache can be asked first).
+    pub fn prepare(self) -> Result<PreparedRun, RecordError> {
         let job_name = self.job.clone();
         if let Some((key, reason)) = self.invalid.clone() {
             return Err(RecordError::Parameter {
@@ -426,10 +432,59 @@ impl StepBuilder {
             root_job,
             started: Instant::now(),
             start_time: Utc::now(),
-            finished: AtomicBool::new(false),
+            // Not started yet: dropping it emits nothing.
+            finished: AtomicBool::new(true),
         };
+        Ok(PreparedRun {
+            handle,
+            fingerprint: fingerprint.sha256,
+        })
+    }
+}
+
+/// A run whose inputs are hashed and whose fingerprint is known, before START.
+pub struct PreparedRun {
+    handle: RunHandle,
+    fingerprint: String,
+}
+
+impl PreparedRun {
+    /// The step's fingerprint (`prov_fingerprint`).
+    pub fn fingerprint(&self) -> &str {
+        &self.fingerprint
+    }
+
+    /// The run id it will have.
+    pub fn run_id(&self) -> RunId {
+        self.handle.run_id()
+    }
+
+    /// Emits START.
+    pub fn start(self) -> Result<RunHandle, RecordError> {
+        let mut handle = self.handle;
+        handle.started = Instant::now();
+        handle.start_time = Utc::now();
+        handle.finished.store(false, Ordering::SeqCst);
         handle.emit(EventType::Start, None, None, Vec::new())?;
         Ok(handle)
+    }
+
+    /// Records the step as served from the cache: START, then COMPLETE with
+    /// `outputs` (hashed) and `prov_cache` naming the run that made them.
+    pub fn record_cached(self, original: &str, outputs: &[&str]) -> Result<(), RecordError> {
+        let mut handle = self.handle;
+        handle.run.facets.set(&ProvCacheRunFacet::hit(original));
+        handle.started = Instant::now();
+        handle.start_time = Utc::now();
+        handle.finished.store(false, Ordering::SeqCst);
+        handle.emit(EventType::Start, None, None, Vec::new())?;
+        handle.complete_with(
+            outputs,
+            Execution {
+                exit_code: Some(0),
+                ..Execution::default()
+            },
+        )
     }
 }
 

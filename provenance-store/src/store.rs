@@ -225,6 +225,11 @@ impl Store {
             })
     }
 
+    /// A run's facets, merged over its events (later ones replace earlier).
+    pub fn run_facets(&self, run_id: &str) -> StoreResult<Map<String, Value>> {
+        self.backend.run_facets(run_id)
+    }
+
     /// The lineage graph around a target, version-precise.
     pub fn lineage(&self, query: &LineageQuery) -> StoreResult<LineageGraph> {
         let start = self.backend.start(&query.target, query.as_of)?;
@@ -583,6 +588,7 @@ fn run_data(record: Option<RunRecord>, facets: &Map<String, Value>) -> Value {
             "prov_execution",
             "prov_software",
             "prov_fingerprint",
+            "prov_cache",
             "executionParameters",
             "errorMessage",
             "parent",

@@ -52,6 +52,7 @@ fn every_schema_is_the_schema_of_a_facet_type() {
         ProvExecutionRunFacet::SCHEMA_URL,
         ProvSoftwareRunFacet::SCHEMA_URL,
         ProvFingerprintRunFacet::SCHEMA_URL,
+        ProvCacheRunFacet::SCHEMA_URL,
     ];
     let mut ids_sorted = ids.clone();
     ids_sorted.sort();
@@ -96,6 +97,7 @@ fn every_valid_example_passes_and_reads_as_its_type() {
             "ProvExecutionRunFacet" => read_as::<ProvExecutionRunFacet>(&file, &value),
             "ProvSoftwareRunFacet" => read_as::<ProvSoftwareRunFacet>(&file, &value),
             "ProvFingerprintRunFacet" => read_as::<ProvFingerprintRunFacet>(&file, &value),
+            "ProvCacheRunFacet" => read_as::<ProvCacheRunFacet>(&file, &value),
             other => panic!("{}: no facet type {other}", file.display()),
         }
     }
@@ -104,6 +106,11 @@ fn every_valid_example_passes_and_reads_as_its_type() {
 /// Where each invalid example must fail: the instance path of an error, and a
 /// keyword that ends its schema path.
 const INVALID: &[(&str, &str, &str)] = &[
+    (
+        "ProvCacheRunFacet.original-not-a-uuid",
+        "/originalRunId",
+        "format",
+    ),
     (
         "ProvChecksumDatasetFacet.bad-md5",
         "/checksums/md5",

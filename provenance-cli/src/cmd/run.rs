@@ -70,6 +70,12 @@ pub struct Args {
     #[arg(long, value_name = "RUN_ID", env = "PROV_PARENT_RUN")]
     parent: Option<String>,
 
+    /// Skip the command if a successful run with the same fingerprint (job,
+    /// command, image digest, parameters, input contents) left outputs that
+    /// are still on disk with the recorded digests; record a cached run.
+    #[arg(long)]
+    cache: bool,
+
     /// The command and its arguments, after `--`.
     #[arg(last = true, required = true, value_name = "CMD")]
     command: Vec<String>,
@@ -151,7 +157,22 @@ impl Args {
         if let Some(parent) = &self.parent {
             step = step.parent_lineage(parent_lineage(parent, &self.namespace)?);
         }
-        let run = step.start().context("record the start of the step")?;
+        let prepared = step.prepare().context("record the start of the step")?;
+        if self.cache
+            && let Some(original) = reusable_run(ctx, prepared.fingerprint())?
+        {
+            let outputs: Vec<&str> = original.1.iter().map(String::as_str).collect();
+            prepared
+                .record_cached(&original.0, &outputs)
+                .context("record the cached run")?;
+            flush(&recorder);
+            eprintln!(
+                "prov: cached: run {} made these outputs from the same inputs, image and parameters; {} skipped",
+                original.0, self.command[0]
+            );
+            return Ok(ExitCode::SUCCESS);
+        }
+        let run = prepared.start().context("record the start of the step")?;
         let lineage = run.child_lineage();
 
         // The command: inherits stdin, stdout and stderr; learns its run.
@@ -265,6 +286,41 @@ impl Args {
         flush(&recorder);
         Ok(ExitCode::from((exit & 0xff) as u8))
     }
+}
+
+/// The latest successful run with `fingerprint` whose outputs are all still on
+/// disk with their recorded digests (checked through the hash cache), and
+/// those outputs' paths.
+fn reusable_run(ctx: &Ctx, fingerprint: &str) -> anyhow::Result<Option<(String, Vec<String>)>> {
+    let Ok(store) = ctx.store() else {
+        return Ok(None);
+    };
+    let Some((run, outputs)) = store.cache_lookup(fingerprint)? else {
+        return Ok(None);
+    };
+    let cache = ctx.hash_cache();
+    let mut hasher =
+        provenance_core::hash::Hasher::new(provenance_core::hash::HashOptions::default());
+    if let Some(c) = &cache {
+        hasher = hasher.with_cache(c.as_ref());
+    }
+    let mut paths = Vec::new();
+    for output in &outputs {
+        if output.namespace != "file" {
+            return Ok(None); // remote outputs cannot be checked here
+        }
+        match hasher.hash(std::path::Path::new(&output.name)) {
+            Ok(d) if Some(&d.sha256) == output.digest.as_ref() => paths.push(output.name.clone()),
+            _ => return Ok(None),
+        }
+    }
+    // A cached run points at the run that really executed; so does this one.
+    let facets = store.run_facets(&run.run_id)?;
+    let original = facets
+        .get("prov_cache")
+        .and_then(|c| c["originalRunId"].as_str())
+        .map_or(run.run_id, str::to_owned);
+    Ok(Some((original, paths)))
 }
 
 fn flush(recorder: &Recorder) {

@@ -467,6 +467,37 @@ prov_facet!(
     "1-0-0"
 );
 
+/// `prov_cache`: this run did not execute its command; its outputs were
+/// already there, made by an earlier run with the same fingerprint (like
+/// Nextflow's CACHED).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProvCacheRunFacet {
+    /// `_producer`, `_schemaURL`.
+    #[serde(flatten)]
+    pub base: FacetBase,
+    /// Always `true`: the command was skipped.
+    pub hit: bool,
+    /// The run whose outputs were reused.
+    #[serde(rename = "originalRunId")]
+    pub original_run_id: String,
+    /// Members this crate does not model.
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+prov_facet!(ProvCacheRunFacet, "prov_cache", RunKind, "1-0-0");
+
+impl ProvCacheRunFacet {
+    /// A cache hit on `original`'s outputs.
+    pub fn hit(original: &str) -> Self {
+        ProvCacheRunFacet {
+            base: FacetBase::ours::<Self>(),
+            hit: true,
+            original_run_id: original.to_owned(),
+            extra: Map::new(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -491,6 +522,7 @@ mod tests {
             ProvExecutionRunFacet::SCHEMA_URL,
             ProvSoftwareRunFacet::SCHEMA_URL,
             ProvFingerprintRunFacet::SCHEMA_URL,
+            ProvCacheRunFacet::SCHEMA_URL,
         ];
         let unique: std::collections::BTreeSet<_> = urls.iter().collect();
         assert_eq!(unique.len(), urls.len());
