@@ -509,3 +509,61 @@ fn run_cache_skips_a_step_whose_result_is_known_and_only_then() {
         );
     }
 }
+
+#[test]
+fn rerun_plans_and_scripts_the_recipe_and_the_script_reproduces_it() {
+    let s = Sandbox::new("rerun");
+    let reads = s.write("S1.fastq", "@r1\nACGT\n+\nIIII\n");
+    let (sorted, counted) = (s.path("S1.sorted"), s.path("S1.count"));
+    let run = |job: &str, input: &str, output: &str, script: &str| {
+        let out = s.prov(&[
+            "run", "--job", job, "--param", "k=1", "--input", input, "--output", output, "--",
+            "sh", "-c", script,
+        ]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    run("sort", &reads, &sorted, &format!("sort {reads} > {sorted}"));
+    run(
+        "count",
+        &sorted,
+        &counted,
+        &format!("wc -l < {sorted} > {counted}"),
+    );
+
+    let plan = s.json(&["rerun", "--plan", "--format", "json", &counted]);
+    let jobs: Vec<&str> = plan
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["job"].as_str().unwrap())
+        .collect();
+    assert_eq!(jobs, ["sort", "count"], "in dependency order");
+    assert_eq!(plan[0]["inputs"][0]["sha256"], sha256(&reads));
+    assert_eq!(plan[1]["outputs"][0]["sha256"], sha256(&counted));
+    assert_eq!(plan[0]["argv"][0], "sh");
+    assert_eq!(plan[0]["parameters"]["k"], 1);
+
+    // The script re-executes both steps and finds identical bytes.
+    let script = s.prov(&["rerun", "--script", &counted]);
+    assert!(script.status.success());
+    let path = s.write("rerun.sh", &String::from_utf8(script.stdout).unwrap());
+    std::fs::remove_file(&counted).unwrap();
+    let out = Command::new("sh").arg(&path).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(text.matches("IDENTICAL").count(), 2, "{text}");
+
+    // A changed input stops the script before the step runs.
+    std::fs::write(&reads, "@r1\nTTTT\n+\nIIII\n").unwrap();
+    let out = Command::new("sh").arg(&path).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("differs from the recorded"));
+}

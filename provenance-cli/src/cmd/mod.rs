@@ -6,6 +6,7 @@ mod demo;
 pub mod hash;
 mod ingest;
 mod lineage;
+mod rerun;
 mod run;
 mod serve;
 mod token;
@@ -31,6 +32,7 @@ pub enum Command {
     Lineage(lineage::Args),
     Audit(audit::Args),
     Verify(verify::Args),
+    Rerun(rerun::Args),
     Serve(serve::Args),
     Token(token::Args),
     Validate(validate::Args),
@@ -49,6 +51,7 @@ impl Command {
             Command::Lineage(args) => args.run(ctx),
             Command::Audit(args) => args.run(ctx),
             Command::Verify(args) => args.run(ctx),
+            Command::Rerun(args) => args.run(ctx),
             Command::Serve(args) => args.run(ctx),
             Command::Token(args) => args.run(),
             Command::Validate(args) => args.run(),
