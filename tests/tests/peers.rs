@@ -3,7 +3,7 @@
 //! number text), and a separate Python recomputation of the fingerprint.
 //!
 //! A peer that is not installed skips its test with a message, except when
-//! `PROV_REQUIRE_PEERS=1` (set by `scripts/test.sh`, so in CI): then it fails.
+//! `PROV_REQUIRE_PEERS=1` (set by `.ci/run`): then it fails.
 
 use std::io::Write;
 use std::process::{Command, Stdio};
