@@ -130,8 +130,7 @@ impl Args {
             Question::Container { image, page } => {
                 let audit = store.audit_container(&image, page.page())?;
                 if json {
-                    serde_json::to_writer_pretty(&mut out, &audit)?;
-                    writeln!(out)?;
+                    super::write_json(&mut out, &audit)?;
                 } else {
                     writeln!(out, "{} runs used {image}:", audit.runs.total)?;
                     write_runs(&mut out, &audit.runs.items)?;
@@ -146,8 +145,7 @@ impl Args {
                 let target = super::resolve_target(ctx, &store, &target)?;
                 let derived = store.derived_from(&target, None)?;
                 if json {
-                    serde_json::to_writer_pretty(&mut out, &derived)?;
-                    writeln!(out)?;
+                    super::write_json(&mut out, &derived)?;
                 } else {
                     writeln!(
                         out,
@@ -179,8 +177,7 @@ impl Args {
                 };
                 let runs = store.runs(&filter, page.page())?;
                 if json {
-                    serde_json::to_writer_pretty(&mut out, &runs)?;
-                    writeln!(out)?;
+                    super::write_json(&mut out, &runs)?;
                 } else {
                     write_runs(&mut out, &runs.items)?;
                     writeln!(out, "{} of {} runs", runs.items.len(), runs.total)?;
@@ -196,8 +193,7 @@ impl Args {
                 };
                 let runs = store.runs(&filter, page.page())?;
                 if json {
-                    serde_json::to_writer_pretty(&mut out, &runs)?;
-                    writeln!(out)?;
+                    super::write_json(&mut out, &runs)?;
                 } else {
                     writeln!(
                         out,
@@ -205,6 +201,9 @@ impl Args {
                         runs.total
                     )?;
                     write_runs(&mut out, &runs.items)?;
+                    if let Some(next) = runs.next_offset() {
+                        writeln!(out, "(more: --offset {next})")?;
+                    }
                 }
             }
         }

@@ -119,8 +119,7 @@ impl Args {
             }
         }
         if self.format == Format::Json {
-            serde_json::to_writer_pretty(&mut out, &json_items)?;
-            writeln!(out)?;
+            super::write_json(&mut out, &json_items)?;
         }
         out.flush()?;
         Ok(if failed == 0 {

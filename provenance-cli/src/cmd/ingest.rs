@@ -81,8 +81,7 @@ impl Args {
         match self.format {
             super::Format::Json => {
                 let summary = serde_json::json!({"stored": stored, "duplicates": duplicates, "rejected": bad});
-                serde_json::to_writer_pretty(&mut out, &summary)?;
-                writeln!(out)?;
+                super::write_json(&mut out, &summary)?;
             }
             super::Format::Text => {
                 for b in &bad {

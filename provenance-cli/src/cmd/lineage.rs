@@ -75,8 +75,7 @@ impl Args {
         let mut out = std::io::stdout().lock();
         match self.format {
             GraphFormat::Json => {
-                serde_json::to_writer_pretty(&mut out, &graph)?;
-                writeln!(out)?;
+                super::write_json(&mut out, &graph)?;
             }
             GraphFormat::Tree => write_tree(&mut out, &graph, direction)?,
             GraphFormat::Dot => write_dot(&mut out, &graph)?,

@@ -70,6 +70,16 @@ pub enum Format {
     Json,
 }
 
+/// Writes `value` as pretty JSON and a newline: the `--format json` answer.
+pub fn write_json(
+    out: &mut impl std::io::Write,
+    value: &impl serde::Serialize,
+) -> anyhow::Result<()> {
+    serde_json::to_writer_pretty(&mut *out, value)?;
+    writeln!(out)?;
+    Ok(())
+}
+
 /// An RFC 3339 time, as microseconds since the epoch.
 pub fn parse_time(s: &str) -> Result<i64, String> {
     chrono::DateTime::parse_from_rfc3339(s)

@@ -254,8 +254,7 @@ impl Args {
         if self.script {
             write_script(&mut out, &self.target, &steps)?;
         } else if self.format == super::Format::Json {
-            serde_json::to_writer_pretty(&mut out, &steps)?;
-            writeln!(out)?;
+            super::write_json(&mut out, &steps)?;
         } else {
             for (i, s) in steps.iter().enumerate() {
                 writeln!(out, "{}. {}  (run {})", i + 1, s.job, s.run_id)?;

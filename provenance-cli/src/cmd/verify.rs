@@ -47,8 +47,7 @@ impl Args {
         if self.chain {
             let report = store.verify_chain()?;
             if self.format == super::Format::Json {
-                serde_json::to_writer_pretty(&mut out, &report)?;
-                writeln!(out)?;
+                super::write_json(&mut out, &report)?;
             } else if let Some(b) = &report.broken {
                 writeln!(out, "chain BROKEN at position {}: {}", b.position, b.reason)?;
             } else {
@@ -134,8 +133,7 @@ impl Args {
             }
         }
         if self.format == super::Format::Json {
-            serde_json::to_writer_pretty(&mut out, &items)?;
-            writeln!(out)?;
+            super::write_json(&mut out, &items)?;
         }
         Ok(if failed == 0 {
             ExitCode::SUCCESS
