@@ -102,7 +102,7 @@ pub enum RecordError {
     #[error("emit the {event} event of job {job}")]
     Emit {
         /// START, COMPLETE, FAIL or ABORT.
-        event: &'static str,
+        event: String,
         /// The job.
         job: String,
         /// Why.
@@ -570,7 +570,7 @@ fn datasets(
         let mut output = OutputDataset::new(namespace, name);
         if let Some(d) = &digest {
             set_content_facets(&mut input.facets, d);
-            set_content_facets(&mut output.facets, d);
+            output.facets = input.facets.clone();
             output
                 .output_facets
                 .set(&OutputStatisticsOutputDatasetFacet::new(
@@ -814,12 +814,7 @@ impl RunHandle {
             .transport
             .emit(&Event::Run(event))
             .map_err(|source| RecordError::Emit {
-                event: match name.as_str() {
-                    "START" => "START",
-                    "COMPLETE" => "COMPLETE",
-                    "FAIL" => "FAIL",
-                    _ => "ABORT",
-                },
+                event: name,
                 job,
                 source,
             })

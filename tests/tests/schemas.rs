@@ -45,15 +45,7 @@ fn every_schema_is_the_schema_of_a_facet_type() {
         .iter()
         .map(|f| read_json(f)["$id"].as_str().unwrap().to_owned())
         .collect();
-    let types = [
-        ProvContainerRunFacet::SCHEMA_URL,
-        ProvParametersRunFacet::SCHEMA_URL,
-        ProvChecksumDatasetFacet::SCHEMA_URL,
-        ProvExecutionRunFacet::SCHEMA_URL,
-        ProvSoftwareRunFacet::SCHEMA_URL,
-        ProvFingerprintRunFacet::SCHEMA_URL,
-        ProvCacheRunFacet::SCHEMA_URL,
-    ];
+    let types = PROV_FACET_SCHEMA_URLS;
     let mut ids_sorted = ids.clone();
     ids_sorted.sort();
     let mut types_sorted: Vec<String> = types.iter().map(|s| s.to_string()).collect();

@@ -498,6 +498,17 @@ impl ProvCacheRunFacet {
     }
 }
 
+/// The schema URL of every `prov_*` facet: one per file in `schemas/`.
+pub const PROV_FACET_SCHEMA_URLS: [&str; 7] = [
+    ProvContainerRunFacet::SCHEMA_URL,
+    ProvParametersRunFacet::SCHEMA_URL,
+    ProvChecksumDatasetFacet::SCHEMA_URL,
+    ProvExecutionRunFacet::SCHEMA_URL,
+    ProvSoftwareRunFacet::SCHEMA_URL,
+    ProvFingerprintRunFacet::SCHEMA_URL,
+    ProvCacheRunFacet::SCHEMA_URL,
+];
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -515,15 +526,7 @@ mod tests {
             ProvChecksumDatasetFacet::SCHEMA_URL,
             format!("{PROV_SCHEMA_BASE}1-0-0/ProvChecksumDatasetFacet.json")
         );
-        let urls = [
-            ProvContainerRunFacet::SCHEMA_URL,
-            ProvParametersRunFacet::SCHEMA_URL,
-            ProvChecksumDatasetFacet::SCHEMA_URL,
-            ProvExecutionRunFacet::SCHEMA_URL,
-            ProvSoftwareRunFacet::SCHEMA_URL,
-            ProvFingerprintRunFacet::SCHEMA_URL,
-            ProvCacheRunFacet::SCHEMA_URL,
-        ];
+        let urls = PROV_FACET_SCHEMA_URLS;
         let unique: std::collections::BTreeSet<_> = urls.iter().collect();
         assert_eq!(unique.len(), urls.len());
     }
