@@ -567,3 +567,176 @@ fn rerun_plans_and_scripts_the_recipe_and_the_script_reproduces_it() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("differs from the recorded"));
 }
+
+/// Records a three-step pipeline in the sandbox: sort, upper-case (absolute
+/// paths in its command), then count and merge (two outputs). `stamp` makes
+/// the middle step write the time too.
+fn three_steps(s: &Sandbox, stamp: bool) -> [String; 4] {
+    let reads = s.write("reads.txt", "b\nc\na\n");
+    let upper = s.path("upper.txt");
+    let run = |job: &str, args: &[&str]| {
+        let mut all = vec!["run", "--job", job, "--param", "k=1"];
+        all.extend_from_slice(args);
+        let out = s.prov(&all);
+        assert!(
+            out.status.success(),
+            "{job}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    run(
+        "sort",
+        &[
+            "--input",
+            "reads.txt",
+            "--output",
+            "sorted.txt",
+            "--",
+            "sh",
+            "-c",
+            "sort reads.txt > sorted.txt",
+        ],
+    );
+    let upcase = format!(
+        "tr a-z A-Z < {} > {upper}{}",
+        s.path("sorted.txt"),
+        if stamp { "; date +%s%N >> \"$0\"" } else { "" }
+    );
+    let mut args = vec![
+        "--input",
+        "sorted.txt",
+        "--output",
+        &upper,
+        "--",
+        "sh",
+        "-c",
+    ];
+    args.push(&upcase);
+    if stamp {
+        args.push(&upper);
+    }
+    run("upcase", &args);
+    run(
+        "count",
+        &[
+            "--input",
+            "upper.txt",
+            "--input",
+            "sorted.txt",
+            "--output",
+            "count.txt",
+            "--output",
+            "merged.txt",
+            "--",
+            "sh",
+            "-c",
+            "wc -l < upper.txt > count.txt && cat sorted.txt upper.txt > merged.txt",
+        ],
+    );
+    [reads, upper, s.path("count.txt"), s.path("merged.txt")]
+}
+
+#[test]
+fn rerun_check_reproduces_a_three_step_pipeline_byte_for_byte() {
+    let s = Sandbox::new("rerun-check");
+    let [_, _, count, merged] = three_steps(&s, false);
+    let scratch = s.path("scratch");
+    let report = s.json(&[
+        "rerun",
+        "--check",
+        "--workdir",
+        &scratch,
+        "--format",
+        "json",
+        &merged,
+    ]);
+    assert_eq!(report["reproduced"], true, "{report:#}");
+    let steps = report["steps"].as_array().unwrap();
+    let jobs: Vec<&str> = steps.iter().map(|s| s["job"].as_str().unwrap()).collect();
+    assert_eq!(jobs, ["sort", "upcase", "count"]);
+    // Every output of the recipe was re-made under the scratch directory,
+    // with the recorded bytes; the originals were not touched.
+    let outputs: Vec<&Value> = steps
+        .iter()
+        .flat_map(|s| s["outputs"].as_array().unwrap())
+        .collect();
+    assert_eq!(outputs.len(), 4, "{report:#}");
+    for o in &outputs {
+        assert_eq!(o["identical"], true);
+        let rerun_path = o["rerunPath"].as_str().unwrap();
+        assert!(rerun_path.starts_with(&scratch), "{rerun_path}");
+        assert_eq!(sha256(rerun_path), o["recorded"].as_str().unwrap());
+        assert_eq!(sha256(o["path"].as_str().unwrap()), sha256(rerun_path));
+    }
+    assert!(outputs.iter().any(|o| o["path"] == count.as_str()));
+
+    // The reruns are recorded as new runs, each naming the run it repeats.
+    let plan = s.json(&["rerun", "--plan", "--format", "json", &merged]);
+    for (step, original) in steps.iter().zip(plan.as_array().unwrap()) {
+        assert_eq!(step["originalRunId"], original["runId"]);
+        assert_ne!(step["runId"], original["runId"]);
+        let id = format!("run:{}", step["runId"].as_str().unwrap());
+        let graph = s.json(&["lineage", &id, "--format", "json"]);
+        let run = run_nodes(&graph)
+            .into_iter()
+            .find(|r| r["runId"] == step["runId"])
+            .unwrap_or_else(|| panic!("{graph:#}"));
+        assert_eq!(
+            run["facets"]["prov_rerun"]["originalRunId"],
+            original["runId"]
+        );
+        assert_eq!(run["state"], "COMPLETE", "{run:#}");
+    }
+
+    // A scratch directory holding anything is refused.
+    let again = s.prov(&["rerun", "--check", "--workdir", &scratch, &merged]);
+    assert_eq!(again.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&again.stderr).contains("is not empty"));
+
+    // A changed raw input stops the rerun before any step, naming it.
+    std::fs::write(s.path("reads.txt"), "z\n").unwrap();
+    let out = s.prov(&[
+        "rerun",
+        "--check",
+        "--workdir",
+        &s.path("scratch2"),
+        &merged,
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("reads.txt") && err.contains("has changed"),
+        "{err}"
+    );
+    std::fs::remove_file(s.path("reads.txt")).unwrap();
+    let out = s.prov(&[
+        "rerun",
+        "--check",
+        "--workdir",
+        &s.path("scratch3"),
+        &merged,
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("is missing"));
+}
+
+#[test]
+fn rerun_check_reports_a_nondeterministic_step_at_its_output() {
+    let s = Sandbox::new("rerun-nondeterministic");
+    let [_, upper, count, merged] = three_steps(&s, true);
+    let out = s.prov(&["rerun", "--check", "--workdir", &s.path("scratch"), &merged]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    let different: Vec<&str> = text.lines().filter(|l| l.contains("DIFFERENT")).collect();
+    // The time-stamped file differs, and so does the merge that includes it;
+    // the sort before it and the count after it (same line count) reproduce.
+    assert_eq!(different.len(), 2, "{text}");
+    assert!(different[0].contains(&format!("{upper} ")), "{text}");
+    assert!(different[0].contains(&format!("recorded sha256:{}", sha256(&upper))));
+    assert!(different[1].contains(&format!("{merged} ")), "{text}");
+    assert!(text.contains(&format!("IDENTICAL  {count}")), "{text}");
+    assert!(
+        text.contains("NOT REPRODUCED: 2 of 4 outputs identical"),
+        "{text}"
+    );
+}

@@ -187,6 +187,7 @@ impl Recorder {
             inputs: Vec::new(),
             software: Vec::new(),
             parent: None,
+            rerun_of: None,
             invalid: None,
         }
     }
@@ -233,6 +234,8 @@ pub struct StepBuilder {
     inputs: Vec<String>,
     software: Vec<(String, String)>,
     parent: Option<Lineage>,
+    /// The recorded run this one re-executes, and the scratch directory.
+    rerun_of: Option<(String, String)>,
     /// A parameter that did not convert to JSON, reported by `start`.
     invalid: Option<(String, String)>,
 }
@@ -310,6 +313,13 @@ impl StepBuilder {
     /// Makes this run a child of a run known only by ids (from `PROV_PARENT_RUN`).
     pub fn parent_lineage(mut self, lineage: Lineage) -> Self {
         self.parent = Some(lineage);
+        self
+    }
+
+    /// Marks this run as a re-execution of the recorded run `original`, with
+    /// its paths moved under `scratch` (`prov_rerun`).
+    pub fn rerun_of(mut self, original: impl Into<String>, scratch: impl Into<String>) -> Self {
+        self.rerun_of = Some((original.into(), scratch.into()));
         self
     }
 
@@ -398,6 +408,9 @@ impl StepBuilder {
             run.facets.set(c);
         }
         run.facets.set(&fingerprint);
+        if let Some((original, scratch)) = &self.rerun_of {
+            run.facets.set(&ProvRerunRunFacet::of(original, scratch));
+        }
         run.facets
             .set(&ProvSoftwareRunFacet::new(self.software.clone()));
         run.facets.set(&ProcessingEngineRunFacet::new(
@@ -670,6 +683,8 @@ pub struct Execution {
     pub cpu_time_ms: Option<u64>,
     /// Peak resident set size, bytes.
     pub peak_rss_bytes: Option<u64>,
+    /// Where the command ran (default: this process's working directory).
+    pub working_directory: Option<String>,
 }
 
 /// A started run. Finish it with [`RunHandle::complete`] or
@@ -788,8 +803,10 @@ impl RunHandle {
                     .filter(|a| !a.is_empty())
                     .or_else(|| (!self.command.is_empty()).then(|| self.command.clone()))
                     .unwrap_or_else(|| std::env::args().collect()),
-                working_directory: std::env::current_dir()
-                    .map_or_else(|_| "unknown".into(), |d| d.display().to_string()),
+                working_directory: exec.working_directory.unwrap_or_else(|| {
+                    std::env::current_dir()
+                        .map_or_else(|_| "unknown".into(), |d| d.display().to_string())
+                }),
                 exit_code: exec.exit_code,
                 signal: exec.signal,
                 wall_time_ms: self.started.elapsed().as_millis() as u64,

@@ -119,6 +119,7 @@ impl Validator {
         self.typed::<ProvSoftwareRunFacet, _>(p, facets);
         self.typed::<ProvFingerprintRunFacet, _>(p, facets);
         self.typed::<ProvCacheRunFacet, _>(p, facets);
+        self.typed::<ProvRerunRunFacet, _>(p, facets);
         if let Some(Ok(nominal)) = facets.get::<NominalTimeRunFacet>() {
             let start = Some(nominal.nominal_start_time.as_str());
             for (name, time) in [

@@ -589,6 +589,7 @@ fn run_data(record: Option<RunRecord>, facets: &Map<String, Value>) -> Value {
             "prov_software",
             "prov_fingerprint",
             "prov_cache",
+            "prov_rerun",
             "executionParameters",
             "errorMessage",
             "parent",

@@ -90,6 +90,7 @@ fn every_valid_example_passes_and_reads_as_its_type() {
             "ProvSoftwareRunFacet" => read_as::<ProvSoftwareRunFacet>(&file, &value),
             "ProvFingerprintRunFacet" => read_as::<ProvFingerprintRunFacet>(&file, &value),
             "ProvCacheRunFacet" => read_as::<ProvCacheRunFacet>(&file, &value),
+            "ProvRerunRunFacet" => read_as::<ProvRerunRunFacet>(&file, &value),
             other => panic!("{}: no facet type {other}", file.display()),
         }
     }
@@ -149,6 +150,11 @@ const INVALID: &[(&str, &str, &str)] = &[
     ),
     ("ProvParametersRunFacet.missing-producer", "", "required"),
     ("ProvParametersRunFacet.short-hash", "/sha256", "pattern"),
+    (
+        "ProvRerunRunFacet.relative-scratch",
+        "/scratchDirectory",
+        "pattern",
+    ),
     (
         "ProvSoftwareRunFacet.tool-without-version",
         "/tools/0",

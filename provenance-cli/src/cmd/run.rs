@@ -244,6 +244,7 @@ impl Args {
             signal,
             cpu_time_ms: cpu_ms,
             peak_rss_bytes: peak_rss,
+            working_directory: None,
         };
         let exit = status.code().unwrap_or_else(|| 128 + signal.unwrap_or(0));
         let stopped = stop_signal.load(Ordering::SeqCst);
@@ -323,7 +324,7 @@ fn reusable_run(ctx: &Ctx, fingerprint: &str) -> anyhow::Result<Option<(String, 
     Ok(Some((original, paths)))
 }
 
-fn flush(recorder: &Recorder) {
+pub(crate) fn flush(recorder: &Recorder) {
     if let Err(e) = recorder.flush(Duration::from_secs(5)) {
         eprintln!("prov: warning: {e}");
     }
@@ -331,7 +332,7 @@ fn flush(recorder: &Recorder) {
 
 /// The store, plus whatever an OpenLineage configuration names. With another
 /// transport configured, a store that cannot be opened is only a warning.
-fn transports(ctx: &Ctx) -> anyhow::Result<Box<dyn Transport>> {
+pub(crate) fn transports(ctx: &Ctx) -> anyhow::Result<Box<dyn Transport>> {
     let env: BTreeMap<String, String> = std::env::vars().collect();
     let cwd = std::env::current_dir().context("read the working directory")?;
     let home = std::env::var_os("HOME").map(PathBuf::from);

@@ -498,8 +498,39 @@ impl ProvCacheRunFacet {
     }
 }
 
+/// `prov_rerun`: this run re-executed a recorded run (`prov rerun --check`),
+/// in a scratch directory, to see whether its outputs reproduce.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProvRerunRunFacet {
+    /// `_producer`, `_schemaURL`.
+    #[serde(flatten)]
+    pub base: FacetBase,
+    /// The run re-executed.
+    #[serde(rename = "originalRunId")]
+    pub original_run_id: String,
+    /// The scratch directory the recorded paths were moved under.
+    #[serde(rename = "scratchDirectory")]
+    pub scratch_directory: String,
+    /// Members this crate does not model.
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+prov_facet!(ProvRerunRunFacet, "prov_rerun", RunKind, "1-0-0");
+
+impl ProvRerunRunFacet {
+    /// A re-execution of `original` under `scratch`.
+    pub fn of(original: &str, scratch: &str) -> Self {
+        ProvRerunRunFacet {
+            base: FacetBase::ours::<Self>(),
+            original_run_id: original.to_owned(),
+            scratch_directory: scratch.to_owned(),
+            extra: Map::new(),
+        }
+    }
+}
+
 /// The schema URL of every `prov_*` facet: one per file in `schemas/`.
-pub const PROV_FACET_SCHEMA_URLS: [&str; 7] = [
+pub const PROV_FACET_SCHEMA_URLS: [&str; 8] = [
     ProvContainerRunFacet::SCHEMA_URL,
     ProvParametersRunFacet::SCHEMA_URL,
     ProvChecksumDatasetFacet::SCHEMA_URL,
@@ -507,6 +538,7 @@ pub const PROV_FACET_SCHEMA_URLS: [&str; 7] = [
     ProvSoftwareRunFacet::SCHEMA_URL,
     ProvFingerprintRunFacet::SCHEMA_URL,
     ProvCacheRunFacet::SCHEMA_URL,
+    ProvRerunRunFacet::SCHEMA_URL,
 ];
 
 #[cfg(test)]

@@ -1,46 +1,75 @@
 //! `prov rerun`: the recipe of a result, from the store: every step that
 //! produced it, in order, with command, working directory, image digest,
-//! parameters, input digests and expected output digests; as a plan, or as a
-//! shell script that re-executes it and checks every digest.
+//! parameters, input digests and expected output digests; as a plan, as a
+//! shell script that re-executes it and checks every digest, or re-executed
+//! here in a scratch directory (`--check`, in `check.rs`).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::bail;
-use provenance_store::{Direction, LineageGraph, LineageQuery};
+use provenance_store::{Direction, LineageGraph, LineageQuery, Target};
 use serde::Serialize;
 use serde_json::Value;
 
 use crate::ctx::Ctx;
 
-/// Show how a result was made, step by step (--plan), or write a script that
-/// makes it again and checks every input and output digest (--script).
+mod check;
+
+/// Show how a result was made, step by step (--plan), write a script that
+/// makes it again and checks every input and output digest (--script), or
+/// make it again here in a scratch directory and compare (--check).
 #[derive(Debug, clap::Args)]
-#[command(
-    after_help = "Examples:\n  prov rerun --plan results/cohort.vcf.gz\n  prov rerun --script results/cohort.vcf.gz > rerun.sh && bash rerun.sh"
-)]
+#[command(after_help = "Examples:\n  \
+prov rerun --plan results/cohort.vcf.gz\n  \
+prov rerun --script results/cohort.vcf.gz > rerun.sh && bash rerun.sh\n  \
+prov rerun --check --workdir /scratch/rerun results/cohort.vcf.gz\n\n\
+--check copies the recorded raw inputs (checking their sha-256) under the scratch directory at \
+their recorded absolute paths, runs every step there with those paths in its command moved \
+under the scratch directory, records the new runs (prov_rerun names the original), and reports \
+per output IDENTICAL or DIFFERENT with both digests. Exit 0 only if every output reproduced.")]
 pub struct Args {
     /// The result: a file path, sha256:<hex>, dataset:<ns>:<name>[#<version>] or run:<uuid>.
     target: String,
 
     /// Print the ordered steps (the default).
-    #[arg(long, conflicts_with = "script")]
+    #[arg(long, conflicts_with_all = ["script", "check"])]
     plan: bool,
 
     /// Print a standalone shell script that re-executes the steps.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "check")]
     script: bool,
+
+    /// Re-execute the steps here, in a scratch directory, record them as new
+    /// runs linked to the originals, and compare every output's bytes.
+    #[arg(long)]
+    check: bool,
+
+    /// The scratch directory for --check (created; must be empty)
+    /// [default: a new directory under the system's temporary directory].
+    #[arg(long, value_name = "DIR", requires = "check")]
+    workdir: Option<PathBuf>,
+
+    /// With --check, hard-link the raw inputs into the scratch directory
+    /// instead of copying them (same file system only; a step that writes
+    /// into its input would then change the original).
+    #[arg(long, requires = "check")]
+    link: bool,
 
     /// Output format of the plan.
     #[arg(long, value_enum, default_value_t = super::Format::Text)]
     format: super::Format,
 }
 
-/// A file a step reads or writes, with its recorded content.
+/// A file a step reads or writes, with its recorded content. `path` is the
+/// local path for `file` datasets, `namespace:name` for others.
 #[derive(Debug, Clone, Serialize)]
 struct FileRef {
     path: String,
+    #[serde(skip)]
+    local: bool,
     sha256: Option<String>,
 }
 
@@ -67,6 +96,7 @@ fn file_ref(graph: &LineageGraph, id: &str) -> Option<FileRef> {
     let ns = node.data["namespace"].as_str()?;
     let name = node.data["name"].as_str()?;
     Some(FileRef {
+        local: ns == "file",
         path: if ns == "file" {
             name.to_owned()
         } else {
@@ -246,9 +276,41 @@ impl Args {
             depth: provenance_store::MAX_DERIVED_DEPTH,
             as_of: None,
         })?;
-        let steps = steps(&graph);
+        let mut steps = steps(&graph);
         if steps.is_empty() {
             bail!("no recorded run produced {}", self.target);
+        }
+        // The upstream graph holds only the outputs on the way to the target;
+        // a step's recipe includes everything it wrote.
+        for step in &mut steps {
+            let own = store.lineage(&LineageQuery {
+                target: Target::Run(step.run_id.clone()),
+                direction: Direction::Downstream,
+                depth: 1,
+                as_of: None,
+            })?;
+            if let Some(run) = own.node(&format!("run:{}", step.run_id)) {
+                let all: Vec<FileRef> = run
+                    .out_edges
+                    .iter()
+                    .filter_map(|e| file_ref(&own, &e.destination))
+                    .collect();
+                if all.len() > step.outputs.len() {
+                    step.outputs = all;
+                }
+            }
+        }
+        if self.check {
+            return check::run(
+                ctx,
+                &steps,
+                check::Options {
+                    workdir: self.workdir,
+                    link: self.link,
+                    json: self.format == super::Format::Json,
+                    target: self.target,
+                },
+            );
         }
         let mut out = std::io::stdout().lock();
         if self.script {
