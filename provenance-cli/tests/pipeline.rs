@@ -443,13 +443,18 @@ fn run_cache_skips_a_step_whose_result_is_known_and_only_then() {
     let input = s.write("in.fastq", "@r\nACGT\n+\nIIII\n");
     let out = s.path("out.txt");
     let counter = s.path("count");
-    let step = |param: &str| -> Output {
-        let script = format!("cp {input} {out}; echo ran >> {counter}");
-        s.prov(&[
-            "run", "--cache", "--job", "copy", "--param", param, "--input", &input, "--output",
-            &out, "--", "sh", "-c", &script,
-        ])
+    let script = format!("cp {input} {out}; echo ran >> {counter}");
+    let step_in = |param: &str, image: Option<&str>| -> Output {
+        let mut args = vec!["run", "--cache", "--job", "copy", "--param", param];
+        if let Some(image) = image {
+            args.extend(["--container", image]);
+        }
+        args.extend([
+            "--input", &input, "--output", &out, "--", "sh", "-c", &script,
+        ]);
+        s.prov(&args)
     };
+    let step = |param: &str| step_in(param, None);
     let runs = || std::fs::read_to_string(&counter).map_or(0, |t| t.lines().count());
 
     assert!(step("v=1").status.success());
@@ -480,9 +485,18 @@ fn run_cache_skips_a_step_whose_result_is_known_and_only_then() {
     assert!(step("v=2").status.success());
     assert_eq!(runs(), 4);
 
+    // The image is part of the step: a new digest runs, the same one hits.
+    let image = |d: &str| format!("quay.io/biocontainers/bwa@sha256:{}", d.repeat(64));
+    assert!(step_in("v=2", Some(&image("a"))).status.success());
+    assert_eq!(runs(), 5);
+    assert!(step_in("v=2", Some(&image("a"))).status.success());
+    assert_eq!(runs(), 5);
+    assert!(step_in("v=2", Some(&image("b"))).status.success());
+    assert_eq!(runs(), 6);
+
     // The cached runs are recorded, linked to the run whose outputs they reused.
     let all = s.json(&["audit", "runs", "--format", "json"]);
-    assert_eq!(all["total"], 6);
+    assert_eq!(all["total"], 9);
     // The first output had the first input's bytes.
     let first_digest = sha256(&s.write("first-bytes", "@r\nACGT\n+\nIIII\n"));
     let graph = s.json(&[
