@@ -65,6 +65,11 @@ pub struct Args {
     #[arg(long = "output", value_name = "PATH")]
     outputs: Vec<String>,
 
+    /// A tool the step runs and its version, NAME=VERSION (repeatable), for
+    /// prov_software.
+    #[arg(long = "software", value_name = "NAME=VERSION", value_parser = parse_software)]
+    software: Vec<(String, String)>,
+
     /// The parent run (a pipeline run) [env: PROV_PARENT_RUN, which prov run
     /// also sets for its command, so nested calls attach themselves].
     #[arg(long, value_name = "RUN_ID", env = "PROV_PARENT_RUN")]
@@ -98,6 +103,15 @@ pub(crate) fn parse_param(s: &str) -> Result<(String, Value), String> {
     }
     let value = serde_json::from_str(value).unwrap_or_else(|_| Value::String(value.to_owned()));
     Ok((key.to_owned(), value))
+}
+
+fn parse_software(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((name, version)) if !name.is_empty() && !version.is_empty() => {
+            Ok((name.to_owned(), version.to_owned()))
+        }
+        _ => Err(format!("expected NAME=VERSION, found {s:?}")),
+    }
 }
 
 /// Signals that stop the command; the run is then recorded as ABORT.
@@ -153,6 +167,9 @@ impl Args {
         }
         for input in &self.inputs {
             step = step.input(input.clone());
+        }
+        for (name, version) in &self.software {
+            step = step.software(name.clone(), version.clone());
         }
         if let Some(parent) = &self.parent {
             step = step.parent_lineage(parent_lineage(parent, &self.namespace)?);
@@ -415,5 +432,10 @@ mod tests {
         check("list=[1,2]", "list", serde_json::json!([1, 2]));
         assert!(parse_param("novalue").unwrap_err().contains("KEY=VALUE"));
         assert!(parse_param("=x").unwrap_err().contains("no name"));
+        assert_eq!(
+            parse_software("bwa=0.7.17-r1188").unwrap(),
+            ("bwa".to_owned(), "0.7.17-r1188".to_owned())
+        );
+        assert!(parse_software("bwa").is_err() && parse_software("bwa=").is_err());
     }
 }
