@@ -754,3 +754,58 @@ fn rerun_check_reports_a_nondeterministic_step_at_its_output() {
         "{text}"
     );
 }
+
+#[test]
+fn rerun_check_stops_at_a_step_that_fails_and_says_which() {
+    let s = Sandbox::new("rerun-fails");
+    s.write("in.txt", "x\n");
+    let out = s.prov(&[
+        "run",
+        "--job",
+        "copy",
+        "--input",
+        "in.txt",
+        "--output",
+        "out.txt",
+        "--",
+        "sh",
+        "-c",
+        "[ -z \"$BREAK_IT\" ] && cp in.txt out.txt",
+    ]);
+    assert!(out.status.success());
+    let out = s
+        .command(&[
+            "rerun",
+            "--check",
+            "--workdir",
+            &s.path("scratch"),
+            "--format",
+            "json",
+            "out.txt",
+        ])
+        .env("BREAK_IT", "1")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["reproduced"], false);
+    assert!(report["steps"].as_array().unwrap().is_empty(), "{report:#}");
+    let failure = report["failure"].as_str().unwrap();
+    assert!(
+        failure.contains("step 1 (copy)") && failure.contains("exited with status 1"),
+        "{failure}"
+    );
+    // The rerun is recorded as failed, under a rerun run that failed too.
+    let failed = s.json(&["audit", "runs", "--status", "FAIL", "--format", "json"]);
+    let jobs: Vec<&str> = failed["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["job"].as_str().unwrap())
+        .collect();
+    assert_eq!(jobs.len(), 2, "{failed:#}");
+    assert!(
+        jobs.contains(&"copy") && jobs.contains(&"rerun"),
+        "{jobs:?}"
+    );
+}

@@ -59,6 +59,9 @@ struct Report {
     #[serde(rename = "scratchDirectory")]
     scratch_directory: String,
     reproduced: bool,
+    /// The step that failed, and how, if one did (the steps after it did not run).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    failure: Option<String>,
     steps: Vec<StepReport>,
 }
 
@@ -452,6 +455,7 @@ pub fn run(ctx: &Ctx, steps: &[Step], options: Options) -> anyhow::Result<ExitCo
         target: options.target,
         scratch_directory: scratch.to_string_lossy().into_owned(),
         reproduced,
+        failure: failed,
         steps: reports,
     };
     let mut out = std::io::stdout().lock();
@@ -484,7 +488,7 @@ pub fn run(ctx: &Ctx, steps: &[Step], options: Options) -> anyhow::Result<ExitCo
                 }
             }
         }
-        if let Some(message) = &failed {
+        if let Some(message) = &report.failure {
             writeln!(out, "FAILED: {message}")?;
         }
         let outputs: usize = report.steps.iter().map(|s| s.outputs.len()).sum();
