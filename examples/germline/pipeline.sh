@@ -98,7 +98,12 @@ step() {
     fi
 }
 
-ref=$data/ref.fa
+# Commands name files relative to $out: tools that write their command line
+# into their output (bwa's @PG line, bcftools' ##reference) then give the
+# same bytes wherever the tree is, so that `prov rerun --check` can re-make
+# them byte for byte in a scratch directory.
+rel=$(realpath --relative-to="$out" "$data")
+ref=$rel/ref.fa
 index="$ref.amb $ref.ann $ref.bwt $ref.pac $ref.sa"
 
 step bwa_index "$BWA" --param algorithm=is --input "$ref" \
@@ -111,8 +116,8 @@ for s in $samples; do
     # shellcheck disable=SC2046
     step bwa_mem "$BWA" --param threads="$THREADS" --param read_group="$rg" \
         --input "$ref" $(for f in $index; do echo --input "$f"; done) \
-        --input "$data/${s}_R1.fastq.gz" --input "$data/${s}_R2.fastq.gz" --output "$s.sam" \
-        -- bwa mem -t "$THREADS" -R "$rg" -o "$s.sam" "$ref" "$data/${s}_R1.fastq.gz" "$data/${s}_R2.fastq.gz"
+        --input "$rel/${s}_R1.fastq.gz" --input "$rel/${s}_R2.fastq.gz" --output "$s.sam" \
+        -- bwa mem -t "$THREADS" -R "$rg" -o "$s.sam" "$ref" "$rel/${s}_R1.fastq.gz" "$rel/${s}_R2.fastq.gz"
     step samtools_sort "$SAMTOOLS" --param threads="$THREADS" --input "$s.sam" --output "$s.bam" \
         -- samtools sort -@ "$THREADS" -o "$s.bam" "$s.sam"
     step samtools_index "$SAMTOOLS" --input "$s.bam" --output "$s.bam.bai" -- samtools index "$s.bam"

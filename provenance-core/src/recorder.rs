@@ -574,9 +574,7 @@ fn datasets(
                         job: job.to_owned(),
                         source,
                     })?;
-                let absolute =
-                    std::path::absolute(Path::new(p)).unwrap_or_else(|_| PathBuf::from(p));
-                ("file".to_owned(), absolute.display().to_string(), Some(d))
+                ("file".to_owned(), local_name(Path::new(p)), Some(d))
             }
         };
         let mut input = InputDataset::new(namespace.clone(), name.clone());
@@ -642,6 +640,25 @@ fn file_format(path: &Path) -> Option<String> {
         .iter()
         .find(|(ext, _)| name.ends_with(ext))
         .map(|(_, f)| f.to_string())
+}
+
+/// The dataset name of a local path: absolute, with `.` and `..` taken out
+/// lexically (`out/../data/ref.fa` run in `/work` is `/work/data/ref.fa`).
+/// Symbolic links are kept, not resolved: the name is the path people use.
+pub fn local_name(path: &Path) -> String {
+    use std::path::Component;
+    let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+    let mut clean = PathBuf::new();
+    for part in absolute.components() {
+        match part {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                clean.pop();
+            }
+            other => clean.push(other),
+        }
+    }
+    clean.display().to_string()
 }
 
 /// `(namespace, name)` of a URI, per the OpenLineage naming conventions;
@@ -909,6 +926,16 @@ mod tests {
         check("file:///data/a.vcf", "file", "/data/a.vcf");
         check("hdfs://nn:8020/p/q", "hdfs://nn:8020", "/p/q");
         assert_eq!(uri_name("/data/local.bam"), None);
+        assert_eq!(
+            local_name(Path::new("/w/out/../data/./ref.fa")),
+            "/w/data/ref.fa"
+        );
+        assert_eq!(local_name(Path::new("/../x")), "/x");
+        let here = std::env::current_dir().unwrap();
+        assert_eq!(
+            local_name(Path::new("a/../b")),
+            here.join("b").display().to_string()
+        );
         assert_eq!(uri_name("relative/path.bam"), None);
     }
 

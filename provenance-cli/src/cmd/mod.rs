@@ -13,7 +13,7 @@ mod token;
 mod validate;
 mod verify;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context;
@@ -97,7 +97,7 @@ pub fn resolve_target(ctx: &Ctx, store: &Store, text: &str) -> anyhow::Result<Ta
         return Ok(Target::parse(text)?);
     }
     let path = Path::new(text);
-    let absolute = std::path::absolute(path).with_context(|| format!("resolve the path {text}"))?;
+    let absolute = PathBuf::from(provenance_core::recorder::local_name(path));
     if path.exists() {
         let cache = ctx.hash_cache();
         let mut hasher = Hasher::new(HashOptions::default());

@@ -77,10 +77,7 @@ impl Args {
         let mut failed = 0;
         let mut items = Vec::new();
         for (path, digest) in self.paths.iter().zip(digests) {
-            let name = std::path::absolute(path)
-                .unwrap_or_else(|_| path.clone())
-                .display()
-                .to_string();
+            let name = provenance_core::recorder::local_name(path);
             let recorded = store.latest_version("file", &name)?;
             let (status, detail) = match (&digest, &recorded) {
                 (Err(e), _) => (

@@ -79,6 +79,7 @@ struct Step {
     job: String,
     #[serde(rename = "runId")]
     run_id: String,
+    fingerprint: Option<String>,
     argv: Vec<String>,
     #[serde(rename = "workingDirectory")]
     working_directory: Option<String>,
@@ -156,6 +157,7 @@ fn steps(graph: &LineageGraph) -> Vec<Step> {
             Step {
                 job: d["job"].as_str().unwrap_or("?").to_owned(),
                 run_id: d["runId"].as_str().unwrap_or("?").to_owned(),
+                fingerprint: d["fingerprint"].as_str().map(str::to_owned),
                 argv: execution["argv"]
                     .as_array()
                     .map(|a| {
@@ -277,6 +279,14 @@ impl Args {
             as_of: None,
         })?;
         let mut steps = steps(&graph);
+        // The same step run twice (the pipeline run again on the same inputs)
+        // made the same versions: the recipe needs it once.
+        let mut seen = BTreeSet::new();
+        steps.retain(|s| {
+            s.fingerprint
+                .as_ref()
+                .is_none_or(|f| seen.insert(f.clone()))
+        });
         if steps.is_empty() {
             bail!("no recorded run produced {}", self.target);
         }
