@@ -30,9 +30,9 @@ pub use cache::{CachedDigest, TAG_CACHE_FILE, TagCache, TagCacheError};
 
 use crate::facets::{ContainerRuntime, DigestSource, ProvContainerRunFacet};
 use crate::oci::ImageReference;
-use auth::DockerConfigError;
 #[cfg(feature = "http")]
 use auth::DockerConfig;
+use auth::DockerConfigError;
 
 /// The variable listing registries (`host:port`, comma-separated) that may be
 /// reached over plain HTTP besides loopback ones.
