@@ -15,8 +15,8 @@ use provenance_core::resolve::registry::{RegistryError, RegistryOptions};
 use provenance_core::resolve::{Resolution, Resolver, ResolverOptions, TagCache};
 use provenance_core::transport::FileTransport;
 use provenance_core::{Event, EventType};
-use provenance_tests::registry::{LyingProxy, Registry, TokenServer, registry_binary, temp_dir};
 use provenance_tests::Schemas;
+use provenance_tests::registry::{LyingProxy, Registry, TokenServer, registry_binary, temp_dir};
 
 /// A resolver that asks only the registry (no runtime), remembering answers in
 /// `dir`, with `credentials` as a Docker configuration would give them.

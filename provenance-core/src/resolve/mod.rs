@@ -128,8 +128,10 @@ impl ResolverOptions {
     /// The options a user's environment gives: credentials from
     /// `$DOCKER_CONFIG/config.json` or `~/.docker/config.json`, insecure
     /// registries from `PROV_INSECURE_REGISTRIES`, the cache under
-    /// `PROV_CACHE_DIR` or `XDG_CACHE_HOME/prov` or `~/.cache/prov`.
-    pub fn from_env(env: &[(String, String)]) -> Result<Self, ResolveError> {
+    /// `PROV_CACHE_DIR` or `XDG_CACHE_HOME/prov` or `~/.cache/prov`. An
+    /// unreadable Docker configuration is returned beside options without
+    /// credentials, so that the caller can warn and go on.
+    pub fn from_env(env: &[(String, String)]) -> (Self, Option<ResolveError>) {
         let var = |name: &str| {
             env.iter()
                 .find(|(k, v)| k == name && !v.is_empty())
@@ -142,13 +144,17 @@ impl ResolverOptions {
             home.as_deref(),
         )
         .map(TagCache::new);
+        #[cfg_attr(not(feature = "http"), allow(unused_mut))]
+        let mut problem = None;
         #[cfg(feature = "http")]
         let registry = {
-            let credentials = match DockerConfig::default_path(
-                var("DOCKER_CONFIG").as_deref(),
-                home.as_deref(),
-            ) {
-                Some(path) => DockerConfig::load(&path)?,
+            let path = DockerConfig::default_path(var("DOCKER_CONFIG").as_deref(), home.as_deref());
+            let credentials = match path.map(|p| DockerConfig::load(&p)) {
+                Some(Ok(config)) => config,
+                Some(Err(e)) => {
+                    problem = Some(ResolveError::DockerConfig(e));
+                    DockerConfig::default()
+                }
                 None => DockerConfig::default(),
             };
             let insecure = env
@@ -168,13 +174,14 @@ impl ResolverOptions {
                 ..registry::RegistryOptions::default()
             }
         };
-        Ok(ResolverOptions {
+        let options = ResolverOptions {
             #[cfg(feature = "http")]
             registry,
             cache,
             environment: env.to_vec(),
             ..ResolverOptions::default()
-        })
+        };
+        (options, problem)
     }
 }
 
@@ -399,7 +406,8 @@ mod tests {
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
-        let options = ResolverOptions::from_env(&env).unwrap();
+        let (options, problem) = ResolverOptions::from_env(&env);
+        assert!(problem.is_none());
         assert_eq!(
             options.cache.unwrap().path(),
             Path::new("/c").join(TAG_CACHE_FILE)
