@@ -62,12 +62,91 @@ pub struct Registry {
     dir: PathBuf,
     /// Mints push tokens when the registry requires them.
     pub tokens: Option<Arc<TokenServer>>,
+    /// The CA of its TLS certificate, when it serves HTTPS.
+    pub ca: Option<PathBuf>,
+}
+
+/// Makes a CA and a certificate for 127.0.0.1 signed by it in `dir` with the
+/// openssl CLI; returns (CA certificate, server certificate, server key).
+pub fn make_tls_certificate(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
+    let (ca_key, ca) = (dir.join("ca.key"), dir.join("ca.crt"));
+    let (key, csr, cert) = (
+        dir.join("tls.key"),
+        dir.join("tls.csr"),
+        dir.join("tls.crt"),
+    );
+    let ext = dir.join("tls.ext");
+    std::fs::write(
+        &ext,
+        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n",
+    )
+    .expect("write the extensions file");
+    openssl(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "1",
+        "-subj",
+        "/CN=prov-test-ca",
+        "-keyout",
+        path(&ca_key),
+        "-out",
+        path(&ca),
+    ]);
+    openssl(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-subj",
+        "/CN=127.0.0.1",
+        "-keyout",
+        path(&key),
+        "-out",
+        path(&csr),
+    ]);
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        path(&csr),
+        "-CA",
+        path(&ca),
+        "-CAkey",
+        path(&ca_key),
+        "-CAcreateserial",
+        "-days",
+        "1",
+        "-extfile",
+        path(&ext),
+        "-out",
+        path(&cert),
+    ]);
+    (ca, cert, key)
 }
 
 impl Registry {
     /// Starts the registry `binary` with its storage and configuration in
     /// `dir`; with `tokens`, it requires bearer tokens from that server.
     pub fn start(binary: &Path, dir: &Path, tokens: Option<Arc<TokenServer>>) -> Registry {
+        Self::start_with(binary, dir, tokens, false)
+    }
+
+    /// Starts the registry serving HTTPS only, with a certificate for
+    /// 127.0.0.1 from a CA made for it (`ca`).
+    pub fn start_tls(binary: &Path, dir: &Path) -> Registry {
+        Self::start_with(binary, dir, None, true)
+    }
+
+    fn start_with(
+        binary: &Path,
+        dir: &Path,
+        tokens: Option<Arc<TokenServer>>,
+        tls: bool,
+    ) -> Registry {
         let port = Receiver::free_port();
         let storage = dir.join("storage");
         std::fs::create_dir_all(&storage).expect("create the registry storage");
@@ -75,6 +154,16 @@ impl Registry {
             "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n",
             storage.display()
         );
+        let mut ca = None;
+        if tls {
+            let (ca_cert, cert, key) = make_tls_certificate(dir);
+            config.push_str(&format!(
+                "  tls:\n    certificate: {}\n    key: {}\n",
+                cert.display(),
+                key.display()
+            ));
+            ca = Some(ca_cert);
+        }
         if let Some(t) = &tokens {
             config.push_str(&format!(
                 "auth:\n  token:\n    realm: {}/token\n    service: {SERVICE}\n    issuer: {ISSUER}\n    rootcertbundle: {}\n",
@@ -98,13 +187,14 @@ impl Registry {
             port,
             dir: dir.to_owned(),
             tokens,
+            ca,
         };
         registry.wait_ready();
         registry
     }
 
     fn wait_ready(&mut self) {
-        let client = client();
+        let client = self.client();
         let deadline = Instant::now() + Duration::from_secs(15);
         loop {
             if let Ok(r) = client.get(format!("{}/v2/", self.url())).send() {
@@ -137,9 +227,21 @@ impl Registry {
         format!("127.0.0.1:{}", self.port)
     }
 
-    /// `http://127.0.0.1:<port>`.
+    /// `http://127.0.0.1:<port>`, or `https://` when it serves TLS.
     pub fn url(&self) -> String {
-        format!("http://{}", self.host())
+        let scheme = if self.ca.is_some() { "https" } else { "http" };
+        format!("{scheme}://{}", self.host())
+    }
+
+    /// An HTTP client that trusts the registry's CA.
+    fn client(&self) -> reqwest::blocking::Client {
+        let mut builder = reqwest::blocking::Client::builder().timeout(Duration::from_secs(10));
+        if let Some(ca) = &self.ca {
+            let pem = std::fs::read(ca).expect("read the test CA");
+            let cert = reqwest::Certificate::from_pem(&pem).expect("the test CA");
+            builder = builder.tls_certs_merge([cert]);
+        }
+        builder.build().expect("an HTTP client")
     }
 
     /// Stops the registry (the port then refuses connections).
@@ -212,7 +314,7 @@ impl Registry {
 
     /// `POST /v2/<name>/blobs/uploads/`, then `PUT <location>?digest=`.
     fn push_blob(&self, repository: &str, blob: &[u8], auth: Option<&str>) -> String {
-        let client = client();
+        let client = self.client();
         let digest = sha256_digest(blob);
         let mut post = client.post(format!("{}/v2/{repository}/blobs/uploads/", self.url()));
         if let Some(a) = auth {
@@ -263,7 +365,8 @@ impl Registry {
         body: &[u8],
         auth: Option<&str>,
     ) -> String {
-        let mut put = client()
+        let mut put = self
+            .client()
             .put(format!(
                 "{}/v2/{repository}/manifests/{reference}",
                 self.url()

@@ -352,3 +352,43 @@ fn a_manifest_that_does_not_match_its_digest_is_refused() {
     let reason = unpinned(resolver.resolve(&lied, ContainerRuntime::None));
     assert!(reason.contains("but its bytes hash to"), "{reason}");
 }
+
+#[test]
+fn a_registry_behind_tls_is_resolved_over_https_with_its_ca() {
+    let Some(binary) = registry_binary("a_registry_behind_tls_is_resolved_over_https_with_its_ca")
+    else {
+        return;
+    };
+    let dir = temp_dir("registry-tls");
+    let registry = Registry::start_tls(&binary, &dir);
+    let digest = registry.push_image("biocontainers/samtools", "1.19", "tls");
+    let image = reference(&format!("{}/biocontainers/samtools:1.19", registry.host()));
+    let ca = registry.ca.clone().expect("a TLS registry has a CA");
+
+    // The registry speaks only HTTPS, so a digest means HTTPS was used.
+    let trusting = Resolver::new(ResolverOptions {
+        registry: RegistryOptions {
+            ca_files: vec![ca],
+            ..RegistryOptions::default()
+        },
+        ask_runtime: false,
+        ..ResolverOptions::default()
+    })
+    .unwrap();
+    let (resolved, source, ..) = pinned(trusting.resolve(&image, ContainerRuntime::None));
+    assert_eq!(
+        (resolved.as_str(), source),
+        (digest.as_str(), DigestSource::Registry)
+    );
+
+    // Without the CA the certificate is not trusted: no digest.
+    let err = resolver(&dir, DockerConfig::default())
+        .ask_registry(&image)
+        .expect_err("an untrusted certificate was accepted");
+    let text = provenance_core::resolve::error_chain(&err);
+    assert!(text.contains(&registry.host()), "{text}");
+    assert!(
+        text.contains("after HTTPS failed") && text.contains("certificate"),
+        "{text}"
+    );
+}

@@ -38,6 +38,10 @@ use auth::DockerConfigError;
 /// reached over plain HTTP besides loopback ones.
 pub const INSECURE_REGISTRIES_VAR: &str = "PROV_INSECURE_REGISTRIES";
 
+/// The variable naming PEM files (`:`-separated) of certificate authorities
+/// to trust for registries besides the system's.
+pub const REGISTRY_CA_VAR: &str = "PROV_REGISTRY_CA";
+
 /// What is known of an image's digest.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Resolution {
@@ -128,7 +132,8 @@ impl ResolverOptions {
     /// The options a user's environment gives: credentials from
     /// `$DOCKER_CONFIG/config.json` or `~/.docker/config.json`, insecure
     /// registries from `PROV_INSECURE_REGISTRIES`, the cache under
-    /// `PROV_CACHE_DIR` or `XDG_CACHE_HOME/prov` or `~/.cache/prov`. An
+    /// `PROV_CACHE_DIR` or `XDG_CACHE_HOME/prov` or `~/.cache/prov`, extra
+    /// certificate authorities from `PROV_REGISTRY_CA`. An
     /// unreadable Docker configuration is returned beside options without
     /// credentials, so that the caller can warn and go on.
     pub fn from_env(env: &[(String, String)]) -> (Self, Option<ResolveError>) {
@@ -168,9 +173,19 @@ impl ResolverOptions {
                         .collect()
                 })
                 .unwrap_or_default();
+            let ca_files = var(REGISTRY_CA_VAR)
+                .map(|v| {
+                    v.to_string_lossy()
+                        .split(':')
+                        .filter(|s| !s.is_empty())
+                        .map(PathBuf::from)
+                        .collect()
+                })
+                .unwrap_or_default();
             registry::RegistryOptions {
                 insecure,
                 credentials,
+                ca_files,
                 ..registry::RegistryOptions::default()
             }
         };
@@ -359,7 +374,7 @@ pub fn error_chain(error: &dyn std::error::Error) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     #[test]
@@ -375,9 +390,18 @@ mod tests {
         assert_eq!((digest.as_str(), source), (d, DigestSource::Given));
     }
 
+    /// `127.0.0.1:<port>` with nothing listening.
+    pub(crate) fn closed_loopback_registry() -> String {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        drop(listener);
+        format!("127.0.0.1:{port}")
+    }
+
     #[test]
     fn an_unknowable_digest_says_why_for_each_source() {
-        let r = ImageReference::parse("quay.io/biocontainers/bwa:0.7.17--h5bf99c6_8").unwrap();
+        let registry = closed_loopback_registry();
+        let r = ImageReference::parse(&format!("{registry}/biocontainers/bwa:0.7.17")).unwrap();
         let resolver = Resolver::new(ResolverOptions {
             ask_runtime: false,
             ..ResolverOptions::default()
@@ -387,6 +411,13 @@ mod tests {
             panic!("pinned without a source");
         };
         assert!(reason.starts_with("registry: "), "{reason}");
+        assert!(
+            reason.contains(&format!(
+                "reach http://{registry}/v2/biocontainers/bwa/manifests/0.7.17"
+            )),
+            "{reason}"
+        );
+        assert!(reason.contains("cache: none configured"), "{reason}");
         let facet = ProvContainerRunFacet::new(&r.to_string(), ContainerRuntime::Docker).unwrap();
         let facet = Resolution::Unpinned {
             reason: reason.clone(),
@@ -402,6 +433,7 @@ mod tests {
             ("HOME", "/nonexistent-home"),
             ("PROV_CACHE_DIR", "/c"),
             ("PROV_INSECURE_REGISTRIES", "lab:5000, other:80,"),
+            ("PROV_REGISTRY_CA", "/a.pem:/b.pem"),
         ]
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -413,6 +445,15 @@ mod tests {
             Path::new("/c").join(TAG_CACHE_FILE)
         );
         #[cfg(feature = "http")]
-        assert_eq!(options.registry.insecure, ["lab:5000", "other:80"]);
+        {
+            assert_eq!(options.registry.insecure, ["lab:5000", "other:80"]);
+            let cas: Vec<_> = options
+                .registry
+                .ca_files
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect();
+            assert_eq!(cas, ["/a.pem", "/b.pem"]);
+        }
     }
 }

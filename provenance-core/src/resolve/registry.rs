@@ -7,11 +7,12 @@
 //! A 401 answer's `WWW-Authenticate` challenge is followed: `Bearer` (the
 //! anonymous or credentialed token flow of Docker Hub, quay.io and ghcr.io) or
 //! `Basic`, with credentials from the Docker configuration when it has some.
-//! Plain HTTP is used only for loopback registries and ones configured as
-//! insecure; this build has no TLS, so other registries are refused with a
-//! clear error rather than tried.
+//! Registries are asked over HTTPS (the system's roots, plus any CA files
+//! configured); plain HTTP is tried after HTTPS only for loopback registries
+//! and ones configured as insecure, as Docker does.
 
 use std::io::Read;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use sha2::{Digest, Sha256};
@@ -122,6 +123,9 @@ pub struct RegistryOptions {
     pub connect_timeout: Duration,
     /// Credentials, by registry.
     pub credentials: DockerConfig,
+    /// PEM files of certificate authorities to trust besides the system's
+    /// (an in-house registry's CA).
+    pub ca_files: Vec<PathBuf>,
 }
 
 impl Default for RegistryOptions {
@@ -131,6 +135,7 @@ impl Default for RegistryOptions {
             timeout: Duration::from_secs(10),
             connect_timeout: Duration::from_secs(3),
             credentials: DockerConfig::default(),
+            ca_files: Vec::new(),
         }
     }
 }
@@ -144,10 +149,25 @@ pub struct RegistryClient {
 impl RegistryClient {
     /// A client with `options`.
     pub fn new(options: RegistryOptions) -> Result<Self, RegistryError> {
+        let mut roots = Vec::new();
+        for file in &options.ca_files {
+            let failed = |reason: String| RegistryError::Transport {
+                registry: "any".into(),
+                reason: format!("read the CA file {}: {reason}", file.display()),
+            };
+            let pem = std::fs::read(file).map_err(|e| failed(e.to_string()))?;
+            let certs = reqwest::Certificate::from_pem_bundle(&pem)
+                .map_err(|e| failed(format!("not PEM certificates ({e})")))?;
+            if certs.is_empty() {
+                return Err(failed("no certificate in it".into()));
+            }
+            roots.extend(certs);
+        }
         let client = reqwest::blocking::Client::builder()
             .timeout(options.timeout)
             .connect_timeout(options.connect_timeout)
             .user_agent(concat!("prov/", env!("CARGO_PKG_VERSION")))
+            .tls_certs_merge(roots)
             .build()
             .map_err(|e| RegistryError::Transport {
                 registry: "any".into(),
@@ -165,10 +185,56 @@ impl RegistryClient {
                 reason: "the reference has no tag to resolve".into(),
             });
         };
-        let base = self.base_url(&reference.registry)?;
-        let url = format!("{base}/v2/{}/manifests/{tag}", reference.repository);
+        // HTTPS first; plain HTTP only where allowed, and only when HTTPS
+        // got no answer at all.
+        let mut answered = None;
+        let mut failed = None;
+        for base in self.base_urls(&reference.registry) {
+            let url = format!("{base}/v2/{}/manifests/{tag}", reference.repository);
+            match self.get_manifest(&url, None) {
+                Ok(response) => {
+                    answered = Some((url, response));
+                    break;
+                }
+                Err(e) => failed = Some(e),
+            }
+        }
+        let Some((url, response)) = answered else {
+            return Err(failed.unwrap_or_else(|| RegistryError::Transport {
+                registry: reference.registry.clone(),
+                reason: "no URL to ask".into(),
+            }));
+        };
+        match (self.answer(reference, url, response), failed) {
+            // A plain-HTTP refusal after HTTPS failed: the HTTPS error is
+            // likely the one that matters (an untrusted certificate, say).
+            (
+                Err(RegistryError::Refused {
+                    url,
+                    status,
+                    reason,
+                }),
+                Some(https),
+            ) => Err(RegistryError::Refused {
+                url,
+                status,
+                reason: format!(
+                    "{reason} (asked over plain HTTP after HTTPS failed: {})",
+                    super::error_chain(&https)
+                ),
+            }),
+            (result, _) => result,
+        }
+    }
 
-        let response = self.get_manifest(&url, None)?;
+    /// Follows an authentication challenge in `response` if there is one,
+    /// then reads the manifest.
+    fn answer(
+        &self,
+        reference: &ImageReference,
+        url: String,
+        response: reqwest::blocking::Response,
+    ) -> Result<String, RegistryError> {
         let response = if response.status().as_u16() == 401 {
             let header = response
                 .headers()
@@ -423,12 +489,7 @@ impl RegistryClient {
                     "the token realm {realm} is plain HTTP on a host that is neither loopback nor configured insecure"
                 ),
             }),
-            "https" => Err(RegistryError::Transport {
-                registry: host,
-                reason: format!(
-                    "the token realm {realm} needs TLS, which this build of prov does not have"
-                ),
-            }),
+            "https" => Ok(()),
             other => Err(RegistryError::Auth {
                 url: url.to_owned(),
                 reason: format!("the token realm {realm} has the scheme {other:?}"),
@@ -440,16 +501,19 @@ impl RegistryClient {
         is_loopback(registry) || self.options.insecure.iter().any(|i| i == registry)
     }
 
-    /// `http://host` for loopback and insecure registries; others would need
-    /// TLS.
-    fn base_url(&self, registry: &str) -> Result<String, RegistryError> {
+    /// `https://host`, then `http://host` for loopback and insecure
+    /// registries. Docker Hub's API lives at `registry-1.docker.io`.
+    fn base_urls(&self, registry: &str) -> Vec<String> {
+        let host = if registry == crate::oci::DEFAULT_REGISTRY {
+            "registry-1.docker.io"
+        } else {
+            registry
+        };
+        let mut urls = vec![format!("https://{host}")];
         if self.plain_http_allowed(registry) {
-            return Ok(format!("http://{registry}"));
+            urls.push(format!("http://{host}"));
         }
-        Err(RegistryError::Transport {
-            registry: registry.to_owned(),
-            reason: "it needs TLS, which this build of prov does not have (plain HTTP is used only for loopback registries and those listed in PROV_INSECURE_REGISTRIES)".into(),
-        })
+        urls
     }
 }
 
@@ -505,25 +569,45 @@ mod tests {
     }
 
     #[test]
-    fn remote_registries_need_tls_or_an_insecure_entry() {
+    fn https_first_and_plain_http_only_where_allowed() {
         let client = RegistryClient::new(RegistryOptions {
             insecure: vec!["registry.lab:5000".into()],
             ..RegistryOptions::default()
         })
         .unwrap();
         assert_eq!(
-            client.base_url("registry.lab:5000").unwrap(),
-            "http://registry.lab:5000"
+            client.base_urls("registry.lab:5000"),
+            ["https://registry.lab:5000", "http://registry.lab:5000"]
         );
         assert_eq!(
-            client.base_url("127.0.0.1:1").unwrap(),
-            "http://127.0.0.1:1"
+            client.base_urls("127.0.0.1:1"),
+            ["https://127.0.0.1:1", "http://127.0.0.1:1"]
         );
-        let reference =
-            ImageReference::parse("quay.io/biocontainers/bwa:0.7.17--h5bf99c6_8").unwrap();
-        let err = client.resolve_tag(&reference).unwrap_err();
-        assert!(err.to_string().contains("registry quay.io"), "{err}");
-        assert!(err.to_string().contains("TLS"), "{err}");
-        assert!(!err.is_unreachable(), "no request was sent");
+        assert_eq!(client.base_urls("quay.io"), ["https://quay.io"]);
+        assert_eq!(
+            client.base_urls("docker.io"),
+            ["https://registry-1.docker.io"]
+        );
+    }
+
+    #[test]
+    fn a_bad_ca_file_is_a_clear_error() {
+        let dir = std::env::temp_dir().join(format!("prov-ca-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("ca.pem");
+        std::fs::write(&file, "not a certificate").unwrap();
+        let options = |f: &std::path::Path| RegistryOptions {
+            ca_files: vec![f.to_path_buf()],
+            ..RegistryOptions::default()
+        };
+        let Err(err) = RegistryClient::new(options(&file)) else {
+            panic!("a CA file without certificates was accepted");
+        };
+        assert!(err.to_string().contains("ca.pem"), "{err}");
+        let Err(err) = RegistryClient::new(options(&dir.join("missing.pem"))) else {
+            panic!("a missing CA file was accepted");
+        };
+        assert!(err.to_string().contains("missing.pem"), "{err}");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }
