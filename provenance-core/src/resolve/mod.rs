@@ -99,7 +99,7 @@ pub enum ResolveError {
 }
 
 /// Settings of a [`Resolver`].
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ResolverOptions {
     /// How the registry is asked.
     #[cfg(feature = "http")]
@@ -113,6 +113,23 @@ pub struct ResolverOptions {
     pub ask_runtime: bool,
     /// The longest wait for a runtime's answer.
     pub runtime_timeout: Duration,
+}
+
+impl std::fmt::Debug for ResolverOptions {
+    /// The environment may hold secrets: only its size is shown.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut d = f.debug_struct("ResolverOptions");
+        #[cfg(feature = "http")]
+        d.field("registry", &self.registry);
+        d.field("cache", &self.cache)
+            .field(
+                "environment",
+                &format_args!("<{} variables>", self.environment.len()),
+            )
+            .field("ask_runtime", &self.ask_runtime)
+            .field("runtime_timeout", &self.runtime_timeout)
+            .finish()
+    }
 }
 
 impl Default for ResolverOptions {
@@ -440,6 +457,11 @@ pub(crate) mod tests {
         .collect();
         let (options, problem) = ResolverOptions::from_env(&env);
         assert!(problem.is_none());
+        let shown = format!("{options:?}");
+        assert!(
+            shown.contains("<4 variables>") && !shown.contains("/a.pem:/b.pem"),
+            "{shown}"
+        );
         assert_eq!(
             options.cache.unwrap().path(),
             Path::new("/c").join(TAG_CACHE_FILE)
