@@ -652,7 +652,8 @@ fn percent_decode(s: &str) -> String {
 }
 
 /// A proxy in front of a registry that passes manifests through but claims a
-/// wrong `Docker-Content-Digest` for them.
+/// wrong `Docker-Content-Digest` for them, and answers a request for the
+/// manifest it claims with the real one (as a tampering registry would).
 pub struct LyingProxy {
     port: u16,
     stop: Arc<AtomicBool>,
@@ -660,8 +661,9 @@ pub struct LyingProxy {
 }
 
 impl LyingProxy {
-    /// Proxies to `upstream` (`http://127.0.0.1:<port>`), claiming `claimed`.
-    pub fn start(upstream: String, claimed: String) -> LyingProxy {
+    /// Proxies to `upstream` (`http://127.0.0.1:<port>`), claiming `claimed`
+    /// for every manifest; `manifests/<claimed>` is served as `manifests/<tag>`.
+    pub fn start(upstream: String, claimed: String, tag: String) -> LyingProxy {
         let port = Receiver::free_port();
         let server = tiny_http::Server::http(("127.0.0.1", port))
             .unwrap_or_else(|e| panic!("bind the proxy on 127.0.0.1:{port}: {e}"));
@@ -673,7 +675,15 @@ impl LyingProxy {
                 let Ok(Some(request)) = server.recv_timeout(Duration::from_millis(20)) else {
                     continue;
                 };
-                let mut upstream_request = client.get(format!("{upstream}{}", request.url()));
+                let path = request
+                    .url()
+                    .replace(&format!("manifests/{claimed}"), &format!("manifests/{tag}"));
+                let method = if *request.method() == tiny_http::Method::Head {
+                    reqwest::Method::HEAD
+                } else {
+                    reqwest::Method::GET
+                };
+                let mut upstream_request = client.request(method, format!("{upstream}{path}"));
                 for h in request.headers() {
                     if h.field.equiv("Accept") || h.field.equiv("Authorization") {
                         upstream_request =

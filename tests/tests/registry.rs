@@ -49,6 +49,26 @@ fn pinned(resolution: Resolution) -> (String, DigestSource, Option<String>, Opti
     }
 }
 
+/// How many `method` requests for manifests of biocontainers/bwa the
+/// registry has logged, once the count of HEAD requests stops moving.
+fn requests(registry: &Registry, method: &str) -> usize {
+    let count = |m: &str| {
+        let needle = format!("\"{m} /v2/biocontainers/bwa/manifests/");
+        registry.log().matches(&needle).count()
+    };
+    // The access log is written after the answer: let it settle.
+    let mut last = count("HEAD");
+    for _ in 0..20 {
+        std::thread::sleep(std::time::Duration::from_millis(25));
+        let now = count("HEAD");
+        if now == last {
+            break;
+        }
+        last = now;
+    }
+    count(method)
+}
+
 fn unpinned(resolution: Resolution) -> String {
     match resolution {
         Resolution::Unpinned { reason } => reason,
@@ -74,6 +94,21 @@ fn a_tag_resolves_to_its_digest_and_a_retag_is_seen_at_once() {
     assert_eq!(source, DigestSource::Registry);
     assert!(resolved_at.is_some());
 
+    // Asked again, unmoved: HEAD alone (no pull counted), the same digest.
+    assert_eq!(
+        requests(&registry, "GET"),
+        1,
+        "the first answer was fetched and checked"
+    );
+    let (again, ..) = pinned(resolver.resolve(&reference(&image), ContainerRuntime::None));
+    assert_eq!(again, first);
+    assert_eq!(requests(&registry, "HEAD"), 2);
+    assert_eq!(
+        requests(&registry, "GET"),
+        1,
+        "an unmoved tag is not fetched again"
+    );
+
     // The tag moves: the next resolution sees the new image, not the cache.
     let second = registry.push_image("biocontainers/bwa", "0.7.17", "two");
     assert_ne!(first, second);
@@ -81,6 +116,11 @@ fn a_tag_resolves_to_its_digest_and_a_retag_is_seen_at_once() {
     assert_eq!(
         (digest.as_str(), source),
         (second.as_str(), DigestSource::Registry)
+    );
+    assert_eq!(
+        requests(&registry, "GET"),
+        2,
+        "the new digest was fetched and checked"
     );
     let cached = TagCache::new(dir.join("cache/oci-tags.json"))
         .get(&format!("{}/biocontainers/bwa:0.7.17", registry.host()))
@@ -313,7 +353,7 @@ fn a_manifest_that_does_not_match_its_digest_is_refused() {
     let registry = Registry::start(&binary, &dir, None);
     let real = registry.push_image("biocontainers/bcftools", "1.19", "bcftools");
     let wrong = format!("sha256:{}", "e".repeat(64));
-    let proxy = LyingProxy::start(registry.url(), wrong.clone());
+    let proxy = LyingProxy::start(registry.url(), wrong.clone(), "1.19".into());
     let resolver = resolver(&dir, DockerConfig::default());
 
     // Through the registry itself: fine, and remembered.

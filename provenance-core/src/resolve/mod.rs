@@ -6,7 +6,8 @@
 //!    `APPTAINER_CONTAINER`/`SINGULARITY_CONTAINER`: the sha-256 of the SIF),
 //!    and the AWS ECS/Batch task metadata (`ImageID`);
 //! 3. the registry (the distribution API, `http` feature), always asked when it
-//!    answers, so that a retag is seen at once; its answer is remembered;
+//!    answers, so that a retag is seen at once; its answer is remembered (and
+//!    a tag that still names the remembered digest is not fetched again);
 //! 4. the local runtime (`docker`/`podman image inspect`, `RepoDigests`);
 //! 5. the remembered answer ([`TagCache`]), only when the registry could not be
 //!    reached, recorded as such (`digestSource: cache` with the time of that
@@ -291,8 +292,20 @@ impl Resolver {
         );
         #[cfg_attr(not(feature = "http"), allow(unused_mut))]
         let mut unreachable: Option<String> = None;
+        // A digest the registry gave for this tag before was checked then:
+        // if the tag still names it, it need not be fetched again.
         #[cfg(feature = "http")]
-        match self.registry.resolve_tag(reference) {
+        let known = self
+            .options
+            .cache
+            .as_ref()
+            .and_then(|c| c.get(&key).ok().flatten())
+            .map(|answer| answer.digest);
+        #[cfg(feature = "http")]
+        match self
+            .registry
+            .resolve_tag_knowing(reference, known.as_deref())
+        {
             Ok(digest) => {
                 let now = Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true);
                 let mut note = None;

@@ -1,8 +1,10 @@
 //! Resolving a tag to its manifest digest through the OCI distribution API:
-//! `GET /v2/<name>/manifests/<tag>` with the Accept headers of OCI and Docker
-//! manifests and indexes. The body is fetched (a few kilobytes) so that the
-//! `Docker-Content-Digest` header can be checked against its sha-256: a digest
-//! is right or absent.
+//! `HEAD /v2/<name>/manifests/<tag>` with the Accept headers of OCI and Docker
+//! manifests and indexes. A digest not seen (and checked) before is fetched
+//! with `GET /v2/<name>/manifests/<digest>` and its bytes hashed, so that the
+//! `Docker-Content-Digest` header is checked against them: a digest is right
+//! or absent. `HEAD` does not count against registries' pull limits, so a tag
+//! that has not moved costs no pull.
 //!
 //! A 401 answer's `WWW-Authenticate` challenge is followed: `Bearer` (the
 //! anonymous or credentialed token flow of Docker Hub, quay.io and ghcr.io) or
@@ -179,6 +181,18 @@ impl RegistryClient {
     /// The digest of the manifest (or index) that `reference`'s tag names
     /// now, checked against the bytes the registry sent.
     pub fn resolve_tag(&self, reference: &ImageReference) -> Result<String, RegistryError> {
+        self.resolve_tag_knowing(reference, None)
+    }
+
+    /// As [`Self::resolve_tag`]; `known` is a digest that this tag named
+    /// before and that was checked then. The tag is asked with `HEAD` (which
+    /// registries do not count against pull limits); only a digest other than
+    /// `known` is fetched with `GET` and checked against its bytes.
+    pub fn resolve_tag_knowing(
+        &self,
+        reference: &ImageReference,
+        known: Option<&str>,
+    ) -> Result<String, RegistryError> {
         let Some(tag) = reference.tag_or_latest() else {
             return Err(RegistryError::BadAnswer {
                 url: reference.to_string(),
@@ -190,8 +204,8 @@ impl RegistryClient {
         let mut answered = None;
         let mut failed = None;
         for base in self.base_urls(&reference.registry) {
-            let url = format!("{base}/v2/{}/manifests/{tag}", reference.repository);
-            match self.get_manifest(&url, None) {
+            let url = format!("{base}/v2/{}/manifests/", reference.repository);
+            match self.send(reqwest::Method::HEAD, &format!("{url}{tag}"), None) {
                 Ok(response) => {
                     answered = Some((url, response));
                     break;
@@ -199,13 +213,16 @@ impl RegistryClient {
                 Err(e) => failed = Some(e),
             }
         }
-        let Some((url, response)) = answered else {
+        let Some((manifests, response)) = answered else {
             return Err(failed.unwrap_or_else(|| RegistryError::Transport {
                 registry: reference.registry.clone(),
                 reason: "no URL to ask".into(),
             }));
         };
-        match (self.answer(reference, url, response), failed) {
+        match (
+            self.answer(reference, &manifests, tag, response, known),
+            failed,
+        ) {
             // A plain-HTTP refusal after HTTPS failed: the HTTPS error is
             // likely the one that matters (an untrusted certificate, say).
             (
@@ -227,14 +244,19 @@ impl RegistryClient {
         }
     }
 
-    /// Follows an authentication challenge in `response` if there is one,
-    /// then reads the manifest.
+    /// Follows an authentication challenge in the `HEAD` `response` if there
+    /// is one, then learns the digest: from the header when it is `known`,
+    /// otherwise from the manifest's bytes.
     fn answer(
         &self,
         reference: &ImageReference,
-        url: String,
+        manifests: &str,
+        tag: &str,
         response: reqwest::blocking::Response,
+        known: Option<&str>,
     ) -> Result<String, RegistryError> {
+        let url = format!("{manifests}{tag}");
+        let mut authorization = None;
         let response = if response.status().as_u16() == 401 {
             let header = response
                 .headers()
@@ -251,8 +273,8 @@ impl RegistryClient {
                 url: url.clone(),
                 reason: format!("unreadable WWW-Authenticate challenge: {reason}"),
             })?;
-            let authorization = self.answer_challenge(reference, &url, &challenge)?;
-            let again = self.get_manifest(&url, Some(&authorization))?;
+            let answer = self.answer_challenge(reference, &url, &challenge)?;
+            let again = self.send(reqwest::Method::HEAD, &url, Some(&answer))?;
             if again.status().as_u16() == 401 {
                 return Err(RegistryError::Auth {
                     url,
@@ -262,21 +284,58 @@ impl RegistryClient {
                     ),
                 });
             }
+            authorization = Some(answer);
             again
         } else {
             response
         };
-        self.read_manifest(&url, response)
+        let authorization = authorization.as_deref();
+        let status = response.status().as_u16();
+        // Some registries do not answer HEAD: then GET the tag.
+        if matches!(status, 405 | 501) {
+            let response = self.send(reqwest::Method::GET, &url, authorization)?;
+            return read_manifest(&url, response, None);
+        }
+        if let Some(e) = status_error(&url, status) {
+            return Err(e);
+        }
+        let claimed = match response.headers().get("docker-content-digest") {
+            None => None,
+            Some(v) => {
+                let text = v.to_str().ok().filter(|d| is_sha256_digest(d));
+                Some(text.ok_or_else(|| RegistryError::BadAnswer {
+                    url: url.clone(),
+                    reason: format!(
+                        "the Docker-Content-Digest header {v:?} is not sha256:<64 hex digits>"
+                    ),
+                })?)
+            }
+        };
+        match claimed {
+            Some(digest) if Some(digest) == known => Ok(digest.to_owned()),
+            // A new digest: fetch the manifest it names and check its bytes.
+            Some(digest) => {
+                let by_digest = format!("{manifests}{digest}");
+                let response = self.send(reqwest::Method::GET, &by_digest, authorization)?;
+                read_manifest(&by_digest, response, Some(digest))
+            }
+            // No digest in the header: the digest is that of the tag's bytes.
+            None => {
+                let response = self.send(reqwest::Method::GET, &url, authorization)?;
+                read_manifest(&url, response, None)
+            }
+        }
     }
 
-    fn get_manifest(
+    fn send(
         &self,
+        method: reqwest::Method,
         url: &str,
         authorization: Option<&str>,
     ) -> Result<reqwest::blocking::Response, RegistryError> {
         let mut request = self
             .client
-            .get(url)
+            .request(method, url)
             .header(reqwest::header::ACCEPT, MANIFEST_ACCEPT);
         if let Some(a) = authorization {
             request = request.header(reqwest::header::AUTHORIZATION, a);
@@ -285,83 +344,6 @@ impl RegistryClient {
             url: url.to_owned(),
             source,
         })
-    }
-
-    fn read_manifest(
-        &self,
-        url: &str,
-        response: reqwest::blocking::Response,
-    ) -> Result<String, RegistryError> {
-        let status = response.status().as_u16();
-        match status {
-            200 => {}
-            500..=599 => {
-                return Err(RegistryError::ServerError {
-                    url: url.to_owned(),
-                    status,
-                });
-            }
-            404 => {
-                return Err(RegistryError::Refused {
-                    url: url.to_owned(),
-                    status,
-                    reason: "no such repository or tag".into(),
-                });
-            }
-            403 => {
-                return Err(RegistryError::Refused {
-                    url: url.to_owned(),
-                    status,
-                    reason: "access denied".into(),
-                });
-            }
-            other => {
-                return Err(RegistryError::Refused {
-                    url: url.to_owned(),
-                    status: other,
-                    reason: "unexpected status for a manifest".into(),
-                });
-            }
-        }
-        let claimed = response
-            .headers()
-            .get("docker-content-digest")
-            .map(|v| v.to_str().map(str::to_owned));
-        let body =
-            read_limited(response, MAX_MANIFEST).map_err(|reason| RegistryError::BadAnswer {
-                url: url.to_owned(),
-                reason,
-            })?;
-        let computed = format!("sha256:{}", crate::hex(&Sha256::digest(&body)));
-        match claimed {
-            None => {}
-            Some(Err(_)) => {
-                return Err(RegistryError::BadAnswer {
-                    url: url.to_owned(),
-                    reason: "the Docker-Content-Digest header is not text".into(),
-                });
-            }
-            Some(Ok(claimed)) if claimed != computed => {
-                return Err(RegistryError::DigestMismatch {
-                    url: url.to_owned(),
-                    claimed,
-                    computed,
-                });
-            }
-            Some(Ok(_)) => {}
-        }
-        let manifest: serde_json::Value =
-            serde_json::from_slice(&body).map_err(|e| RegistryError::BadAnswer {
-                url: url.to_owned(),
-                reason: format!("the manifest is not JSON ({e})"),
-            })?;
-        if manifest.get("schemaVersion").and_then(|v| v.as_u64()) != Some(2) {
-            return Err(RegistryError::BadAnswer {
-                url: url.to_owned(),
-                reason: "the manifest has no schemaVersion 2 (only OCI and Docker v2 manifests and indexes are read)".into(),
-            });
-        }
-        Ok(computed)
     }
 
     /// The `Authorization` value that answers `challenge`.
@@ -515,6 +497,88 @@ impl RegistryClient {
         }
         urls
     }
+}
+
+/// The error a manifest answer's `status` means, if any.
+fn status_error(url: &str, status: u16) -> Option<RegistryError> {
+    let refused = |reason: &str| {
+        Some(RegistryError::Refused {
+            url: url.to_owned(),
+            status,
+            reason: reason.into(),
+        })
+    };
+    match status {
+        200 => None,
+        500..=599 => Some(RegistryError::ServerError {
+            url: url.to_owned(),
+            status,
+        }),
+        404 => refused("no such repository, tag or manifest"),
+        403 => refused("access denied"),
+        _ => refused("unexpected status for a manifest"),
+    }
+}
+
+/// Whether `text` is `sha256:<64 lowercase hex>`.
+fn is_sha256_digest(text: &str) -> bool {
+    text.strip_prefix("sha256:").is_some_and(|h| {
+        h.len() == 64
+            && h.bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    })
+}
+
+/// Reads a manifest `GET` answer: its sha-256 must match the
+/// `Docker-Content-Digest` header, if any, and `expected`, if any.
+fn read_manifest(
+    url: &str,
+    response: reqwest::blocking::Response,
+    expected: Option<&str>,
+) -> Result<String, RegistryError> {
+    if let Some(e) = status_error(url, response.status().as_u16()) {
+        return Err(e);
+    }
+    let claimed = response
+        .headers()
+        .get("docker-content-digest")
+        .map(|v| v.to_str().map(str::to_owned));
+    let body = read_limited(response, MAX_MANIFEST).map_err(|reason| RegistryError::BadAnswer {
+        url: url.to_owned(),
+        reason,
+    })?;
+    let computed = format!("sha256:{}", crate::hex(&Sha256::digest(&body)));
+    let claimed = match claimed {
+        None => None,
+        Some(Err(_)) => {
+            return Err(RegistryError::BadAnswer {
+                url: url.to_owned(),
+                reason: "the Docker-Content-Digest header is not text".into(),
+            });
+        }
+        Some(Ok(claimed)) => Some(claimed),
+    };
+    for claim in [claimed.as_deref(), expected].into_iter().flatten() {
+        if claim != computed {
+            return Err(RegistryError::DigestMismatch {
+                url: url.to_owned(),
+                claimed: claim.to_owned(),
+                computed,
+            });
+        }
+    }
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&body).map_err(|e| RegistryError::BadAnswer {
+            url: url.to_owned(),
+            reason: format!("the manifest is not JSON ({e})"),
+        })?;
+    if manifest.get("schemaVersion").and_then(|v| v.as_u64()) != Some(2) {
+        return Err(RegistryError::BadAnswer {
+            url: url.to_owned(),
+            reason: "the manifest has no schemaVersion 2 (only OCI and Docker v2 manifests and indexes are read)".into(),
+        });
+    }
+    Ok(computed)
 }
 
 /// Whether `registry` (`host[:port]`) is a loopback address.
