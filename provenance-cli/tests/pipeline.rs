@@ -27,6 +27,9 @@ impl Sandbox {
             .env_remove("PROV_STORE")
             .env_remove("PROV_PARENT_RUN")
             .env_remove("PROV_HASH_CACHE")
+            .env_remove("PROV_CACHE_DIR")
+            .env_remove("PROV_REQUIRE_PINNED")
+            .env_remove("DOCKER_CONFIG")
             .env_remove("OPENLINEAGE_URL")
             .env_remove("OPENLINEAGE_CONFIG")
             .env_remove("OPENLINEAGE__TRANSPORT__TYPE");
