@@ -1,9 +1,19 @@
 #!/usr/bin/env bash
-# Installs the peers that some tests compare against: the official OpenLineage
-# Python client (static run ids, prov serve with a real client), Node.js
-# (RFC 8785 number text), and bwa, samtools and bcftools (the germline example). Without them those tests skip with a message, unless
-# PROV_REQUIRE_PEERS=1 (as in CI), where a missing peer fails the run.
+# Installs the peers that some tests compare against or run: the official
+# OpenLineage Python client (static run ids, prov serve with a real client),
+# Node.js (RFC 8785 number text), Debian's docker-registry (the distribution
+# project's registry, which the image resolver's tests run on loopback), and
+# bwa, samtools and bcftools (the germline example). Without them those tests
+# skip with a message, unless PROV_REQUIRE_PEERS=1 (as in CI), where a missing
+# peer fails the run.
 set -euo pipefail
+export DEBIAN_FRONTEND=noninteractive
+
+# apt-get install, updating the package lists first only if that is needed.
+apt_install() {
+    apt-get install -y -qq "$@" >/dev/null 2>&1 \
+        || { apt-get update -qq && apt-get install -y -qq "$@" >/dev/null; }
+}
 
 if ! python3 -c 'import openlineage.client' 2>/dev/null; then
     echo "installing openlineage-python (a test peer)" >&2
@@ -12,7 +22,12 @@ fi
 
 if ! command -v node >/dev/null; then
     echo "installing nodejs (a test peer)" >&2
-    apt-get update -qq && apt-get install -y -qq nodejs >/dev/null
+    apt_install nodejs
+fi
+
+if [ ! -x /usr/bin/docker-registry ]; then
+    echo "installing docker-registry (a test peer)" >&2
+    apt_install docker-registry
 fi
 
 # Debian's genomics tools, for the germline example's test.
@@ -22,7 +37,5 @@ for tool in bwa samtools bcftools; do
 done
 if [ ${#missing[@]} -gt 0 ]; then
     echo "installing ${missing[*]} (the germline example's tools)" >&2
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get install -y -qq "${missing[@]}" >/dev/null 2>&1 \
-        || { apt-get update -qq && apt-get install -y -qq "${missing[@]}" >/dev/null; }
+    apt_install "${missing[@]}"
 fi

@@ -93,6 +93,7 @@ pub mod facets;
 pub mod hash;
 pub mod oci;
 pub mod recorder;
+pub mod resolve;
 mod run_id;
 mod time;
 pub mod transport;

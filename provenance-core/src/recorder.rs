@@ -21,7 +21,8 @@ use sha2::{Digest, Sha256};
 use crate::canonical::CanonicalError;
 use crate::facets::*;
 use crate::hash::{EntryKind, HashCache, HashError, HashOptions, Hasher, PathDigest};
-use crate::oci::ImageRefError;
+use crate::oci::{ImageRefError, ImageReference};
+use crate::resolve::Resolver;
 use crate::transport::{Transport, TransportError};
 use crate::{Event, EventTime, EventType, InputDataset, Job, OutputDataset, Run, RunEvent, RunId};
 
@@ -79,6 +80,18 @@ pub enum RecordError {
         #[source]
         source: ImageRefError,
     },
+    /// The image is known only by a tag and a pinned image is required.
+    #[error(
+        "record the container of job {job}: {image} is not pinned to a digest and a pinned image is required ({reason})"
+    )]
+    Unpinned {
+        /// The job.
+        job: String,
+        /// The image as given.
+        image: String,
+        /// Why no digest could be learned.
+        reason: String,
+    },
     /// The parameters have no canonical form.
     #[error("record the parameters of job {job}")]
     Parameters {
@@ -125,6 +138,10 @@ struct Inner {
     env_allow: Vec<String>,
     /// The environment to capture from; `None` means this process's.
     environment: Option<Vec<(String, String)>>,
+    /// Learns the digest of an image given by tag.
+    resolver: Option<Arc<Resolver>>,
+    /// Refuse to start a run whose image stays unpinned.
+    require_pinned: bool,
 }
 
 impl Recorder {
@@ -138,6 +155,8 @@ impl Recorder {
                 hash: HashOptions::default(),
                 env_allow: DEFAULT_ENV_ALLOW.iter().map(|s| s.to_string()).collect(),
                 environment: None,
+                resolver: None,
+                require_pinned: false,
             }),
         }
     }
@@ -169,6 +188,19 @@ impl Recorder {
     /// wrapper such as `prov run`, whose step runs with its own environment).
     pub fn with_environment(self, vars: Vec<(String, String)>) -> Self {
         self.edit(|i| i.environment = Some(vars))
+    }
+
+    /// Resolves images given by tag to their digests with `resolver` (a
+    /// registry, the runtime, an image file); one that stays unpinned is
+    /// recorded with the reason.
+    pub fn with_resolver(self, resolver: Arc<Resolver>) -> Self {
+        self.edit(|i| i.resolver = Some(resolver))
+    }
+
+    /// Makes an image that stays unpinned an error ([`RecordError::Unpinned`])
+    /// before anything is emitted: for clinical use.
+    pub fn with_require_pinned(self, require: bool) -> Self {
+        self.edit(|i| i.require_pinned = require)
     }
 
     /// Begins describing a run of `job`.
@@ -360,12 +392,32 @@ impl StepBuilder {
                         source,
                     }
                 })?;
-                Some(match &self.digest {
-                    Some((digest, source)) if facet.digest.is_none() => {
+                let facet = match (&self.digest, &inner.resolver) {
+                    (Some((digest, source)), _) if facet.digest.is_none() => {
                         facet.with_digest(digest.clone(), *source)
                     }
+                    (_, Some(resolver)) if !facet.pinned => {
+                        // The facet parsed the same text, so this cannot fail.
+                        match ImageReference::parse(image) {
+                            Ok(reference) => {
+                                resolver.resolve(&reference, self.runtime).apply(facet)
+                            }
+                            Err(_) => facet,
+                        }
+                    }
                     _ => facet,
-                })
+                };
+                if inner.require_pinned && !facet.pinned {
+                    return Err(RecordError::Unpinned {
+                        job: job_name,
+                        image: image.clone(),
+                        reason: facet
+                            .unpinned_reason
+                            .clone()
+                            .unwrap_or_else(|| "no resolver was asked".into()),
+                    });
+                }
+                Some(facet)
             }
         };
 
@@ -470,6 +522,16 @@ impl PreparedRun {
     /// The run id it will have.
     pub fn run_id(&self) -> RunId {
         self.handle.run_id()
+    }
+
+    /// The container as it will be recorded: with its digest, or unpinned
+    /// and why.
+    pub fn container(&self) -> Option<ProvContainerRunFacet> {
+        self.handle
+            .run
+            .facets
+            .get::<ProvContainerRunFacet>()
+            .and_then(Result::ok)
     }
 
     /// Emits START.
@@ -955,5 +1017,55 @@ mod tests {
         }
         assert_eq!(secret_hash("hunter2"), secret_hash("hunter2"));
         assert!(!secret_hash("hunter2").contains("hunter2"));
+    }
+
+    #[test]
+    fn an_unresolvable_tag_is_recorded_unpinned_or_refused_when_pins_are_required() {
+        use crate::resolve::{Resolver, ResolverOptions};
+        let resolver = Arc::new(
+            Resolver::new(ResolverOptions {
+                ask_runtime: false,
+                ..ResolverOptions::default()
+            })
+            .unwrap(),
+        );
+        let registry = crate::resolve::tests::closed_loopback_registry();
+        let image = &format!("{registry}/biocontainers/bwa:0.7.17");
+        let recorder = Recorder::new("t", Box::new(crate::transport::NoopTransport))
+            .with_resolver(Arc::clone(&resolver));
+        let prepared = recorder
+            .step("bwa")
+            .container(image, ContainerRuntime::Docker)
+            .prepare()
+            .unwrap();
+        let facet = prepared.container().unwrap();
+        assert!(!facet.pinned);
+        let reason = facet.unpinned_reason.unwrap();
+        assert!(
+            reason.contains(&format!("reach http://{registry}/v2/")),
+            "{reason}"
+        );
+
+        let strict = Recorder::new("t", Box::new(crate::transport::NoopTransport))
+            .with_resolver(resolver)
+            .with_require_pinned(true);
+        let Err(err) = strict
+            .step("bwa")
+            .container(image, ContainerRuntime::Docker)
+            .prepare()
+        else {
+            panic!("an unpinned image passed");
+        };
+        let text = err.to_string();
+        assert!(text.contains("is not pinned to a digest"), "{text}");
+        assert!(text.contains(image.as_str()), "{text}");
+        let pinned = format!("{image}@sha256:{}", "0".repeat(64));
+        assert!(
+            strict
+                .step("bwa")
+                .container(pinned, ContainerRuntime::Docker)
+                .prepare()
+                .is_ok()
+        );
     }
 }

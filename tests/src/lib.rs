@@ -5,6 +5,8 @@
 //! the project's own from `schemas/`), indexed by `$id`, so that `$ref`s to
 //! `https://openlineage.io/...` resolve to local files. There is no network.
 
+pub mod registry;
+
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

@@ -15,11 +15,17 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
-/// The schema `$id` for an example file named `<TypeName>.<case>.json`.
+/// The schema `$id` for an example file named `<TypeName>.<case>.json`: the
+/// current version of that type's schema.
 fn schema_of(file: &Path) -> String {
     let name = file.file_name().unwrap().to_str().unwrap();
     let type_name = name.split('.').next().unwrap();
-    format!("{PROV_SCHEMA_BASE}1-0-0/{type_name}.json")
+    let suffix = format!("/{type_name}.json");
+    let url = PROV_FACET_SCHEMA_URLS
+        .iter()
+        .find(|url| url.starts_with(PROV_SCHEMA_BASE) && url.ends_with(&suffix))
+        .unwrap_or_else(|| panic!("{}: no facet type {type_name}", file.display()));
+    url.to_string()
 }
 
 /// Reads `value` as `F` and writes it back: the type and the schema must agree.
@@ -125,10 +131,16 @@ const INVALID: &[(&str, &str, &str)] = &[
         "/_schemaURL",
         "const",
     ),
+    ("ProvContainerRunFacet.pinned-with-reason", "", "then/not"),
     (
         "ProvContainerRunFacet.pinned-without-digest",
         "",
         "then/required",
+    ),
+    (
+        "ProvContainerRunFacet.resolved-at-not-a-time",
+        "/resolvedAt",
+        "format",
     ),
     ("ProvContainerRunFacet.unknown-runtime", "/runtime", "enum"),
     (

@@ -11,8 +11,9 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use provenance_core::RunId;
-use provenance_core::facets::{ContainerRuntime, JobRef};
-use provenance_core::recorder::{Execution, Lineage, Recorder};
+use provenance_core::facets::{ContainerRuntime, DigestSource, JobRef};
+use provenance_core::recorder::{Execution, Lineage, RecordError, Recorder};
+use provenance_core::resolve::{Resolver, ResolverOptions};
 use provenance_core::transport::{
     CompositeTransport, FailurePolicy, Transport, TransportConfig, load_config,
 };
@@ -47,6 +48,19 @@ pub struct Args {
     /// The container runtime.
     #[arg(long, value_enum, default_value_t = Runtime::Docker, requires = "container")]
     runtime: Runtime,
+
+    /// Refuse to run the command when the image cannot be pinned to a digest
+    /// (for clinical use): a tag is resolved through the registry, the
+    /// runtime or the image file; the cache of earlier answers counts only
+    /// when the registry cannot be reached. [env: PROV_REQUIRE_PINNED=1]
+    #[arg(
+        long,
+        env = "PROV_REQUIRE_PINNED",
+        hide_env = true,
+        action = clap::ArgAction::SetTrue,
+        value_parser = clap::builder::FalseyValueParser::new()
+    )]
+    require_pinned: bool,
 
     /// A parameter, KEY=VALUE (repeatable); VALUE is read as JSON if it parses
     /// (8, true, [1,2]), as text otherwise.
@@ -128,6 +142,11 @@ impl Args {
         if let Some(cache) = ctx.hash_cache() {
             recorder = recorder.with_cache(cache);
         }
+        if self.container.is_some() {
+            recorder = recorder
+                .with_resolver(Arc::new(resolver()?))
+                .with_require_pinned(self.require_pinned);
+        }
 
         let job = self.job.clone().unwrap_or_else(|| {
             std::path::Path::new(&self.command[0])
@@ -174,7 +193,28 @@ impl Args {
         if let Some(parent) = &self.parent {
             step = step.parent_lineage(parent_lineage(parent, &self.namespace)?);
         }
-        let prepared = step.prepare().context("record the start of the step")?;
+        let prepared = match step.prepare() {
+            Err(e @ RecordError::Unpinned { .. }) => {
+                eprintln!(
+                    "prov: error: {e}; {} was not run (pin the image as IMAGE@sha256:<digest>, or run without --require-pinned / PROV_REQUIRE_PINNED)",
+                    self.command[0]
+                );
+                return Ok(ExitCode::from(crate::exit::CHECK_FAILED));
+            }
+            other => other.context("record the start of the step")?,
+        };
+        if let Some(c) = prepared.container() {
+            match (&c.unpinned_reason, c.digest_source, &c.resolved_at) {
+                (Some(reason), _, _) => {
+                    eprintln!("prov: warning: {} is recorded unpinned: {reason}", c.image);
+                }
+                (None, DigestSource::Cache, Some(at)) => eprintln!(
+                    "prov: warning: the registry of {} cannot be reached; recorded with the digest it gave at {at}",
+                    c.image
+                ),
+                _ => {}
+            }
+        }
         if self.cache
             && let Some(original) = reusable_run(ctx, prepared.fingerprint())?
         {
@@ -304,6 +344,21 @@ impl Args {
         flush(&recorder);
         Ok(ExitCode::from((exit & 0xff) as u8))
     }
+}
+
+/// The image resolver, configured from the environment (credentials from
+/// the Docker configuration, `PROV_INSECURE_REGISTRIES`, the cache folder).
+/// Unreadable credentials are a warning: images are then resolved anonymously.
+fn resolver() -> anyhow::Result<Resolver> {
+    let env: Vec<(String, String)> = std::env::vars().collect();
+    let (options, problem) = ResolverOptions::from_env(&env);
+    if let Some(e) = problem {
+        eprintln!(
+            "prov: warning: {:#}; resolving images without registry credentials",
+            anyhow::Error::new(e)
+        );
+    }
+    Resolver::new(options).context("start the image resolver")
 }
 
 /// The latest successful run with `fingerprint` whose outputs are all still on

@@ -52,6 +52,9 @@ pub enum DigestSource {
     Runtime,
     /// It is the hash of an image file (a `.sif` or an OCI archive).
     ImageFile,
+    /// The registry was unreachable; an earlier answer of the registry for
+    /// the tag was served from the cache (`resolvedAt` says when).
+    Cache,
     /// No digest is known.
     None,
 }
@@ -96,11 +99,26 @@ pub struct ProvContainerRunFacet {
     pub pinned: bool,
     /// The runtime that ran the image.
     pub runtime: ContainerRuntime,
+    /// When a registry resolved the tag to `digest` (RFC 3339); for a digest
+    /// served from the cache, the time of that earlier resolution.
+    #[serde(
+        rename = "resolvedAt",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub resolved_at: Option<String>,
+    /// Why no digest could be learned, when the image is unpinned.
+    #[serde(
+        rename = "unpinnedReason",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub unpinned_reason: Option<String>,
     /// Members this crate does not model.
     #[serde(flatten)]
     pub extra: Map<String, Value>,
 }
-prov_facet!(ProvContainerRunFacet, "prov_container", RunKind, "1-0-0");
+prov_facet!(ProvContainerRunFacet, "prov_container", RunKind, "1-1-0");
 
 impl ProvContainerRunFacet {
     /// The facet for `image` as given, run by `runtime`. A digest in the
@@ -123,6 +141,8 @@ impl ProvContainerRunFacet {
             },
             pinned,
             runtime,
+            resolved_at: None,
+            unpinned_reason: None,
             extra: Map::new(),
         })
     }
@@ -132,6 +152,22 @@ impl ProvContainerRunFacet {
         self.digest = Some(digest.into());
         self.digest_source = source;
         self.pinned = true;
+        self.unpinned_reason = None;
+        self
+    }
+
+    /// Records when a registry resolved the tag (for sources `registry` and
+    /// `cache`).
+    pub fn resolved_at(mut self, time: impl Into<String>) -> Self {
+        self.resolved_at = Some(time.into());
+        self
+    }
+
+    /// Records why the image stays unpinned (no digest could be learned).
+    pub fn unpinned_because(mut self, reason: impl Into<String>) -> Self {
+        if !self.pinned {
+            self.unpinned_reason = Some(reason.into());
+        }
         self
     }
 
@@ -576,9 +612,14 @@ mod tests {
             tagged.identity(),
             "unpinned:quay.io/biocontainers/bwa:0.7.17--h5bf99c6_8"
         );
-        let resolved = tagged.with_digest(DIGEST, DigestSource::Registry);
+        let down = tagged.clone().unpinned_because("registry down");
+        assert_eq!(down.unpinned_reason.as_deref(), Some("registry down"));
+        let resolved = down.with_digest(DIGEST, DigestSource::Registry);
         assert!(resolved.pinned);
+        assert_eq!(resolved.unpinned_reason, None, "a digest clears the reason");
         assert_eq!(resolved.identity(), DIGEST);
+        let resolved = resolved.unpinned_because("ignored once pinned");
+        assert_eq!(resolved.unpinned_reason, None);
         let given =
             ProvContainerRunFacet::new(&format!("bwa@{DIGEST}"), ContainerRuntime::None).unwrap();
         assert_eq!(given.digest_source, DigestSource::Given);
