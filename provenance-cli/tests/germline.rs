@@ -62,6 +62,9 @@ impl Germline {
             .env_remove("PROV_GERMLINE_PARENT")
             .env_remove("PROV_RECORD")
             .env_remove("RUNTIME")
+            .env_remove("PROV_REQUIRE_PINNED")
+            .env_remove("PROV_CACHE_DIR")
+            .env_remove("DOCKER_CONFIG")
             .env_remove("OPENLINEAGE_URL")
             .env_remove("OPENLINEAGE_CONFIG")
             .env_remove("OPENLINEAGE__TRANSPORT__TYPE");
