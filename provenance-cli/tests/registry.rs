@@ -103,6 +103,14 @@ fn prov_run_records_the_digest_or_why_not_and_require_pinned_refuses_to_run() {
     let reason = facet["unpinnedReason"].as_str().unwrap_or_default();
     assert!(reason.contains("/v2/lab/multiqc/manifests/1.21"), "{facet}");
     assert!(reason.contains("cache: no earlier answer"), "{facet}");
+    // The audit lists the reason too, in JSON and in text.
+    assert_eq!(unpinned["items"][0]["unpinnedReason"], reason);
+    let text = s.prov(&["audit", "unpinned"]);
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(
+        text.contains(&format!("unpinned because: {reason}")),
+        "{text}"
+    );
 
     // Pinned images required: the command does not run, nothing is recorded.
     let marker = s.0.join("ran");

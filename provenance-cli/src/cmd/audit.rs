@@ -192,15 +192,37 @@ impl Args {
                     ..RunFilter::default()
                 };
                 let runs = store.runs(&filter, page.page())?;
+                // Why each stayed unpinned, as its prov_container recorded it.
+                let mut reasons = Vec::with_capacity(runs.items.len());
+                for run in &runs.items {
+                    let facets = store.run_facets(&run.run_id)?;
+                    reasons.push(
+                        facets
+                            .get("prov_container")
+                            .and_then(|c| c["unpinnedReason"].as_str())
+                            .map(str::to_owned),
+                    );
+                }
                 if json {
-                    super::write_json(&mut out, &runs)?;
+                    let mut value = serde_json::to_value(&runs)?;
+                    if let Some(items) = value["items"].as_array_mut() {
+                        for (item, reason) in items.iter_mut().zip(&reasons) {
+                            item["unpinnedReason"] = reason.clone().into();
+                        }
+                    }
+                    super::write_json(&mut out, &value)?;
                 } else {
                     writeln!(
                         out,
                         "{} runs used an image known only by its tag:",
                         runs.total
                     )?;
-                    write_runs(&mut out, &runs.items)?;
+                    for (run, reason) in runs.items.iter().zip(&reasons) {
+                        write_runs(&mut out, std::slice::from_ref(run))?;
+                        if let Some(reason) = reason {
+                            writeln!(out, "    unpinned because: {reason}")?;
+                        }
+                    }
                     if let Some(next) = runs.next_offset() {
                         writeln!(out, "(more: --offset {next})")?;
                     }
