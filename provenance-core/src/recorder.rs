@@ -63,7 +63,7 @@ pub enum RecordError {
     /// An input or output could not be hashed.
     #[error("hash {role} of job {job}")]
     Hash {
-        /// `input` or `output`.
+        /// `input`, `output` or `container image file`.
         role: &'static str,
         /// The job.
         job: String,
@@ -385,7 +385,29 @@ impl StepBuilder {
             })?;
         let container = match &self.image {
             None => None,
-            Some(image) => {
+            Some(given) if is_image_file(given) => {
+                // An image file (apptainer exec bwa.sif ...): its bytes are
+                // its identity.
+                let path = given.strip_prefix("file://").unwrap_or(given);
+                let digest = self
+                    .recorder
+                    .hasher()
+                    .hash(Path::new(path))
+                    .map_err(|source| RecordError::Hash {
+                        role: "container image file",
+                        job: job_name.clone(),
+                        source,
+                    })?;
+                Some(ProvContainerRunFacet::image_file(
+                    &local_name(Path::new(path)),
+                    &digest.sha256,
+                    self.runtime,
+                ))
+            }
+            Some(given) => {
+                // `apptainer exec docker://...` names a registry image.
+                let image = given.strip_prefix("docker://").unwrap_or(given);
+                let image = &image.to_owned();
                 let facet = ProvContainerRunFacet::new(image, self.runtime).map_err(|source| {
                     RecordError::Container {
                         job: job_name.clone(),
@@ -704,6 +726,20 @@ fn file_format(path: &Path) -> Option<String> {
         .map(|(_, f)| f.to_string())
 }
 
+/// Whether a `--container` names an image file rather than a registry image:
+/// a `file://` URI, a path that exists as a file, or one that looks like a
+/// path (`/`, `./`, `../`, or ending `.sif`/`.simg`; a missing one is then a
+/// clear hashing error, not a malformed reference).
+fn is_image_file(image: &str) -> bool {
+    image.starts_with("file://")
+        || image.starts_with('/')
+        || image.starts_with("./")
+        || image.starts_with("../")
+        || image.ends_with(".sif")
+        || image.ends_with(".simg")
+        || Path::new(image).is_file()
+}
+
 /// The dataset name of a local path: absolute, with `.` and `..` taken out
 /// lexically (`out/../data/ref.fa` run in `/work` is `/work/data/ref.fa`).
 /// Symbolic links are kept, not resolved: the name is the path people use.
@@ -1017,6 +1053,53 @@ mod tests {
         }
         assert_eq!(secret_hash("hunter2"), secret_hash("hunter2"));
         assert!(!secret_hash("hunter2").contains("hunter2"));
+    }
+
+    #[test]
+    fn an_image_file_is_pinned_by_its_bytes_and_docker_uris_by_their_reference() {
+        let dir = std::env::temp_dir().join(format!("prov-image-file-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let sif = dir.join("bwa.sif");
+        std::fs::write(&sif, b"SIF image bytes").unwrap();
+        let recorder = Recorder::new("t", Box::new(crate::transport::NoopTransport));
+        let facet = |image: &str| {
+            recorder
+                .step("bwa")
+                .container(image, ContainerRuntime::Apptainer)
+                .prepare()
+                .map(|p| p.container().unwrap())
+        };
+        let by_path = facet(sif.to_str().unwrap()).unwrap();
+        let sha = {
+            let mut h = Sha256::new();
+            h.update(b"SIF image bytes");
+            crate::hex(&h.finalize())
+        };
+        assert_eq!(by_path.digest, Some(format!("sha256:{sha}")));
+        assert_eq!(by_path.digest_source, DigestSource::ImageFile);
+        assert!(by_path.pinned);
+        assert_eq!(by_path.registry, "file");
+        assert_eq!(by_path.repository, sif.display().to_string());
+        assert_eq!(
+            facet(&format!("file://{}", sif.display())).unwrap(),
+            by_path
+        );
+        // Changed bytes, another identity.
+        std::fs::write(&sif, b"other bytes").unwrap();
+        assert_ne!(facet(sif.to_str().unwrap()).unwrap().digest, by_path.digest);
+        // A missing image file is an error naming it, not a malformed reference.
+        let missing = dir.join("missing.sif");
+        let err = facet(missing.to_str().unwrap()).unwrap_err();
+        let text = format!("{err}: {}", err.source_message());
+        assert!(text.contains("container image file"), "{text}");
+        assert!(text.contains("missing.sif"), "{text}");
+        // apptainer's docker:// names a registry image.
+        let pinned = format!("docker://quay.io/biocontainers/bwa:0.7.17@sha256:{sha}");
+        let uri = facet(&pinned).unwrap();
+        assert_eq!(uri.registry, "quay.io");
+        assert_eq!(uri.repository, "biocontainers/bwa");
+        assert!(uri.pinned && uri.digest_source == DigestSource::Given);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

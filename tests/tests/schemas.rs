@@ -138,6 +138,11 @@ const INVALID: &[(&str, &str, &str)] = &[
         "then/required",
     ),
     (
+        "ProvContainerRunFacet.relative-image-file",
+        "/repository",
+        "pattern",
+    ),
+    (
         "ProvContainerRunFacet.resolved-at-not-a-time",
         "/resolvedAt",
         "format",

@@ -41,7 +41,9 @@ pub struct Args {
     #[arg(long, env = "OPENLINEAGE_NAMESPACE", default_value = "default")]
     namespace: String,
 
-    /// The container image the step runs in: a tag, or pinned with @sha256:<digest>.
+    /// The container image the step runs in: a tag (resolved to its digest),
+    /// pinned with @sha256:<digest>, or an image file such as bwa.sif (pinned
+    /// by the sha-256 of its bytes).
     #[arg(long, value_name = "IMAGE")]
     container: Option<String>,
 

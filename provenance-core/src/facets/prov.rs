@@ -147,6 +147,26 @@ impl ProvContainerRunFacet {
         })
     }
 
+    /// The facet for an image file (an Apptainer/Singularity `.sif`) at the
+    /// absolute `path`, pinned by the sha-256 of its bytes: registry `file`,
+    /// repository the path (as OpenLineage names local files).
+    pub fn image_file(path: &str, sha256_hex: &str, runtime: ContainerRuntime) -> Self {
+        ProvContainerRunFacet {
+            base: FacetBase::ours::<Self>(),
+            image: path.to_owned(),
+            registry: "file".into(),
+            repository: path.to_owned(),
+            tag: None,
+            digest: Some(format!("sha256:{sha256_hex}")),
+            digest_source: DigestSource::ImageFile,
+            pinned: true,
+            runtime,
+            resolved_at: None,
+            unpinned_reason: None,
+            extra: Map::new(),
+        }
+    }
+
     /// Records a digest learned from `source` (a registry, a runtime, a file).
     pub fn with_digest(mut self, digest: impl Into<String>, source: DigestSource) -> Self {
         self.digest = Some(digest.into());

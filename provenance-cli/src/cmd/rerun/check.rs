@@ -283,7 +283,7 @@ fn command_line(step: &Step, map: &PathMap, cwd: &Path) -> Vec<String> {
                 scratch,
                 "--pwd".into(),
                 cwd,
-                format!("docker://{}@{digest}", image_name(image)),
+                super::apptainer_image(image, digest),
             ];
             line.extend(argv);
             line
@@ -360,8 +360,9 @@ pub fn run(ctx: &Ctx, steps: &[Step], options: Options) -> anyhow::Result<ExitCo
                 _ => ContainerRuntime::None,
             };
             let pinned = match &step.image_digest {
-                Some(d) => format!("{}@{d}", image_name(image)),
-                None => image.clone(),
+                // An image file is named by its path (and hashed again).
+                Some(d) if !image.starts_with('/') => format!("{}@{d}", image_name(image)),
+                _ => image.clone(),
             };
             builder = builder.container(pinned, runtime);
         }

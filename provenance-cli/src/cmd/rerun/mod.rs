@@ -186,6 +186,21 @@ fn steps(graph: &LineageGraph) -> Vec<Step> {
         .collect()
 }
 
+/// What `apptainer exec` runs: an image file by its path, a registry image
+/// by its digest.
+fn apptainer_image(image: &str, digest: &str) -> String {
+    if image.starts_with('/') {
+        image.to_owned()
+    } else {
+        let name = image.split('@').next().unwrap_or(image);
+        let name = name
+            .rsplit_once(':')
+            .filter(|(_, t)| !t.contains('/'))
+            .map_or(name, |(n, _)| n);
+        format!("docker://{name}@{digest}")
+    }
+}
+
 /// Quotes a word for POSIX sh.
 fn sh(word: &str) -> String {
     if !word.is_empty()
@@ -236,10 +251,9 @@ fn write_script(out: &mut impl Write, target: &str, steps: &[Step]) -> std::io::
         let argv: Vec<String> = step.argv.iter().map(|a| sh(a)).collect();
         let command = match (&step.image, &step.image_digest, step.runtime.as_deref()) {
             (Some(image), Some(digest), Some("apptainer")) => {
-                let name = image.split(['@', ':']).next().unwrap_or(image);
                 format!(
-                    "apptainer exec docker://{}@{digest} {}",
-                    sh(name),
+                    "apptainer exec {} {}",
+                    sh(&apptainer_image(image, digest)),
                     argv.join(" ")
                 )
             }
