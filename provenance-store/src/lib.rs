@@ -27,6 +27,8 @@ mod error;
 mod hash_cache;
 pub mod model;
 mod normalize;
+#[cfg(feature = "postgres")]
+mod postgres;
 mod sqlite;
 mod store;
 mod transport;

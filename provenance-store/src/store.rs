@@ -57,19 +57,15 @@ impl Store {
     /// Opens the store at `location`: a SQLite file path (created if missing),
     /// `:memory:`, or a `postgres://` URL.
     pub fn open(location: &str) -> StoreResult<Store> {
-        if location.starts_with("postgres://") || location.starts_with("postgresql://") {
-            return Err(StoreError::Unsupported {
-                location: redact(location),
-                reason: "this build has no PostgreSQL backend yet; use a SQLite file path".into(),
-            });
-        }
-        let backend = if location == ":memory:" {
-            Sqlite::open(None)?
+        let backend: Box<dyn Backend> = if is_postgres(location) {
+            open_postgres(location)?
+        } else if location == ":memory:" {
+            Box::new(Sqlite::open(None)?)
         } else {
-            Sqlite::open(Some(Path::new(location)))?
+            Box::new(Sqlite::open(Some(Path::new(location)))?)
         };
         Ok(Store {
-            backend: Box::new(backend),
+            backend,
             location: location.to_owned(),
         })
     }
@@ -413,15 +409,56 @@ impl Store {
     }
 }
 
-/// Hides the password of a URL such as `postgres://user:secret@host/db`.
+/// Whether a store location names a PostgreSQL server.
+fn is_postgres(location: &str) -> bool {
+    location.starts_with("postgres://") || location.starts_with("postgresql://")
+}
+
+#[cfg(feature = "postgres")]
+fn open_postgres(location: &str) -> StoreResult<Box<dyn Backend>> {
+    Ok(Box::new(crate::postgres::Postgres::open(location)?))
+}
+
+#[cfg(not(feature = "postgres"))]
+fn open_postgres(location: &str) -> StoreResult<Box<dyn Backend>> {
+    Err(StoreError::Unsupported {
+        location: redact(location),
+        reason: "this build has no PostgreSQL backend (build with the `postgres` feature)".into(),
+    })
+}
+
+/// Hides the password of a URL such as `postgres://user:secret@host/db`,
+/// whether in its user part or in a `password=` parameter.
 pub fn redact(location: &str) -> String {
-    if let Some((scheme, rest)) = location.split_once("://")
-        && let Some((credentials, host)) = rest.split_once('@')
-        && let Some((user, _)) = credentials.split_once(':')
-    {
-        return format!("{scheme}://{user}:***@{host}");
+    let (location, query) = match location.split_once('?') {
+        Some((base, query)) => (base, Some(query)),
+        None => (location, None),
+    };
+    let mut out = match location.split_once("://") {
+        Some((scheme, rest)) => match rest.rsplit_once('@') {
+            Some((credentials, host)) => match credentials.split_once(':') {
+                Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
+                None => location.to_owned(),
+            },
+            None => location.to_owned(),
+        },
+        None => location.to_owned(),
+    };
+    if let Some(query) = query {
+        let pairs: Vec<&str> = query
+            .split('&')
+            .map(|pair| {
+                if pair.starts_with("password=") {
+                    "password=***"
+                } else {
+                    pair
+                }
+            })
+            .collect();
+        out.push('?');
+        out.push_str(&pairs.join("&"));
     }
-    location.to_owned()
+    out
 }
 
 /// A breadth-first walk that collects nodes and edges.
