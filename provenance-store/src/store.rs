@@ -53,6 +53,18 @@ pub struct Derived {
     pub truncated: bool,
 }
 
+/// What [`Store::copy_to`] copied.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct CopyReport {
+    /// Events copied.
+    pub events: u64,
+    /// The head both stores now share (`<seq>:<link>`).
+    pub head: Option<String>,
+}
+
+/// Events per transaction when copying a store.
+const COPY_BATCH: usize = 1000;
+
 impl Store {
     /// Opens the store at `location`: a SQLite file path (created if missing),
     /// `:memory:`, or a `postgres://` URL.
@@ -190,6 +202,94 @@ impl Store {
             events,
             head,
             broken,
+        })
+    }
+
+    /// Copies every event, in chain order, into `destination`, which must be
+    /// empty; it rebuilds its lineage model from them. This store's chain is
+    /// verified first and the destination's after, and both must end at the
+    /// same head: the chain's links depend only on positions and bytes, so a
+    /// faithful copy reproduces them exactly. `progress` hears the events
+    /// copied so far and the total verified.
+    pub fn copy_to(
+        &self,
+        destination: &Store,
+        progress: &mut dyn FnMut(u64, u64),
+    ) -> StoreResult<CopyReport> {
+        if let Some((events, _)) = destination.backend.head()? {
+            return Err(StoreError::NotEmpty {
+                location: destination.location(),
+                events,
+            });
+        }
+        let source = self.verify_chain()?;
+        if let Some(b) = &source.broken {
+            return Err(StoreError::Integrity {
+                location: self.location(),
+                reason: format!("position {}: {}; nothing was copied", b.position, b.reason),
+            });
+        }
+        let total = source.events;
+        let mut failure: Option<StoreError> = None;
+        let mut batch: Vec<(u64, Vec<u8>)> = Vec::with_capacity(COPY_BATCH);
+        let mut last: Option<String> = None;
+        let mut copied = 0u64;
+        let mut flush = |batch: &mut Vec<(u64, Vec<u8>)>| -> StoreResult<()> {
+            let raws: Vec<&[u8]> = batch.iter().map(|(_, raw)| raw.as_slice()).collect();
+            let outcomes = destination.ingest_batch(&raws)?;
+            for ((seq, _), outcome) in batch.iter().zip(outcomes) {
+                if outcome != (Outcome::Stored { seq: *seq }) {
+                    return Err(StoreError::Integrity {
+                        location: destination.location(),
+                        reason: format!(
+                            "event {seq} of the source was not stored at the same position ({outcome:?})"
+                        ),
+                    });
+                }
+            }
+            copied += batch.len() as u64;
+            progress(copied, total);
+            batch.clear();
+            Ok(())
+        };
+        self.backend.walk_chain(&mut |seq, raw, link| {
+            batch.push((seq, raw.to_vec()));
+            last = Some(format!("{seq}:{link}"));
+            if batch.len() == COPY_BATCH
+                && let Err(e) = flush(&mut batch)
+            {
+                failure = Some(e);
+                return false;
+            }
+            true
+        })?;
+        if let Some(e) = failure {
+            return Err(e);
+        }
+        if !batch.is_empty() {
+            flush(&mut batch)?;
+        }
+        let copy = destination.verify_chain()?;
+        let problem = if let Some(b) = &copy.broken {
+            Some(format!("position {}: {}", b.position, b.reason))
+        } else if copy.head != last {
+            Some(format!(
+                "its head {} differs from the source's {}",
+                copy.head.as_deref().unwrap_or("(empty)"),
+                last.as_deref().unwrap_or("(empty)")
+            ))
+        } else {
+            None
+        };
+        if let Some(reason) = problem {
+            return Err(StoreError::Integrity {
+                location: destination.location(),
+                reason: format!("after the copy, {reason}"),
+            });
+        }
+        Ok(CopyReport {
+            events: copy.events,
+            head: copy.head,
         })
     }
 
@@ -412,6 +512,27 @@ impl Store {
 /// Whether a store location names a PostgreSQL server.
 fn is_postgres(location: &str) -> bool {
     location.starts_with("postgres://") || location.starts_with("postgresql://")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact;
+
+    fn check(location: &str, expected: &str) {
+        assert_eq!(redact(location), expected);
+    }
+
+    #[test]
+    fn passwords_are_hidden() {
+        check("postgres://u:pw@h:5432/db", "postgres://u:***@h:5432/db");
+        check("postgres://u:p@ss@h/db", "postgres://u:***@h/db");
+        check(
+            "postgresql://h/db?user=u&password=pw&sslmode=require",
+            "postgresql://h/db?user=u&password=***&sslmode=require",
+        );
+        check("postgres://u@h/db", "postgres://u@h/db");
+        check("/data/prov.db", "/data/prov.db");
+    }
 }
 
 #[cfg(feature = "postgres")]
