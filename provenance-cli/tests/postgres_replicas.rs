@@ -18,6 +18,7 @@ const PROV: &str = env!("CARGO_BIN_EXE_prov");
 struct Replica {
     port: u16,
     child: Option<Child>,
+    stderr: std::path::PathBuf,
 }
 
 fn free_port() -> u16 {
@@ -31,15 +32,18 @@ fn free_port() -> u16 {
 impl Replica {
     fn start(store: &str) -> Replica {
         let port = free_port();
+        let stderr =
+            std::env::temp_dir().join(format!("prov-replica-{}-{port}.log", std::process::id()));
         let child = Command::new(PROV)
             .args(["--store", store, "serve", "--addr"])
             .arg(format!("127.0.0.1:{port}"))
-            .stderr(Stdio::null())
+            .stderr(Stdio::from(std::fs::File::create(&stderr).unwrap()))
             .spawn()
             .unwrap();
         let replica = Replica {
             port,
             child: Some(child),
+            stderr,
         };
         let started = Instant::now();
         while reqwest::blocking::get(replica.url("/readyz"))
@@ -80,11 +84,26 @@ impl Replica {
         );
     }
 
-    fn stop(&mut self) -> std::process::ExitStatus {
+    /// SIGTERM; the exit status and what the replica printed.
+    fn stop(&mut self) -> (std::process::ExitStatus, String) {
         let mut child = self.child.take().unwrap();
         let pid = nix::unistd::Pid::from_raw(child.id() as i32);
         nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
-        child.wait().unwrap()
+        let status = child.wait().unwrap();
+        (
+            status,
+            std::fs::read_to_string(&self.stderr).unwrap_or_default(),
+        )
+    }
+}
+
+/// The URL with a password for its user (the tests' server trusts loopback,
+/// so any password is accepted): it must never be printed.
+fn with_password(url: &str) -> String {
+    let (scheme, rest) = url.split_once("://").unwrap();
+    match rest.split_once('@') {
+        Some((user, host)) if !user.contains(':') => format!("{scheme}://{user}:hunter2@{host}"),
+        _ => url.to_owned(),
     }
 }
 
@@ -94,6 +113,7 @@ impl Drop for Replica {
             let _ = child.kill();
             let _ = child.wait();
         }
+        let _ = std::fs::remove_file(&self.stderr);
     }
 }
 
@@ -150,8 +170,9 @@ fn two_replicas_share_one_postgres_store_and_answer_alike() {
     let Some(schema) = pg::schema("two_replicas") else {
         return;
     };
-    let mut a = Replica::start(&schema.url);
-    let mut b = Replica::start(&schema.url);
+    let url = with_password(&schema.url);
+    let mut a = Replica::start(&url);
+    let mut b = Replica::start(&url);
 
     // Clients send at once; each sample's events go to one replica singly and
     // to the other as a batch, so both replicas append (and deduplicate) the
@@ -219,10 +240,19 @@ fn two_replicas_share_one_postgres_store_and_answer_alike() {
         assert_eq!(ids, expected);
     }
 
-    assert!(a.stop().success());
-    assert!(b.stop().success());
+    for r in [&mut a, &mut b] {
+        let (status, stderr) = r.stop();
+        assert!(status.success(), "{stderr}");
+        assert!(stderr.contains("prov serve: listening on"), "{stderr}");
+        if url.contains("hunter2") {
+            assert!(
+                !stderr.contains("hunter2") && stderr.contains(":***@"),
+                "{stderr}"
+            );
+        }
+    }
     let out = Command::new(PROV)
-        .args(["--store", &schema.url, "verify", "--chain"])
+        .args(["--store", &url, "verify", "--chain"])
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);

@@ -514,27 +514,6 @@ fn is_postgres(location: &str) -> bool {
     location.starts_with("postgres://") || location.starts_with("postgresql://")
 }
 
-#[cfg(test)]
-mod tests {
-    use super::redact;
-
-    fn check(location: &str, expected: &str) {
-        assert_eq!(redact(location), expected);
-    }
-
-    #[test]
-    fn passwords_are_hidden() {
-        check("postgres://u:pw@h:5432/db", "postgres://u:***@h:5432/db");
-        check("postgres://u:p@ss@h/db", "postgres://u:***@h/db");
-        check(
-            "postgresql://h/db?user=u&password=pw&sslmode=require",
-            "postgresql://h/db?user=u&password=***&sslmode=require",
-        );
-        check("postgres://u@h/db", "postgres://u@h/db");
-        check("/data/prov.db", "/data/prov.db");
-    }
-}
-
 #[cfg(feature = "postgres")]
 fn open_postgres(location: &str) -> StoreResult<Box<dyn Backend>> {
     Ok(Box::new(crate::postgres::Postgres::open(location)?))
@@ -759,4 +738,25 @@ fn run_data(record: Option<RunRecord>, facets: &Map<String, Value>) -> Value {
         map.insert("facets".into(), Value::Object(selected));
     }
     data
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact;
+
+    fn check(location: &str, expected: &str) {
+        assert_eq!(redact(location), expected);
+    }
+
+    #[test]
+    fn passwords_are_hidden() {
+        check("postgres://u:pw@h:5432/db", "postgres://u:***@h:5432/db");
+        check("postgres://u:p@ss@h/db", "postgres://u:***@h/db");
+        check(
+            "postgresql://h/db?user=u&password=pw&sslmode=require",
+            "postgresql://h/db?user=u&password=***&sslmode=require",
+        );
+        check("postgres://u@h/db", "postgres://u@h/db");
+        check("/data/prov.db", "/data/prov.db");
+    }
 }
