@@ -10,6 +10,7 @@
 //! each link commits to its true predecessor. The lock is released by commit
 //! or rollback, so a crashed writer cannot hold it. Reads take no lock.
 
+mod bulk;
 mod pool;
 
 use std::collections::HashMap;
@@ -242,6 +243,11 @@ impl Writer<'_, '_> {
         self.tx.execute(&stmt, params)
     }
 
+    fn query(&mut self, sql: &'static str, params: &[&(dyn ToSql + Sync)]) -> PgResult<Vec<Row>> {
+        let stmt = prepared(self.statements, &mut self.tx, sql)?;
+        self.tx.query(&stmt, params)
+    }
+
     fn query_opt(
         &mut self,
         sql: &'static str,
@@ -458,8 +464,16 @@ fn run_record(row: &Row) -> RunRecord {
     }
 }
 
-impl Backend for Postgres {
-    fn ingest(&self, batch: &mut dyn Iterator<Item = Prepared>) -> StoreResult<Vec<Outcome>> {
+impl Postgres {
+    /// Appends a batch: set-at-a-time when `bulk` and the batch allows it
+    /// (see `bulk.rs`), one event at a time otherwise.
+    fn ingest_with(
+        &self,
+        batch: &mut dyn Iterator<Item = Prepared>,
+        bulk: bool,
+    ) -> StoreResult<Vec<Outcome>> {
+        // Collected first: the time goes to round trips, not to parsing.
+        let events: Vec<Prepared> = batch.collect();
         let mut conn = self.conn()?;
         let pool::Conn { client, statements } = &mut *conn;
         let tx = client
@@ -477,63 +491,18 @@ impl Backend for Postgres {
             w.execute("SELECT pg_advisory_xact_lock($1)", &[&self.chain_lock])
                 .map_err(backend("wait for other writers to the chain"))?;
             let received = now_micros();
-            let (mut seq, mut previous): (u64, String) = w
+            let (seq, previous): (u64, String) = w
                 .query_opt("SELECT seq, link FROM event ORDER BY seq DESC LIMIT 1", &[])
                 .map_err(backend("read the chain head"))?
                 .map_or((0, chain::GENESIS.to_owned()), |r| {
                     (r.get::<_, i64>(0) as u64, r.get(1))
                 });
-            let mut outcomes = Vec::new();
-            for event in batch {
-                seq += 1;
-                let link = chain::link_with_content(&previous, seq, &event.content);
-                // One statement: the unique event_id makes a second copy a no-op.
-                let inserted = w
-                    .execute(
-                        "INSERT INTO event (seq, event_id, raw, link, kind, run_id, event_time, received_at)
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
-                         ON CONFLICT (event_id) DO NOTHING",
-                        &[
-                            &(seq as i64),
-                            &event.event_id,
-                            &event.raw,
-                            &link,
-                            &event.kind,
-                            &event.run_id,
-                            &event.time,
-                            &received,
-                        ],
-                    )
-                    .map_err(backend("append an event"))?;
-                if inserted == 0 {
-                    seq -= 1;
-                    let earlier: i64 = w
-                        .query_one(
-                            "SELECT seq FROM event WHERE event_id = $1",
-                            &[&event.event_id],
-                        )
-                        .map_err(backend("look for an earlier copy of an event"))?
-                        .get(0);
-                    outcomes.push(Outcome::Duplicate {
-                        seq: earlier as u64,
-                    });
-                    continue;
-                }
-                match &event.body {
-                    Body::Run(run) => w.apply_run(run, event.time),
-                    Body::Dataset(part) => w
-                        .named("dataset", &part.namespace, &part.name)
-                        .and_then(|id| match &part.version {
-                            Some(v) => w.version(id, v, part, event.time).map(drop),
-                            None => Ok(()),
-                        }),
-                    Body::Job { namespace, name } => w.named("job", namespace, name).map(drop),
-                }
-                .map_err(backend(format!("record event {seq} in the lineage model")))?;
-                previous = link;
-                outcomes.push(Outcome::Stored { seq });
+            if bulk && bulk::fits(&events) {
+                w.append_bulk(&events, seq, previous, received)
+                    .map_err(backend(format!("append {} events", events.len())))
+            } else {
+                w.append_each(&events, seq, previous, received)
             }
-            Ok(outcomes)
         })();
         let Writer { tx, learned, .. } = w;
         let committed = result.and_then(|outcomes| {
@@ -549,6 +518,76 @@ impl Backend for Postgres {
             ids.versions.extend(learned.versions);
         }
         committed
+    }
+}
+
+impl Writer<'_, '_> {
+    /// Appends `events` one at a time after position `seq` with link `previous`.
+    fn append_each(
+        &mut self,
+        events: &[Prepared],
+        mut seq: u64,
+        mut previous: String,
+        received: i64,
+    ) -> StoreResult<Vec<Outcome>> {
+        let mut outcomes = Vec::new();
+        for event in events {
+            seq += 1;
+            let link = chain::link_with_content(&previous, seq, &event.content);
+            // One statement: the unique event_id makes a second copy a no-op.
+            let inserted = self
+                .execute(
+                    "INSERT INTO event (seq, event_id, raw, link, kind, run_id, event_time, received_at)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+                     ON CONFLICT (event_id) DO NOTHING",
+                    &[
+                        &(seq as i64),
+                        &event.event_id,
+                        &event.raw,
+                        &link,
+                        &event.kind,
+                        &event.run_id,
+                        &event.time,
+                        &received,
+                    ],
+                )
+                .map_err(backend("append an event"))?;
+            if inserted == 0 {
+                seq -= 1;
+                let earlier: i64 = self
+                    .query_one(
+                        "SELECT seq FROM event WHERE event_id = $1",
+                        &[&event.event_id],
+                    )
+                    .map_err(backend("look for an earlier copy of an event"))?
+                    .get(0);
+                outcomes.push(Outcome::Duplicate {
+                    seq: earlier as u64,
+                });
+                continue;
+            }
+            match &event.body {
+                Body::Run(run) => self.apply_run(run, event.time),
+                Body::Dataset(part) => {
+                    self.named("dataset", &part.namespace, &part.name)
+                        .and_then(|id| match &part.version {
+                            Some(v) => self.version(id, v, part, event.time).map(drop),
+                            None => Ok(()),
+                        })
+                }
+                Body::Job { namespace, name } => self.named("job", namespace, name).map(drop),
+            }
+            .map_err(backend(format!("record event {seq} in the lineage model")))?;
+            previous = link;
+            outcomes.push(Outcome::Stored { seq });
+        }
+        Ok(outcomes)
+    }
+}
+
+impl Backend for Postgres {
+    fn ingest(&self, batch: &mut dyn Iterator<Item = Prepared>) -> StoreResult<Vec<Outcome>> {
+        self.ingest_with(batch, true)
     }
 
     fn walk_chain(&self, visit: &mut dyn FnMut(u64, &[u8], &str) -> bool) -> StoreResult<()> {
@@ -802,3 +841,6 @@ impl Backend for Postgres {
         })
     }
 }
+
+#[cfg(test)]
+mod tests;
