@@ -325,6 +325,21 @@ fn prov_store_copy_goes_to_postgres_and_back() {
     let (code, _, err) = prov(&["store", "copy", &first, &schema.url]);
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("already holds 20 events"), "{err}");
+    // A broken source chain is refused (exit 1), and leaves no new file behind.
+    schema
+        .client()
+        .batch_execute(
+            "ALTER TABLE event DISABLE TRIGGER USER; UPDATE event SET link = repeat('0', 64) WHERE seq = 7;",
+        )
+        .unwrap();
+    let fresh = dir.join("fresh.db");
+    let (code, _, err) = prov(&["store", "copy", &schema.url, fresh.to_str().unwrap()]);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("position 7") && err.contains("nothing was copied"),
+        "{err}"
+    );
+    assert!(!fresh.exists());
     // A missing source file is not silently created.
     let (code, _, err) = prov(&[
         "store",

@@ -10,7 +10,8 @@
 //! project's size (default 100,000 samples x 4 steps, about 800,000 events).
 //! Targets from the issue: >= 50,000 events/s batched into a file store; the
 //! upstream lineage of a final VCF at depth 20 in p50 <= 10 ms in-process, and
-//! at most 2x its latency on a 1,000-sample store.
+//! at most 2x its latency on a 1,000-sample store. `PROV_BENCH_KEEP=1` keeps
+//! the PostgreSQL schemas for a look afterwards.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -105,6 +106,11 @@ impl Backend {
 
     fn cleanup(&self) {
         if let Backend::Postgres(url, schemas) = self
+            && std::env::var_os("PROV_BENCH_KEEP").is_some()
+        {
+            println!("kept the schemas {:?} (PROV_BENCH_KEEP)", schemas.borrow());
+            let _ = url;
+        } else if let Backend::Postgres(url, schemas) = self
             && let Ok(mut c) = postgres::Client::connect(url, postgres::NoTls)
         {
             for schema in schemas.borrow().iter() {

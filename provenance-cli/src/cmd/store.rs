@@ -46,6 +46,8 @@ impl Args {
 
 fn copy(from: &str, to: &str, format: super::Format) -> anyhow::Result<ExitCode> {
     let source = crate::ctx::open_existing(from)?;
+    // A SQLite file made for the copy is removed again if the copy fails.
+    let new_file = (!to.contains("://") && !std::path::Path::new(to).exists()).then_some(to);
     let destination = Store::open(to).with_context(|| format!("open the store {}", redact(to)))?;
     let bar = if std::io::stderr().is_terminal() {
         ProgressBar::new(0).with_style(
@@ -60,6 +62,12 @@ fn copy(from: &str, to: &str, format: super::Format) -> anyhow::Result<ExitCode>
         bar.set_position(done);
     });
     bar.finish_and_clear();
+    drop(destination);
+    if let (Err(_), Some(path)) = (&result, new_file) {
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{path}{suffix}"));
+        }
+    }
     let report = match result {
         Ok(report) => report,
         Err(e @ StoreError::Integrity { .. }) => {

@@ -15,7 +15,9 @@ CREATE TABLE event (
     event_time  BIGINT NOT NULL,          -- microseconds since the epoch, UTC
     received_at BIGINT NOT NULL           -- microseconds since the epoch, UTC
 );
-CREATE INDEX event_run ON event (run_id);
+-- Indexes that also give each lookup's order: a prepared statement's generic
+-- plan must never prefer walking a whole table in that order instead.
+CREATE INDEX event_run ON event (run_id, seq);
 
 CREATE TABLE job (
     id        BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
@@ -69,7 +71,7 @@ CREATE TABLE dataset_version (
     created_at  BIGINT NOT NULL,   -- event time of the first event naming it
     UNIQUE (dataset_id, version)
 );
-CREATE INDEX version_digest ON dataset_version (digest);
+CREATE INDEX version_digest ON dataset_version (digest, id);
 CREATE INDEX version_dataset_time ON dataset_version (dataset_id, created_at);
 
 CREATE TABLE run_input (
@@ -78,7 +80,7 @@ CREATE TABLE run_input (
     event_time BIGINT NOT NULL,
     PRIMARY KEY (run_id, version_id)
 );
-CREATE INDEX run_input_version ON run_input (version_id);
+CREATE INDEX run_input_version ON run_input (version_id, run_id);
 
 CREATE TABLE run_output (
     run_id     TEXT   NOT NULL,
@@ -86,7 +88,7 @@ CREATE TABLE run_output (
     event_time BIGINT NOT NULL,
     PRIMARY KEY (run_id, version_id)
 );
-CREATE INDEX run_output_version ON run_output (version_id);
+CREATE INDEX run_output_version ON run_output (version_id, run_id);
 
 -- The log is append-only. The triggers stop accidents; the hash chain catches
 -- whoever drops them.

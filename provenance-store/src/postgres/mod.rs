@@ -618,6 +618,10 @@ impl Backend for Postgres {
         Ok(rows.first().map(|r| (r.get::<_, i64>(0) as u64, r.get(1))))
     }
 
+    // The dataset or job is looked up by a scalar subquery, not a join: a
+    // prepared statement's generic plan then walks the (id, time) index
+    // backwards, where with a join it may scan every version (100x slower
+    // on a 800,000-event store).
     fn start(&self, target: &Target, as_of: Option<i64>) -> StoreResult<Start> {
         let cutoff = as_of.unwrap_or(i64::MAX);
         let context = "find the target";
@@ -637,8 +641,9 @@ impl Backend for Postgres {
             } => {
                 let rows = self.query(
                     context,
-                    "SELECT v.id FROM dataset_version v JOIN dataset d ON d.id = v.dataset_id
-                     WHERE d.namespace = $1 AND d.name = $2 AND v.version = $3 AND v.created_at <= $4",
+                    "SELECT v.id FROM dataset_version v
+                     WHERE v.dataset_id = (SELECT id FROM dataset WHERE namespace = $1 AND name = $2)
+                       AND v.version = $3 AND v.created_at <= $4",
                     &[namespace, name, version, &cutoff],
                 )?;
                 Start::Versions(rows.iter().map(|r| r.get(0)).collect())
@@ -646,8 +651,9 @@ impl Backend for Postgres {
             Target::Dataset { namespace, name } => {
                 let rows = self.query(
                     context,
-                    "SELECT v.id FROM dataset_version v JOIN dataset d ON d.id = v.dataset_id
-                     WHERE d.namespace = $1 AND d.name = $2 AND v.created_at <= $3
+                    "SELECT v.id FROM dataset_version v
+                     WHERE v.dataset_id = (SELECT id FROM dataset WHERE namespace = $1 AND name = $2)
+                       AND v.created_at <= $3
                      ORDER BY v.created_at DESC, v.id DESC LIMIT 1",
                     &[namespace, name, &cutoff],
                 )?;
@@ -664,8 +670,9 @@ impl Backend for Postgres {
             Target::Job { namespace, name } => {
                 let rows = self.query(
                     context,
-                    "SELECT r.run_id FROM run r JOIN job j ON j.id = r.job_id
-                     WHERE j.namespace = $1 AND j.name = $2 AND r.first_seen <= $3
+                    "SELECT r.run_id FROM run r
+                     WHERE r.job_id = (SELECT id FROM job WHERE namespace = $1 AND name = $2)
+                       AND r.first_seen <= $3
                      ORDER BY r.first_seen DESC LIMIT 1",
                     &[namespace, name, &cutoff],
                 )?;
