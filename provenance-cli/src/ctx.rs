@@ -8,6 +8,18 @@ use anyhow::Context;
 use provenance_core::hash::HashCache;
 use provenance_store::{SqliteHashCache, Store, redact};
 
+/// Opens an existing store: a missing SQLite file is an error rather than a
+/// new empty store.
+pub fn open_existing(location: &str) -> anyhow::Result<Store> {
+    let is_path = !location.contains("://") && location != ":memory:";
+    if is_path && !std::path::Path::new(location).exists() {
+        anyhow::bail!(
+            "no store at {location} (record something with `prov run` or `prov ingest`, or pass --store)"
+        );
+    }
+    Store::open(location).with_context(|| format!("open the store {}", redact(location)))
+}
+
 /// The resolved global options.
 pub struct Ctx {
     store_location: String,
@@ -32,14 +44,7 @@ impl Ctx {
     /// Opens an existing store for reading; a missing file is an error rather
     /// than a new empty store.
     pub fn existing_store(&self) -> anyhow::Result<Store> {
-        let is_path = !self.store_location.contains("://") && self.store_location != ":memory:";
-        if is_path && !std::path::Path::new(&self.store_location).exists() {
-            anyhow::bail!(
-                "no store at {} (record something with `prov run` or `prov ingest`, or pass --store)",
-                self.store_location
-            );
-        }
-        self.store()
+        open_existing(&self.store_location)
     }
 
     /// The user's hash cache, if it can be opened (a warning otherwise).

@@ -1,15 +1,19 @@
-//! Store benchmark: ingest rate beside a bare SQLite INSERT of the same bytes,
+//! Store benchmark: ingest rate beside a bare INSERT of the same bytes,
 //! lineage latency on a synthetic genomics project at two sizes, and bytes
-//! stored per event against the raw NDJSON.
+//! stored per event against the raw NDJSON; on a SQLite file, and also on
+//! PostgreSQL when `PROV_BENCH_POSTGRES_URL` is set (each store in a schema of
+//! its own, dropped afterwards), at the same sizes, ending with PostgreSQL's
+//! numbers against SQLite's.
 //!
 //! Run with `cargo bench -p provenance-store --bench store` (several minutes;
 //! about 4 GB of disk in $TMPDIR). `PROV_BENCH_SAMPLES` changes the large
 //! project's size (default 100,000 samples x 4 steps, about 800,000 events).
 //! Targets from the issue: >= 50,000 events/s batched into a file store; the
 //! upstream lineage of a final VCF at depth 20 in p50 <= 10 ms in-process, and
-//! at most 2x its latency on a 1,000-sample store.
+//! at most 2x its latency on a 1,000-sample store. `PROV_BENCH_KEEP=1` keeps
+//! the PostgreSQL schemas for a look afterwards.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
@@ -20,23 +24,170 @@ use rusqlite::{Connection, params};
 
 const BATCH: usize = 1000;
 
+/// Where the stores of one run live.
+enum Backend {
+    Sqlite(PathBuf),
+    /// The server's URL and the schemas made so far.
+    Postgres(String, std::cell::RefCell<Vec<String>>),
+}
+
+/// What one backend measured.
+struct Numbers {
+    ingest: f64,
+    small_p50: Duration,
+    large_p50: Duration,
+}
+
 fn main() {
     let dir = std::env::temp_dir().join(format!("prov-store-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let result = std::panic::catch_unwind(|| run(&dir));
+    let sqlite = Backend::Sqlite(dir.clone());
+    let postgres = std::env::var("PROV_BENCH_POSTGRES_URL")
+        .ok()
+        .filter(|u| !u.is_empty())
+        .map(|url| Backend::Postgres(url, Default::default()));
+    // The schemas list is only read again after the run, to drop them.
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let lite = run(&sqlite);
+        if let Some(pg) = &postgres {
+            let numbers = run(pg);
+            println!("\n## PostgreSQL against SQLite (same sizes, same process)");
+            println!(
+                "ingest:            {:>9.0} vs {:>9.0} events/s   ratio pg/sqlite {:.2}",
+                numbers.ingest,
+                lite.ingest,
+                numbers.ingest / lite.ingest
+            );
+            println!(
+                "lineage p50 small: {:>9.3} vs {:>9.3} ms         ratio pg/sqlite {:.2}",
+                millis(numbers.small_p50),
+                millis(lite.small_p50),
+                secs(numbers.small_p50) / secs(lite.small_p50)
+            );
+            println!(
+                "lineage p50 large: {:>9.3} vs {:>9.3} ms         ratio pg/sqlite {:.2}",
+                millis(numbers.large_p50),
+                millis(lite.large_p50),
+                secs(numbers.large_p50) / secs(lite.large_p50)
+            );
+        }
+    }));
     let _ = std::fs::remove_dir_all(&dir);
+    if let Some(pg) = &postgres {
+        pg.cleanup();
+    }
     if let Err(p) = result {
         std::panic::resume_unwind(p);
     }
 }
 
-fn run(dir: &Path) {
+impl Backend {
+    fn name(&self) -> &'static str {
+        match self {
+            Backend::Sqlite(_) => "SQLite file",
+            Backend::Postgres(..) => "PostgreSQL",
+        }
+    }
+
+    /// The location of a new store called `name`.
+    fn location(&self, name: &str) -> String {
+        match self {
+            Backend::Sqlite(dir) => dir.join(format!("{name}.db")).display().to_string(),
+            Backend::Postgres(url, schemas) => {
+                let schema = format!("prov_bench_{}_{name}", std::process::id());
+                pg_client(url)
+                    .batch_execute(&format!("CREATE SCHEMA {schema}"))
+                    .unwrap();
+                schemas.borrow_mut().push(schema.clone());
+                with_schema(url, &schema)
+            }
+        }
+    }
+
+    fn cleanup(&self) {
+        if let Backend::Postgres(url, schemas) = self
+            && std::env::var_os("PROV_BENCH_KEEP").is_some()
+        {
+            println!("kept the schemas {:?} (PROV_BENCH_KEEP)", schemas.borrow());
+            let _ = url;
+        } else if let Backend::Postgres(url, schemas) = self
+            && let Ok(mut c) = postgres::Client::connect(url, postgres::NoTls)
+        {
+            for schema in schemas.borrow().iter() {
+                let _ = c.batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"));
+            }
+        }
+    }
+
+    /// The floor: the same bytes INSERTed into one table, in the same batches,
+    /// one statement per event (as the store does).
+    fn bare_insert_rate(&self, events: &[Vec<u8>]) -> f64 {
+        match self {
+            Backend::Sqlite(dir) => bare_sqlite_rate(dir, events),
+            Backend::Postgres(..) => {
+                let location = self.location("bare");
+                let mut c = pg_client(&location);
+                c.batch_execute(
+                    "CREATE TABLE bare (seq BIGSERIAL PRIMARY KEY, raw BYTEA NOT NULL)",
+                )
+                .unwrap();
+                let stmt = c.prepare("INSERT INTO bare (raw) VALUES ($1)").unwrap();
+                let start = Instant::now();
+                for batch in events.chunks(BATCH) {
+                    let mut tx = c.transaction().unwrap();
+                    for raw in batch {
+                        tx.execute(&stmt, &[raw]).unwrap();
+                    }
+                    tx.commit().unwrap();
+                }
+                events.len() as f64 / start.elapsed().as_secs_f64()
+            }
+        }
+    }
+
+    /// Bytes the store takes.
+    fn size(&self, location: &str) -> u64 {
+        match self {
+            Backend::Sqlite(_) => ["", "-wal"]
+                .iter()
+                .filter_map(|s| std::fs::metadata(format!("{location}{s}")).ok())
+                .map(|m| m.len())
+                .sum(),
+            Backend::Postgres(..) => {
+                let size: i64 = pg_client(location)
+                    .query_one(
+                        "SELECT COALESCE(sum(pg_total_relation_size(c.oid)), 0)::bigint
+                         FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+                         WHERE n.nspname = current_schema() AND c.relkind = 'r'",
+                        &[],
+                    )
+                    .unwrap()
+                    .get(0);
+                size as u64
+            }
+        }
+    }
+}
+
+fn with_schema(url: &str, schema: &str) -> String {
+    let separator = if url.contains('?') { '&' } else { '?' };
+    format!("{url}{separator}options=-csearch_path%3D{schema}")
+}
+
+fn pg_client(url: &str) -> postgres::Client {
+    postgres::Client::connect(url, postgres::NoTls)
+        .unwrap_or_else(|e| panic!("connect to {url}: {e}"))
+}
+
+fn run(backend: &Backend) -> Numbers {
     let large: usize = std::env::var("PROV_BENCH_SAMPLES")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(100_000);
+    let name = backend.name();
 
-    println!("## ingest: 1,000 samples x 4 steps, batches of {BATCH}, into a file store");
+    println!("# {name}\n");
+    println!("## ingest: 1,000 samples x 4 steps, batches of {BATCH}, into a {name} store");
     let small_events = project(1000);
     let bytes: usize = small_events.iter().map(Vec::len).sum();
     println!(
@@ -44,19 +195,19 @@ fn run(dir: &Path) {
         small_events.len(),
         bytes as f64 / small_events.len() as f64
     );
+    let small_store = backend.location("small");
     let (ours, bare) = (
-        ingest_rate(dir, "small", &small_events),
-        bare_insert_rate(dir, &small_events),
+        ingest_rate(&small_store, &small_events),
+        backend.bare_insert_rate(&small_events),
     );
     println!(
-        "prov store ingest:   {:>9.0} events/s   (target >= 50,000)",
+        "prov store ingest:   {:>9.0} events/s   (target >= 50,000 on SQLite)",
         ours
     );
-    println!("bare SQLite INSERT:  {:>9.0} events/s", bare);
+    println!("bare {name} INSERT:  {:>9.0} events/s", bare);
     println!("ratio prov/bare:     {:>9.2}", ours / bare);
 
     println!("\n## lineage of a final VCF, upstream, depth 20");
-    let small_store = dir.join("small.db");
     let small_p50 = lineage_p50(&small_store, 1000);
     println!(
         "1,000 samples ({} events):  p50 {:.3} ms",
@@ -65,12 +216,12 @@ fn run(dir: &Path) {
     );
     drop(small_events);
 
-    let large_store = dir.join("large.db");
+    let large_store = backend.location("large");
     let started = Instant::now();
     let mut large_bytes = 0usize;
     let mut large_events = 0usize;
     {
-        let store = Store::open(large_store.to_str().unwrap()).unwrap();
+        let store = Store::open(&large_store).unwrap();
         // Generated and ingested a slice at a time, so memory stays small.
         for chunk in (0..large).step_by(1000) {
             let events = project_range(chunk, (chunk + 1000).min(large));
@@ -99,28 +250,24 @@ fn run(dir: &Path) {
     );
 
     println!("\n## size");
-    let size = file_size(&large_store);
+    let size = backend.size(&large_store);
     println!(
-        "store {:.1} MiB for {} events: {:.0} bytes/event; raw NDJSON {:.0} bytes/event; ratio {:.2}",
+        "store {:.1} MiB for {} events: {:.0} bytes/event; raw NDJSON {:.0} bytes/event; ratio {:.2}\n",
         size as f64 / (1 << 20) as f64,
         large_events,
         size as f64 / large_events as f64,
         (large_bytes + large_events) as f64 / large_events as f64,
         size as f64 / (large_bytes + large_events) as f64
     );
+    Numbers {
+        ingest: ours,
+        small_p50,
+        large_p50,
+    }
 }
 
-fn file_size(path: &Path) -> u64 {
-    ["", "-wal"]
-        .iter()
-        .filter_map(|s| std::fs::metadata(format!("{}{s}", path.display())).ok())
-        .map(|m| m.len())
-        .sum()
-}
-
-fn ingest_rate(dir: &Path, name: &str, events: &[Vec<u8>]) -> f64 {
-    let path = dir.join(format!("{name}.db"));
-    let store = Store::open(path.to_str().unwrap()).unwrap();
+fn ingest_rate(location: &str, events: &[Vec<u8>]) -> f64 {
+    let store = Store::open(location).unwrap();
     let start = Instant::now();
     for batch in events.chunks(BATCH) {
         let refs: Vec<&[u8]> = batch.iter().map(Vec::as_slice).collect();
@@ -129,8 +276,8 @@ fn ingest_rate(dir: &Path, name: &str, events: &[Vec<u8>]) -> f64 {
     events.len() as f64 / start.elapsed().as_secs_f64()
 }
 
-/// The floor: the same bytes INSERTed into one table, same batches, same pragmas.
-fn bare_insert_rate(dir: &Path, events: &[Vec<u8>]) -> f64 {
+/// The same bytes INSERTed into one SQLite table, same batches, same pragmas.
+fn bare_sqlite_rate(dir: &Path, events: &[Vec<u8>]) -> f64 {
     let path = dir.join("bare.db");
     let mut conn = Connection::open(&path).unwrap();
     conn.pragma_update(None, "journal_mode", "WAL").unwrap();
@@ -153,8 +300,8 @@ fn bare_insert_rate(dir: &Path, events: &[Vec<u8>]) -> f64 {
     events.len() as f64 / start.elapsed().as_secs_f64()
 }
 
-fn lineage_p50(path: &Path, samples: usize) -> Duration {
-    let store = Store::open(path.to_str().unwrap()).unwrap();
+fn lineage_p50(location: &str, samples: usize) -> Duration {
+    let store = Store::open(location).unwrap();
     let mut times = Vec::new();
     for k in 0..101 {
         let s = (k * 7919) % samples;

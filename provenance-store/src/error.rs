@@ -61,6 +61,24 @@ pub enum StoreError {
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
     },
+    /// The destination of a copy already holds events.
+    #[error(
+        "copy into {location}: it already holds {events} events; copy only into an empty store"
+    )]
+    NotEmpty {
+        /// The destination (a password in a URL is hidden).
+        location: String,
+        /// How many events it holds.
+        events: u64,
+    },
+    /// A hash chain does not verify, or a copy did not reproduce it.
+    #[error("check the chain of {location}: {reason}")]
+    Integrity {
+        /// The store (a password in a URL is hidden).
+        location: String,
+        /// What does not hold.
+        reason: String,
+    },
     /// Any other backend failure.
     #[error("{context}")]
     Backend {

@@ -1,10 +1,11 @@
 //! The lineage store: persists OpenLineage events and answers lineage and audit
 //! queries, version-precise, over a tamper-evident trail.
 //!
-//! It also keeps the durable hash cache ([`SqliteHashCache`]) that
-//! provenance-core's hasher uses, since SQL lives here and not in core. The event
-//! store itself (SQLite embedded by default, PostgreSQL for teams) arrives with
-//! its own issue. This crate never learns about HTTP or clap.
+//! [`Store::open`] takes a SQLite file path (the embedded default) or a
+//! `postgres://` URL (for teams whose servers share one database; the
+//! `postgres` feature, on by default). It also keeps the durable hash cache
+//! ([`SqliteHashCache`]) that provenance-core's hasher uses, since SQL lives
+//! here and not in core. This crate never learns about HTTP or clap.
 //!
 //! ```
 //! use provenance_core::hash::{HashOptions, Hasher};
@@ -27,6 +28,8 @@ mod error;
 mod hash_cache;
 pub mod model;
 mod normalize;
+#[cfg(feature = "postgres")]
+mod postgres;
 mod sqlite;
 mod store;
 mod transport;
@@ -37,5 +40,5 @@ pub use model::{
     ChainBreak, ChainReport, Direction, Edge, LineageGraph, LineageQuery, Node, Outcome, Page,
     Paged, RunFilter, RunRecord, Target, TargetError, VersionRecord,
 };
-pub use store::{ContainerAudit, Derived, MAX_DERIVED_DEPTH, Store, redact};
+pub use store::{ContainerAudit, CopyReport, Derived, MAX_DERIVED_DEPTH, Store, redact};
 pub use transport::StoreTransport;

@@ -53,23 +53,31 @@ pub struct Derived {
     pub truncated: bool,
 }
 
+/// What [`Store::copy_to`] copied.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct CopyReport {
+    /// Events copied.
+    pub events: u64,
+    /// The head both stores now share (`<seq>:<link>`).
+    pub head: Option<String>,
+}
+
+/// Events per transaction when copying a store.
+const COPY_BATCH: usize = 1000;
+
 impl Store {
     /// Opens the store at `location`: a SQLite file path (created if missing),
     /// `:memory:`, or a `postgres://` URL.
     pub fn open(location: &str) -> StoreResult<Store> {
-        if location.starts_with("postgres://") || location.starts_with("postgresql://") {
-            return Err(StoreError::Unsupported {
-                location: redact(location),
-                reason: "this build has no PostgreSQL backend yet; use a SQLite file path".into(),
-            });
-        }
-        let backend = if location == ":memory:" {
-            Sqlite::open(None)?
+        let backend: Box<dyn Backend> = if is_postgres(location) {
+            open_postgres(location)?
+        } else if location == ":memory:" {
+            Box::new(Sqlite::open(None)?)
         } else {
-            Sqlite::open(Some(Path::new(location)))?
+            Box::new(Sqlite::open(Some(Path::new(location)))?)
         };
         Ok(Store {
-            backend: Box::new(backend),
+            backend,
             location: location.to_owned(),
         })
     }
@@ -194,6 +202,94 @@ impl Store {
             events,
             head,
             broken,
+        })
+    }
+
+    /// Copies every event, in chain order, into `destination`, which must be
+    /// empty; it rebuilds its lineage model from them. This store's chain is
+    /// verified first and the destination's after, and both must end at the
+    /// same head: the chain's links depend only on positions and bytes, so a
+    /// faithful copy reproduces them exactly. `progress` hears the events
+    /// copied so far and the total verified.
+    pub fn copy_to(
+        &self,
+        destination: &Store,
+        progress: &mut dyn FnMut(u64, u64),
+    ) -> StoreResult<CopyReport> {
+        if let Some((events, _)) = destination.backend.head()? {
+            return Err(StoreError::NotEmpty {
+                location: destination.location(),
+                events,
+            });
+        }
+        let source = self.verify_chain()?;
+        if let Some(b) = &source.broken {
+            return Err(StoreError::Integrity {
+                location: self.location(),
+                reason: format!("position {}: {}; nothing was copied", b.position, b.reason),
+            });
+        }
+        let total = source.events;
+        let mut failure: Option<StoreError> = None;
+        let mut batch: Vec<(u64, Vec<u8>)> = Vec::with_capacity(COPY_BATCH);
+        let mut last: Option<String> = None;
+        let mut copied = 0u64;
+        let mut flush = |batch: &mut Vec<(u64, Vec<u8>)>| -> StoreResult<()> {
+            let raws: Vec<&[u8]> = batch.iter().map(|(_, raw)| raw.as_slice()).collect();
+            let outcomes = destination.ingest_batch(&raws)?;
+            for ((seq, _), outcome) in batch.iter().zip(outcomes) {
+                if outcome != (Outcome::Stored { seq: *seq }) {
+                    return Err(StoreError::Integrity {
+                        location: destination.location(),
+                        reason: format!(
+                            "event {seq} of the source was not stored at the same position ({outcome:?})"
+                        ),
+                    });
+                }
+            }
+            copied += batch.len() as u64;
+            progress(copied, total);
+            batch.clear();
+            Ok(())
+        };
+        self.backend.walk_chain(&mut |seq, raw, link| {
+            batch.push((seq, raw.to_vec()));
+            last = Some(format!("{seq}:{link}"));
+            if batch.len() == COPY_BATCH
+                && let Err(e) = flush(&mut batch)
+            {
+                failure = Some(e);
+                return false;
+            }
+            true
+        })?;
+        if let Some(e) = failure {
+            return Err(e);
+        }
+        if !batch.is_empty() {
+            flush(&mut batch)?;
+        }
+        let copy = destination.verify_chain()?;
+        let problem = if let Some(b) = &copy.broken {
+            Some(format!("position {}: {}", b.position, b.reason))
+        } else if copy.head != last {
+            Some(format!(
+                "its head {} differs from the source's {}",
+                copy.head.as_deref().unwrap_or("(empty)"),
+                last.as_deref().unwrap_or("(empty)")
+            ))
+        } else {
+            None
+        };
+        if let Some(reason) = problem {
+            return Err(StoreError::Integrity {
+                location: destination.location(),
+                reason: format!("after the copy, {reason}"),
+            });
+        }
+        Ok(CopyReport {
+            events: copy.events,
+            head: copy.head,
         })
     }
 
@@ -413,15 +509,56 @@ impl Store {
     }
 }
 
-/// Hides the password of a URL such as `postgres://user:secret@host/db`.
+/// Whether a store location names a PostgreSQL server.
+fn is_postgres(location: &str) -> bool {
+    location.starts_with("postgres://") || location.starts_with("postgresql://")
+}
+
+#[cfg(feature = "postgres")]
+fn open_postgres(location: &str) -> StoreResult<Box<dyn Backend>> {
+    Ok(Box::new(crate::postgres::Postgres::open(location)?))
+}
+
+#[cfg(not(feature = "postgres"))]
+fn open_postgres(location: &str) -> StoreResult<Box<dyn Backend>> {
+    Err(StoreError::Unsupported {
+        location: redact(location),
+        reason: "this build has no PostgreSQL backend (build with the `postgres` feature)".into(),
+    })
+}
+
+/// Hides the password of a URL such as `postgres://user:secret@host/db`,
+/// whether in its user part or in a `password=` parameter.
 pub fn redact(location: &str) -> String {
-    if let Some((scheme, rest)) = location.split_once("://")
-        && let Some((credentials, host)) = rest.split_once('@')
-        && let Some((user, _)) = credentials.split_once(':')
-    {
-        return format!("{scheme}://{user}:***@{host}");
+    let (location, query) = match location.split_once('?') {
+        Some((base, query)) => (base, Some(query)),
+        None => (location, None),
+    };
+    let mut out = match location.split_once("://") {
+        Some((scheme, rest)) => match rest.rsplit_once('@') {
+            Some((credentials, host)) => match credentials.split_once(':') {
+                Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
+                None => location.to_owned(),
+            },
+            None => location.to_owned(),
+        },
+        None => location.to_owned(),
+    };
+    if let Some(query) = query {
+        let pairs: Vec<&str> = query
+            .split('&')
+            .map(|pair| {
+                if pair.starts_with("password=") {
+                    "password=***"
+                } else {
+                    pair
+                }
+            })
+            .collect();
+        out.push('?');
+        out.push_str(&pairs.join("&"));
     }
-    location.to_owned()
+    out
 }
 
 /// A breadth-first walk that collects nodes and edges.
@@ -602,4 +739,25 @@ fn run_data(record: Option<RunRecord>, facets: &Map<String, Value>) -> Value {
         map.insert("facets".into(), Value::Object(selected));
     }
     data
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact;
+
+    fn check(location: &str, expected: &str) {
+        assert_eq!(redact(location), expected);
+    }
+
+    #[test]
+    fn passwords_are_hidden() {
+        check("postgres://u:pw@h:5432/db", "postgres://u:***@h:5432/db");
+        check("postgres://u:p@ss@h/db", "postgres://u:***@h/db");
+        check(
+            "postgresql://h/db?user=u&password=pw&sslmode=require",
+            "postgresql://h/db?user=u&password=***&sslmode=require",
+        );
+        check("postgres://u@h/db", "postgres://u@h/db");
+        check("/data/prov.db", "/data/prov.db");
+    }
 }

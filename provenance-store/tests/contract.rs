@@ -1,5 +1,8 @@
 //! The store contract: every backend must pass these. Each test runs on SQLite
-//! in memory and on a SQLite file (the PostgreSQL backend adds its run).
+//! in memory, on a SQLite file, and on PostgreSQL in a schema of its own when
+//! `PROV_TEST_POSTGRES_URL` is set (see `pg/mod.rs`).
+
+mod pg;
 
 use std::path::PathBuf;
 
@@ -10,10 +13,12 @@ use provenance_core::{
 use provenance_store::*;
 use serde_json::Value;
 
-/// A store that deletes its file when dropped.
+/// A store that deletes its file (or its PostgreSQL schema) when dropped.
 struct Fixture {
     store: Store,
     file: Option<PathBuf>,
+    /// Dropped after the store has closed its sessions.
+    _schema: Option<pg::Schema>,
 }
 impl Drop for Fixture {
     fn drop(&mut self) {
@@ -29,6 +34,7 @@ fn memory() -> Fixture {
     Fixture {
         store: Store::in_memory().unwrap(),
         file: None,
+        _schema: None,
     }
 }
 
@@ -43,7 +49,18 @@ fn file() -> Fixture {
     Fixture {
         store: Store::open(path.to_str().unwrap()).unwrap(),
         file: Some(path),
+        _schema: None,
     }
+}
+
+/// A store in a new PostgreSQL schema, or `None` (with a note) when off.
+fn postgres(test: &str) -> Option<Fixture> {
+    let schema = pg::schema(test)?;
+    Some(Fixture {
+        store: Store::open(&schema.url).unwrap_or_else(|e| panic!("{e:#?}")),
+        file: None,
+        _schema: Some(schema),
+    })
 }
 
 /// Declares each contract test once per backend.
@@ -51,6 +68,9 @@ macro_rules! contract {
     ($($name:ident),* $(,)?) => {
         mod sqlite_memory { $( #[test] fn $name() { super::$name(&super::memory().store) } )* }
         mod sqlite_file { $( #[test] fn $name() { super::$name(&super::file().store) } )* }
+        mod postgres { $( #[test] fn $name() {
+            if let Some(f) = super::postgres(stringify!($name)) { super::$name(&f.store) }
+        } )* }
     };
 }
 

@@ -9,6 +9,7 @@ mod lineage;
 mod rerun;
 mod run;
 mod serve;
+mod store;
 mod token;
 mod validate;
 mod verify;
@@ -34,6 +35,7 @@ pub enum Command {
     Verify(verify::Args),
     Rerun(rerun::Args),
     Serve(serve::Args),
+    Store(store::Args),
     Token(token::Args),
     Validate(validate::Args),
     Demo(demo::Args),
@@ -53,6 +55,7 @@ impl Command {
             Command::Verify(args) => args.run(ctx),
             Command::Rerun(args) => args.run(ctx),
             Command::Serve(args) => args.run(ctx),
+            Command::Store(args) => args.run(ctx),
             Command::Token(args) => args.run(),
             Command::Validate(args) => args.run(),
             Command::Demo(args) => args.run(ctx),

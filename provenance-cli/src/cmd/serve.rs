@@ -67,7 +67,7 @@ impl Args {
             eprintln!(
                 "prov serve: listening on http://{} (store {})",
                 listener.local_addr()?,
-                ctx.store_location()
+                provenance_store::redact(ctx.store_location())
             );
             axum::serve(listener, router)
                 .with_graceful_shutdown(shutdown())

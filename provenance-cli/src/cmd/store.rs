@@ -1,0 +1,99 @@
+//! `prov store`: work on whole stores. `copy` moves a store between SQLite
+//! and PostgreSQL (either way) by re-ingesting its raw events in chain order.
+
+use std::io::{IsTerminal, Write};
+use std::process::ExitCode;
+
+use anyhow::Context;
+use indicatif::{ProgressBar, ProgressStyle};
+use provenance_store::{Store, StoreError, redact};
+
+use crate::ctx::Ctx;
+
+/// Work on whole stores.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    #[command(subcommand)]
+    action: Action,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum Action {
+    /// Copy every event of FROM, in chain order, into the empty store TO, which
+    /// rebuilds its lineage from them. FROM's chain is verified before, TO's
+    /// after, and both must end at the same head (exit 1 otherwise).
+    #[command(
+        after_help = "Examples:\n  prov store copy prov.db postgres://prov@db.internal/prov?sslmode=require\n  prov store copy postgres://prov@db.internal/prov backup.db"
+    )]
+    Copy {
+        /// The store to copy: a SQLite file path or a postgres:// URL.
+        from: String,
+        /// An empty store to copy into (a new SQLite file is created).
+        to: String,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = super::Format::Text)]
+        format: super::Format,
+    },
+}
+
+impl Args {
+    pub fn run(self, _ctx: &Ctx) -> anyhow::Result<ExitCode> {
+        match self.action {
+            Action::Copy { from, to, format } => copy(&from, &to, format),
+        }
+    }
+}
+
+fn copy(from: &str, to: &str, format: super::Format) -> anyhow::Result<ExitCode> {
+    let source = crate::ctx::open_existing(from)?;
+    // A SQLite file made for the copy is removed again if the copy fails.
+    let new_file = (!to.contains("://") && !std::path::Path::new(to).exists()).then_some(to);
+    let destination = Store::open(to).with_context(|| format!("open the store {}", redact(to)))?;
+    let bar = if std::io::stderr().is_terminal() {
+        ProgressBar::new(0).with_style(
+            ProgressStyle::with_template("{pos}/{len} events {wide_bar} {per_sec} eta {eta}")
+                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        )
+    } else {
+        ProgressBar::hidden()
+    };
+    let result = source.copy_to(&destination, &mut |done, total| {
+        bar.set_length(total);
+        bar.set_position(done);
+    });
+    bar.finish_and_clear();
+    drop(destination);
+    if let (Err(_), Some(path)) = (&result, new_file) {
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{path}{suffix}"));
+        }
+    }
+    let report = match result {
+        Ok(report) => report,
+        Err(e @ StoreError::Integrity { .. }) => {
+            eprintln!("prov: error: {:#}", anyhow::Error::new(e));
+            return Ok(ExitCode::from(crate::exit::CHECK_FAILED));
+        }
+        Err(e) => {
+            return Err(anyhow::Error::new(e).context(format!(
+                "copy {} into {}",
+                redact(from),
+                redact(to)
+            )));
+        }
+    };
+    let mut out = std::io::stdout().lock();
+    if format == super::Format::Json {
+        super::write_json(&mut out, &report)?;
+    } else {
+        writeln!(
+            out,
+            "copied {} events from {} to {}; both chains verify; head {}",
+            report.events,
+            redact(from),
+            redact(to),
+            report.head.as_deref().unwrap_or("(empty)")
+        )?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
