@@ -40,5 +40,7 @@ pub use model::{
     ChainBreak, ChainReport, Direction, Edge, LineageGraph, LineageQuery, Node, Outcome, Page,
     Paged, RunFilter, RunRecord, Target, TargetError, VersionRecord,
 };
-pub use store::{ContainerAudit, CopyReport, Derived, MAX_DERIVED_DEPTH, Store, redact};
+pub use store::{
+    ContainerAudit, CopyReport, Derived, MAX_DERIVED_DEPTH, ParsedEvent, Store, redact,
+};
 pub use transport::StoreTransport;

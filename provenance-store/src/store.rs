@@ -17,6 +17,35 @@ use crate::{StoreError, StoreResult, chain};
 /// The deepest a "derived from" closure walks before it reports itself truncated.
 pub const MAX_DERIVED_DEPTH: u32 = 1000;
 
+/// An event read and normalized by [`Store::parse`]: stored by
+/// [`Store::ingest_parsed`], or rejected there with the reason it could not
+/// be read.
+pub struct ParsedEvent(Result<Prepared, String>);
+
+impl ParsedEvent {
+    /// Why the event cannot be stored, if it cannot.
+    pub fn rejected(&self) -> Option<&str> {
+        self.0.as_ref().err().map(String::as_str)
+    }
+}
+
+/// One outcome per event, in order: the rejected ones at their indexes, the
+/// stored ones in between.
+fn merge_outcomes(
+    count: usize,
+    stored: Vec<Outcome>,
+    rejected: Vec<(usize, String)>,
+) -> Vec<Outcome> {
+    let mut stored = stored.into_iter();
+    let mut rejected = rejected.into_iter().peekable();
+    (0..count)
+        .map(|i| match rejected.next_if(|(r, _)| *r == i) {
+            Some((_, reason)) => Outcome::Rejected { reason },
+            None => stored.next().expect("one outcome per stored event"),
+        })
+        .collect()
+}
+
 /// A lineage store.
 pub struct Store {
     backend: Box<dyn Backend>,
@@ -150,14 +179,34 @@ impl Store {
                 result
             })?
         };
-        let mut stored = stored.into_iter();
-        let mut rejected = rejected.into_iter().peekable();
-        Ok((0..raws.len())
-            .map(|i| match rejected.next_if(|(r, _)| *r == i) {
-                Some((_, reason)) => Outcome::Rejected { reason },
-                None => stored.next().expect("one outcome per stored event"),
-            })
-            .collect())
+        Ok(merge_outcomes(raws.len(), stored, rejected))
+    }
+
+    /// Reads and normalizes one raw event, ready for [`Store::ingest_parsed`].
+    /// Pure CPU and independent of any store: a server parses on the threads
+    /// that received the events while its one writer writes earlier ones.
+    pub fn parse(raw: &[u8]) -> ParsedEvent {
+        ParsedEvent(prepare(raw))
+    }
+
+    /// Stores events read with [`Store::parse`] in one transaction, with the
+    /// same outcomes (and the same all-or-nothing rule) as [`Store::ingest_batch`].
+    pub fn ingest_parsed(&self, events: Vec<ParsedEvent>) -> StoreResult<Vec<Outcome>> {
+        let count = events.len();
+        let mut rejected: Vec<(usize, String)> = Vec::new();
+        let mut ready = events
+            .into_iter()
+            .enumerate()
+            .filter_map(|(i, e)| match e.0 {
+                Ok(p) => Some(p),
+                Err(reason) => {
+                    rejected.push((i, reason));
+                    None
+                }
+            });
+        let stored = self.backend.ingest(&mut ready)?;
+        drop(ready);
+        Ok(merge_outcomes(count, stored, rejected))
     }
 
     /// Stores an event built in memory.

@@ -1,14 +1,19 @@
-//! The writer thread: group commit. Requests hand their events over and wait;
-//! the writer takes everything that has arrived, stores it in one transaction,
-//! and answers each request with its own outcomes once committed.
+//! The writer thread: group commit. Requests parse their events on a blocking
+//! thread (so parsing runs on the other core while the writer writes), hand
+//! them over and wait; the writer takes everything that has arrived, stores
+//! it in one transaction, and answers each request with its own outcomes once
+//! committed.
 
 use std::sync::mpsc;
 
-use provenance_store::{Outcome, Store};
+use provenance_store::{Outcome, ParsedEvent, Store};
 use tokio::sync::oneshot;
 
 /// Events waiting to be written, and where to send their outcomes.
-type Job = (Vec<Vec<u8>>, oneshot::Sender<Result<Vec<Outcome>, String>>);
+type Job = (
+    Vec<ParsedEvent>,
+    oneshot::Sender<Result<Vec<Outcome>, String>>,
+);
 
 /// Hands events to the writer.
 #[derive(Clone)]
@@ -48,21 +53,19 @@ pub fn start(store: Store) -> (Writer, Handle) {
                         Err(_) => break,
                     }
                 }
-                let raws: Vec<&[u8]> = group
-                    .iter()
-                    .flat_map(|(events, _)| events.iter().map(Vec::as_slice))
-                    .collect();
-                match store.ingest_batch(&raws) {
+                let sizes: Vec<usize> = group.iter().map(|(events, _)| events.len()).collect();
+                let (events, replies): (Vec<Vec<ParsedEvent>>, Vec<_>) = group.into_iter().unzip();
+                match store.ingest_parsed(events.into_iter().flatten().collect()) {
                     Ok(outcomes) => {
                         let mut outcomes = outcomes.into_iter();
-                        for (events, reply) in group {
-                            let mine: Vec<Outcome> = outcomes.by_ref().take(events.len()).collect();
+                        for (size, reply) in sizes.into_iter().zip(replies) {
+                            let mine: Vec<Outcome> = outcomes.by_ref().take(size).collect();
                             let _ = reply.send(Ok(mine));
                         }
                     }
                     Err(e) => {
                         let message = format!("{:#}", anyhow::Error::new(e));
-                        for (_, reply) in group {
+                        for reply in replies {
                             let _ = reply.send(Err(message.clone()));
                         }
                     }
@@ -76,6 +79,14 @@ pub fn start(store: Store) -> (Writer, Handle) {
 impl Writer {
     /// Stores `events` and returns their outcomes once they are committed.
     pub async fn submit(&self, events: Vec<Vec<u8>>) -> Result<Vec<Outcome>, String> {
+        let events = tokio::task::spawn_blocking(move || {
+            events
+                .iter()
+                .map(|raw| Store::parse(raw))
+                .collect::<Vec<_>>()
+        })
+        .await
+        .map_err(|e| format!("parse the events: {e}"))?;
         let (reply, answer) = oneshot::channel();
         self.jobs
             .send((events, reply))

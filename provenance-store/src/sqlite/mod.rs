@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use provenance_core::EventType;
@@ -25,11 +25,102 @@ pub const BUSY_TIMEOUT: Duration = Duration::from_secs(60);
 
 pub(crate) struct Sqlite {
     location: String,
+    /// The database file (`None` in memory).
+    path: Option<PathBuf>,
     conn: Mutex<Connection>,
     /// Ids of jobs, datasets and content-addressed versions. Rows are never
     /// deleted or renumbered, so an id once committed stays right, even with
     /// other processes writing; new ids join only after their commit.
     ids: Mutex<IdCache>,
+    /// Started once the write-ahead log first grows past [`CHECKPOINT_AT`].
+    checkpointer: Mutex<Option<Checkpointer>>,
+}
+
+/// The size of the write-ahead log at which it is copied into the database
+/// file, by the checkpointer thread rather than by the commit that crossed it.
+const CHECKPOINT_AT: u64 = 8 << 20;
+
+/// The least time between two checkpoints by the checkpointer thread.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(250);
+
+/// Pages after which a commit checkpoints by itself, should the checkpointer
+/// fall behind (SQLite's default is 1,000).
+const INLINE_CHECKPOINT_PAGES: i64 = 16_384;
+
+/// Copies the write-ahead log into the database file on a thread of its own
+/// (a PASSIVE checkpoint on its own connection), so that the writer only
+/// appends: otherwise SQLite checkpoints inside the commit that crosses the
+/// threshold, with the database file's fsync, and that commit's writer waits.
+struct Checkpointer {
+    signal: Arc<(Mutex<CheckpointState>, Condvar)>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+#[derive(Default)]
+struct CheckpointState {
+    pending: bool,
+    stop: bool,
+}
+
+impl Checkpointer {
+    fn start(path: &Path) -> Option<Checkpointer> {
+        let conn = Connection::open(path).ok()?;
+        conn.busy_timeout(BUSY_TIMEOUT).ok()?;
+        let signal = Arc::new((Mutex::new(CheckpointState::default()), Condvar::new()));
+        let shared = Arc::clone(&signal);
+        let thread = std::thread::Builder::new()
+            .name("prov-checkpoint".into())
+            .spawn(move || {
+                let (state, wake) = &*shared;
+                loop {
+                    {
+                        let mut s = state.lock().unwrap_or_else(|e| e.into_inner());
+                        while !s.pending && !s.stop {
+                            s = wake.wait(s).unwrap_or_else(|e| e.into_inner());
+                        }
+                        if s.stop {
+                            return;
+                        }
+                        s.pending = false;
+                    }
+                    // PASSIVE: copies what no reader still needs, never waits
+                    // for the writer; a failure leaves the log for next time.
+                    let _ = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
+                    // At most a few a second: each ends with an fsync of the
+                    // database file, and the log (which keeps its size once
+                    // grown) is reused from its start after a full one.
+                    let s = state.lock().unwrap_or_else(|e| e.into_inner());
+                    let (s, _) = wake
+                        .wait_timeout_while(s, CHECKPOINT_EVERY, |s| !s.stop)
+                        .unwrap_or_else(|e| e.into_inner());
+                    if s.stop {
+                        return;
+                    }
+                }
+            })
+            .ok()?;
+        Some(Checkpointer {
+            signal,
+            thread: Some(thread),
+        })
+    }
+
+    fn request(&self) {
+        let (state, wake) = &*self.signal;
+        state.lock().unwrap_or_else(|e| e.into_inner()).pending = true;
+        wake.notify_one();
+    }
+}
+
+impl Drop for Checkpointer {
+    fn drop(&mut self) {
+        let (state, wake) = &*self.signal;
+        state.lock().unwrap_or_else(|e| e.into_inner()).stop = true;
+        wake.notify_one();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
 }
 
 #[derive(Default)]
@@ -88,6 +179,8 @@ impl Sqlite {
         if path.is_some() {
             conn.pragma_update(None, "journal_mode", "WAL")
                 .map_err(fail)?;
+            conn.pragma_update(None, "wal_autocheckpoint", INLINE_CHECKPOINT_PAGES)
+                .map_err(fail)?;
         }
         // FULL: an acknowledged event survives a power cut, not only a crash.
         conn.pragma_update(None, "synchronous", "FULL")
@@ -96,11 +189,31 @@ impl Sqlite {
             .map_err(fail)?;
         let store = Sqlite {
             location: location.clone(),
+            path: path.map(Path::to_path_buf),
             conn: Mutex::new(conn),
             ids: Mutex::new(IdCache::default()),
+            checkpointer: Mutex::new(None),
         };
         store.migrate()?;
         Ok(store)
+    }
+
+    /// Asks the checkpointer (started on first need) to copy the log into
+    /// the database file once the log has grown past [`CHECKPOINT_AT`].
+    fn checkpoint_if_large(&self) {
+        let Some(path) = &self.path else { return };
+        let mut wal = path.clone().into_os_string();
+        wal.push("-wal");
+        if std::fs::metadata(&wal).map_or(0, |m| m.len()) < CHECKPOINT_AT {
+            return;
+        }
+        let mut checkpointer = self.checkpointer.lock().unwrap_or_else(|e| e.into_inner());
+        if checkpointer.is_none() {
+            *checkpointer = Checkpointer::start(path);
+        }
+        if let Some(c) = checkpointer.as_ref() {
+            c.request();
+        }
     }
 
     fn lock(&self) -> MutexGuard<'_, Connection> {
@@ -482,6 +595,7 @@ impl Backend for Sqlite {
         committed.map_err(backend("commit a write to the store"))?;
         ids.named.extend(learned.named);
         ids.versions.extend(learned.versions);
+        self.checkpoint_if_large();
         Ok(outcomes)
     }
 
