@@ -9,8 +9,9 @@
 #
 # Usage: pipeline.sh DATA OUT
 #   DATA holds ref.fa and <sample>_R1.fastq.gz / <sample>_R2.fastq.gz
-#   (simulate.py writes such a folder); the indexes are written beside
-#   ref.fa, everything else into OUT, ending with OUT/cohort.vcf.gz.
+#   (simulate.py writes such a folder; sample names without spaces); the
+#   indexes are written beside ref.fa, everything else into OUT, ending with
+#   OUT/cohort.vcf.gz.
 #
 # Environment:
 #   PROV=path/to/prov     the prov binary (default: prov on PATH)
@@ -104,7 +105,6 @@ step() {
 # them byte for byte in a scratch directory.
 rel=$(realpath --relative-to="$out" "$data")
 ref=$rel/ref.fa
-index="$ref.amb $ref.ann $ref.bwt $ref.pac $ref.sa"
 
 step bwa_index "$BWA" --param algorithm=is --input "$ref" \
     --output "$ref.amb" --output "$ref.ann" --output "$ref.bwt" --output "$ref.pac" --output "$ref.sa" \
@@ -113,9 +113,8 @@ step samtools_faidx "$SAMTOOLS" --input "$ref" --output "$ref.fai" -- samtools f
 
 for s in $samples; do
     rg="@RG\\tID:$s\\tSM:$s\\tPL:ILLUMINA"
-    # shellcheck disable=SC2046
     step bwa_mem "$BWA" --param threads="$THREADS" --param read_group="$rg" \
-        --input "$ref" $(for f in $index; do echo --input "$f"; done) \
+        --input "$ref" --input "$ref.amb" --input "$ref.ann" --input "$ref.bwt" --input "$ref.pac" --input "$ref.sa" \
         --input "$rel/${s}_R1.fastq.gz" --input "$rel/${s}_R2.fastq.gz" --output "$s.sam" \
         -- bwa mem -t "$THREADS" -R "$rg" -o "$s.sam" "$ref" "$rel/${s}_R1.fastq.gz" "$rel/${s}_R2.fastq.gz"
     step samtools_sort "$SAMTOOLS" --param threads="$THREADS" --input "$s.sam" --output "$s.bam" \
