@@ -196,3 +196,23 @@ fn columns(facets: &Facets<RunKind>) -> RunColumns {
         host: text("prov_execution", &["host"]),
     }
 }
+
+/// Now, in microseconds since the epoch (when an event was received).
+pub(crate) fn now_micros() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as i64)
+}
+
+/// The run state an event type moves a run to.
+pub(crate) fn state_of(t: &Option<EventType>) -> Option<&'static str> {
+    match t {
+        Some(EventType::Start) => Some("START"),
+        Some(EventType::Running) => Some("RUNNING"),
+        Some(EventType::Complete) => Some("COMPLETE"),
+        Some(EventType::Abort) => Some("ABORT"),
+        Some(EventType::Fail) => Some("FAIL"),
+        // OTHER and unknown types add metadata without moving the state.
+        _ => None,
+    }
+}

@@ -16,10 +16,10 @@ use std::collections::HashMap;
 use postgres::types::ToSql;
 use provenance_core::EventType;
 
-use super::{PgResult, Writer, state_of};
+use super::{PgResult, Writer};
 use crate::chain;
 use crate::model::Outcome;
-use crate::normalize::{Body, DatasetPart, Prepared};
+use crate::normalize::{Body, DatasetPart, Prepared, state_of};
 
 /// A job's or dataset's (namespace, name).
 type Name = (String, String);

@@ -16,7 +16,7 @@ mod pool;
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Mutex;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use postgres::Row;
 use postgres::error::SqlState;
@@ -29,7 +29,7 @@ use self::pool::{Pool, Pooled, Target as Server, prepared};
 use crate::backend::{Backend, Start};
 use crate::chain;
 use crate::model::*;
-use crate::normalize::{Body, DatasetPart, Prepared, RunPart};
+use crate::normalize::{Body, DatasetPart, Prepared, RunPart, now_micros, state_of};
 use crate::{StoreError, StoreResult, redact};
 
 /// The migrations, in order; the schema version is their count.
@@ -206,24 +206,6 @@ fn migrate(conn: &mut pool::Conn, location: &str) -> StoreResult<()> {
             .map_err(backend("record the schema version"))?;
     }
     tx.commit().map_err(backend("commit the schema migration"))
-}
-
-fn now_micros() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_micros() as i64)
-}
-
-fn state_of(t: &Option<EventType>) -> Option<&'static str> {
-    match t {
-        Some(EventType::Start) => Some("START"),
-        Some(EventType::Running) => Some("RUNNING"),
-        Some(EventType::Complete) => Some("COMPLETE"),
-        Some(EventType::Abort) => Some("ABORT"),
-        Some(EventType::Fail) => Some("FAIL"),
-        // OTHER and unknown types add metadata without moving the state.
-        _ => None,
-    }
 }
 
 /// What an ingest transaction reads and writes: the transaction, its

@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use provenance_core::EventType;
 use rusqlite::{Connection, ErrorCode, OptionalExtension, TransactionBehavior, params};
@@ -14,7 +14,7 @@ use serde_json::{Map, Value};
 use crate::backend::{Backend, Start};
 use crate::chain;
 use crate::model::*;
-use crate::normalize::{Body, DatasetPart, Prepared, RunPart};
+use crate::normalize::{Body, DatasetPart, Prepared, RunPart, now_micros, state_of};
 use crate::{StoreError, StoreResult};
 
 /// The migrations, in order; the schema version is their count.
@@ -252,24 +252,6 @@ impl Sqlite {
                 .map_err(backend("record the schema version"))?;
         }
         tx.commit().map_err(backend("commit the schema migration"))
-    }
-}
-
-fn now_micros() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_micros() as i64)
-}
-
-fn state_of(t: &Option<EventType>) -> Option<&'static str> {
-    match t {
-        Some(EventType::Start) => Some("START"),
-        Some(EventType::Running) => Some("RUNNING"),
-        Some(EventType::Complete) => Some("COMPLETE"),
-        Some(EventType::Abort) => Some("ABORT"),
-        Some(EventType::Fail) => Some("FAIL"),
-        // OTHER and unknown types add metadata without moving the state.
-        _ => None,
     }
 }
 
