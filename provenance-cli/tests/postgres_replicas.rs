@@ -4,6 +4,8 @@
 //! `prov verify --chain` passes. Then `prov store copy` takes the store to
 //! SQLite and back. Loopback only; a real PostgreSQL from PROV_TEST_POSTGRES_URL.
 
+// The store crate's PostgreSQL test helper (test crates cannot depend on each other).
+#[path = "../../provenance-store/tests/pg/mod.rs"]
 mod pg;
 
 use std::process::{Child, Command, Stdio};
