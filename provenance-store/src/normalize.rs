@@ -216,3 +216,20 @@ pub(crate) fn state_of(t: &Option<EventType>) -> Option<&'static str> {
         _ => None,
     }
 }
+
+/// A run's facets merged over its events' raw bytes, in chain order: a later
+/// event's facet replaces an earlier one of the same name.
+pub(crate) fn merge_run_facets<'a>(
+    raws: impl IntoIterator<Item = &'a [u8]>,
+) -> serde_json::Map<String, Value> {
+    let mut merged = serde_json::Map::new();
+    for raw in raws {
+        let value: Value = serde_json::from_slice(raw).unwrap_or(Value::Null);
+        if let Some(facets) = value.pointer("/run/facets").and_then(Value::as_object) {
+            for (k, v) in facets {
+                merged.insert(k.clone(), v.clone());
+            }
+        }
+    }
+    merged
+}

@@ -16,7 +16,7 @@ use std::collections::HashMap;
 use postgres::types::ToSql;
 use provenance_core::EventType;
 
-use super::{PgResult, Writer};
+use super::{PgResult, Writer, run_merge};
 use crate::chain;
 use crate::model::Outcome;
 use crate::normalize::{Body, DatasetPart, Prepared, state_of};
@@ -369,30 +369,15 @@ impl Writer<'_, '_> {
             params.extend(texts.iter().map(|t| t as &(dyn ToSql + Sync)));
             params.push(&exit_code);
             self.execute(
-                "INSERT INTO run (run_id, job_id, state, started_at, ended_at, first_seen, parent_run_id,
+                concat!(
+                    "INSERT INTO run (run_id, job_id, state, started_at, ended_at, first_seen, parent_run_id,
                     root_run_id, fingerprint, container_image, container_registry, container_repository,
                     container_tag, container_digest, params_sha256, user_name, host, exit_code)
                  SELECT * FROM unnest($1::text[], $2::bigint[], $3::text[], $4::bigint[], $5::bigint[],
                     $6::bigint[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[],
-                    $13::text[], $14::text[], $15::text[], $16::text[], $17::text[], $18::bigint[])
-                 ON CONFLICT (run_id) DO UPDATE SET
-                    state = CASE WHEN run.state IN ('COMPLETE', 'FAIL', 'ABORT') THEN run.state
-                                 ELSE COALESCE(excluded.state, run.state) END,
-                    started_at = COALESCE(run.started_at, excluded.started_at),
-                    ended_at = COALESCE(run.ended_at, excluded.ended_at),
-                    first_seen = LEAST(run.first_seen, excluded.first_seen),
-                    parent_run_id = COALESCE(excluded.parent_run_id, run.parent_run_id),
-                    root_run_id = COALESCE(excluded.root_run_id, run.root_run_id),
-                    fingerprint = COALESCE(excluded.fingerprint, run.fingerprint),
-                    container_image = COALESCE(excluded.container_image, run.container_image),
-                    container_registry = COALESCE(excluded.container_registry, run.container_registry),
-                    container_repository = COALESCE(excluded.container_repository, run.container_repository),
-                    container_tag = COALESCE(excluded.container_tag, run.container_tag),
-                    container_digest = COALESCE(excluded.container_digest, run.container_digest),
-                    params_sha256 = COALESCE(excluded.params_sha256, run.params_sha256),
-                    exit_code = COALESCE(excluded.exit_code, run.exit_code),
-                    user_name = COALESCE(excluded.user_name, run.user_name),
-                    host = COALESCE(excluded.host, run.host)",
+                    $13::text[], $14::text[], $15::text[], $16::text[], $17::text[], $18::bigint[])",
+                    run_merge!()
+                ),
                 &params,
             )?;
         }

@@ -29,7 +29,9 @@ use self::pool::{Pool, Pooled, Target as Server, prepared};
 use crate::backend::{Backend, Start};
 use crate::chain;
 use crate::model::*;
-use crate::normalize::{Body, DatasetPart, Prepared, RunPart, now_micros, state_of};
+use crate::normalize::{
+    Body, DatasetPart, Prepared, RunPart, merge_run_facets, now_micros, state_of,
+};
 use crate::{StoreError, StoreResult, redact};
 
 /// The migrations, in order; the schema version is their count.
@@ -208,6 +210,34 @@ fn migrate(conn: &mut pool::Conn, location: &str) -> StoreResult<()> {
     tx.commit().map_err(backend("commit the schema migration"))
 }
 
+/// How an event's run row merges into the stored one (terminal states stick,
+/// the earliest first sighting wins, a value replaces a missing one), shared
+/// by the one-by-one and the set-at-a-time inserts. A macro so that both
+/// statements stay `&'static str` (prepared statements are cached by text).
+macro_rules! run_merge {
+    () => {
+        " ON CONFLICT (run_id) DO UPDATE SET
+         state = CASE WHEN run.state IN ('COMPLETE', 'FAIL', 'ABORT') THEN run.state
+         ELSE COALESCE(excluded.state, run.state) END,
+         started_at = COALESCE(run.started_at, excluded.started_at),
+         ended_at = COALESCE(run.ended_at, excluded.ended_at),
+         first_seen = LEAST(run.first_seen, excluded.first_seen),
+         parent_run_id = COALESCE(excluded.parent_run_id, run.parent_run_id),
+         root_run_id = COALESCE(excluded.root_run_id, run.root_run_id),
+         fingerprint = COALESCE(excluded.fingerprint, run.fingerprint),
+         container_image = COALESCE(excluded.container_image, run.container_image),
+         container_registry = COALESCE(excluded.container_registry, run.container_registry),
+         container_repository = COALESCE(excluded.container_repository, run.container_repository),
+         container_tag = COALESCE(excluded.container_tag, run.container_tag),
+         container_digest = COALESCE(excluded.container_digest, run.container_digest),
+         params_sha256 = COALESCE(excluded.params_sha256, run.params_sha256),
+         exit_code = COALESCE(excluded.exit_code, run.exit_code),
+         user_name = COALESCE(excluded.user_name, run.user_name),
+         host = COALESCE(excluded.host, run.host)"
+    };
+}
+pub(crate) use run_merge;
+
 /// What an ingest transaction reads and writes: the transaction, its
 /// session's statements, the shared id cache, and the ids it learns.
 struct Writer<'t, 'c> {
@@ -343,28 +373,13 @@ impl Writer<'_, '_> {
             .then_some(time);
         let c = &run.columns;
         self.execute(
-            "INSERT INTO run (run_id, job_id, state, started_at, ended_at, first_seen, parent_run_id, root_run_id,
+            concat!(
+                "INSERT INTO run (run_id, job_id, state, started_at, ended_at, first_seen, parent_run_id, root_run_id,
                 fingerprint, container_image, container_registry, container_repository, container_tag,
                 container_digest, params_sha256, exit_code, user_name, host)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)
-             ON CONFLICT (run_id) DO UPDATE SET
-                state = CASE WHEN run.state IN ('COMPLETE', 'FAIL', 'ABORT') THEN run.state
-                             ELSE COALESCE(excluded.state, run.state) END,
-                started_at = COALESCE(run.started_at, excluded.started_at),
-                ended_at = COALESCE(run.ended_at, excluded.ended_at),
-                first_seen = LEAST(run.first_seen, excluded.first_seen),
-                parent_run_id = COALESCE(excluded.parent_run_id, run.parent_run_id),
-                root_run_id = COALESCE(excluded.root_run_id, run.root_run_id),
-                fingerprint = COALESCE(excluded.fingerprint, run.fingerprint),
-                container_image = COALESCE(excluded.container_image, run.container_image),
-                container_registry = COALESCE(excluded.container_registry, run.container_registry),
-                container_repository = COALESCE(excluded.container_repository, run.container_repository),
-                container_tag = COALESCE(excluded.container_tag, run.container_tag),
-                container_digest = COALESCE(excluded.container_digest, run.container_digest),
-                params_sha256 = COALESCE(excluded.params_sha256, run.params_sha256),
-                exit_code = COALESCE(excluded.exit_code, run.exit_code),
-                user_name = COALESCE(excluded.user_name, run.user_name),
-                host = COALESCE(excluded.host, run.host)",
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)",
+                run_merge!()
+            ),
             &[
                 &run.run_id,
                 &job,
@@ -696,17 +711,9 @@ impl Backend for Postgres {
             "SELECT raw FROM event WHERE run_id = $1 ORDER BY seq",
             &[&run_id],
         )?;
-        let mut merged = Map::new();
-        for row in rows {
-            let raw: &[u8] = row.get(0);
-            let value: Value = serde_json::from_slice(raw).unwrap_or(Value::Null);
-            if let Some(facets) = value.pointer("/run/facets").and_then(Value::as_object) {
-                for (k, v) in facets {
-                    merged.insert(k.clone(), v.clone());
-                }
-            }
-        }
-        Ok(merged)
+        Ok(merge_run_facets(
+            rows.iter().map(|row| row.get::<_, &[u8]>(0)),
+        ))
     }
 
     fn producers(&self, version: i64, as_of: Option<i64>) -> StoreResult<Vec<String>> {

@@ -14,7 +14,9 @@ use serde_json::{Map, Value};
 use crate::backend::{Backend, Start};
 use crate::chain;
 use crate::model::*;
-use crate::normalize::{Body, DatasetPart, Prepared, RunPart, now_micros, state_of};
+use crate::normalize::{
+    Body, DatasetPart, Prepared, RunPart, merge_run_facets, now_micros, state_of,
+};
 use crate::{StoreError, StoreResult};
 
 /// The migrations, in order; the schema version is their count.
@@ -721,16 +723,7 @@ impl Backend for Sqlite {
             .query_map([run_id], |r| r.get::<_, Vec<u8>>(0))
             .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
             .map_err(backend("read a run's events"))?;
-        let mut merged = Map::new();
-        for raw in raws {
-            let value: Value = serde_json::from_slice(&raw).unwrap_or(Value::Null);
-            if let Some(facets) = value.pointer("/run/facets").and_then(Value::as_object) {
-                for (k, v) in facets {
-                    merged.insert(k.clone(), v.clone());
-                }
-            }
-        }
-        Ok(merged)
+        Ok(merge_run_facets(raws.iter().map(Vec::as_slice)))
     }
 
     fn producers(&self, version: i64, as_of: Option<i64>) -> StoreResult<Vec<String>> {
