@@ -851,6 +851,17 @@ impl RunHandle {
 
     /// Hashes `outputs` and emits COMPLETE with how the command executed.
     pub fn complete_with(self, outputs: &[&str], execution: Execution) -> Result<(), RecordError> {
+        self.complete_with_digests(outputs, execution).map(drop)
+    }
+
+    /// As [`RunHandle::complete_with`], and returns the sha-256 recorded for
+    /// each output, in order (`None` for a URI, which is named, not hashed),
+    /// for a caller that needs them too and should not hash twice.
+    pub fn complete_with_digests(
+        self,
+        outputs: &[&str],
+        execution: Execution,
+    ) -> Result<Vec<Option<String>>, RecordError> {
         let paths: Vec<String> = outputs.iter().map(|s| s.to_string()).collect();
         let named = match datasets(&self.recorder, &paths, "output", &self.job.name) {
             Ok(named) => named,
@@ -861,12 +872,14 @@ impl RunHandle {
                 return Err(e);
             }
         };
+        let digests = named.iter().map(|n| n.digest.clone()).collect();
         self.finish(
             EventType::Complete,
             None,
             Some(execution),
             named.into_iter().map(|n| n.output).collect(),
-        )
+        )?;
+        Ok(digests)
     }
 
     /// Emits FAIL with `message`.

@@ -8,7 +8,7 @@
 //! the same way. The reruns are recorded as new runs (children of one `rerun`
 //! run), each with `prov_rerun` naming the run it repeats.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -408,31 +408,32 @@ pub fn run(ctx: &Ctx, steps: &[Step], options: Options) -> anyhow::Result<ExitCo
             failed = Some(format!("step {} ({}): {message}", i + 1, step.job));
             break;
         }
-        let mut outputs = Vec::new();
-        let mut made: Vec<String> = Vec::new();
-        for output in step.outputs.iter().filter(|o| o.local) {
-            let rerun_path = map.path(&output.path);
-            let rerun = if rerun_path.exists() {
-                made.push(rerun_path.to_string_lossy().into_owned());
-                Some(
-                    sha256_of(ctx, &rerun_path)
-                        .with_context(|| format!("hash the output {}", rerun_path.display()))?,
-                )
-            } else {
-                None
-            };
+        // The outputs it made are hashed once, by the recorder, and compared.
+        let local: Vec<_> = step.outputs.iter().filter(|o| o.local).collect();
+        let rerun_paths: Vec<String> = local
+            .iter()
+            .map(|o| map.path(&o.path).to_string_lossy().into_owned())
+            .collect();
+        let made: Vec<&str> = rerun_paths
+            .iter()
+            .map(String::as_str)
+            .filter(|p| Path::new(p).exists())
+            .collect();
+        let digests = handle
+            .complete_with_digests(&made, execution(code))
+            .with_context(|| format!("record the end of step {} ({})", i + 1, step.job))?;
+        let by_path: BTreeMap<&str, Option<String>> = made.iter().copied().zip(digests).collect();
+        let mut outputs = Vec::with_capacity(local.len());
+        for (output, rerun_path) in local.into_iter().zip(&rerun_paths) {
+            let rerun = by_path.get(rerun_path.as_str()).cloned().flatten();
             outputs.push(OutputReport {
                 path: output.path.clone(),
-                rerun_path: rerun_path.to_string_lossy().into_owned(),
+                rerun_path: rerun_path.clone(),
                 identical: rerun.is_some() && rerun == output.sha256,
                 recorded: output.sha256.clone(),
                 rerun,
             });
         }
-        let made: Vec<&str> = made.iter().map(String::as_str).collect();
-        handle
-            .complete_with(&made, execution(code))
-            .with_context(|| format!("record the end of step {} ({})", i + 1, step.job))?;
         reports.push(StepReport {
             job: step.job.clone(),
             original_run_id: step.run_id.clone(),
