@@ -19,7 +19,7 @@ use provenance_core::hash::{HashOptions, Hasher};
 use provenance_core::recorder::{Execution, Recorder};
 use serde::Serialize;
 
-use super::Step;
+use super::{Step, image_name};
 use crate::cmd::run::{flush, transports};
 use crate::ctx::Ctx;
 
@@ -290,14 +290,6 @@ fn command_line(step: &Step, map: &PathMap, cwd: &Path) -> Vec<String> {
         }
         _ => argv,
     }
-}
-
-/// The repository of an image reference, without tag or digest.
-fn image_name(image: &str) -> &str {
-    let name = image.split('@').next().unwrap_or(image);
-    name.rsplit_once(':')
-        .filter(|(_, tag)| !tag.contains('/'))
-        .map_or(name, |(n, _)| n)
 }
 
 pub fn run(ctx: &Ctx, steps: &[Step], options: Options) -> anyhow::Result<ExitCode> {

@@ -186,18 +186,22 @@ fn steps(graph: &LineageGraph) -> Vec<Step> {
         .collect()
 }
 
+/// The repository of an image reference, without tag or digest
+/// (`localhost:5000/bwa:1@sha256:..` -> `localhost:5000/bwa`).
+fn image_name(image: &str) -> &str {
+    let name = image.split('@').next().unwrap_or(image);
+    name.rsplit_once(':')
+        .filter(|(_, tag)| !tag.contains('/'))
+        .map_or(name, |(n, _)| n)
+}
+
 /// What `apptainer exec` runs: an image file by its path, a registry image
 /// by its digest.
 fn apptainer_image(image: &str, digest: &str) -> String {
     if image.starts_with('/') {
         image.to_owned()
     } else {
-        let name = image.split('@').next().unwrap_or(image);
-        let name = name
-            .rsplit_once(':')
-            .filter(|(_, t)| !t.contains('/'))
-            .map_or(name, |(n, _)| n);
-        format!("docker://{name}@{digest}")
+        format!("docker://{}@{digest}", image_name(image))
     }
 }
 
@@ -258,11 +262,7 @@ fn write_script(out: &mut impl Write, target: &str, steps: &[Step]) -> std::io::
                 )
             }
             (Some(image), Some(digest), Some("docker" | "podman")) => {
-                let name = image.split('@').next().unwrap_or(image);
-                let name = name
-                    .rsplit_once(':')
-                    .filter(|(_, t)| !t.contains('/'))
-                    .map_or(name, |(n, _)| n);
+                let name = image_name(image);
                 format!(
                     "docker run --rm -v {0}:{0} -w {0} {1}@{digest} {2}",
                     sh(dir),
