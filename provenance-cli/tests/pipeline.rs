@@ -1,71 +1,15 @@
 //! `prov run`, `lineage`, `audit` and `verify`, run as a new user would: the
 //! real binary in a fresh temporary folder with its own store.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
 use serde_json::Value;
 
-struct Sandbox(PathBuf);
-
-impl Sandbox {
-    fn new(name: &str) -> Self {
-        let dir = std::env::temp_dir().join(format!("prov-cli-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        Sandbox(dir)
-    }
-
-    fn command(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_prov"));
-        c.args(args)
-            .current_dir(&self.0)
-            .env("HOME", &self.0)
-            .env("XDG_CACHE_HOME", self.0.join("cache"))
-            .env("XDG_STATE_HOME", self.0.join("state"))
-            .env_remove("PROV_STORE")
-            .env_remove("PROV_PARENT_RUN")
-            .env_remove("PROV_HASH_CACHE")
-            .env_remove("PROV_CACHE_DIR")
-            .env_remove("PROV_REQUIRE_PINNED")
-            .env_remove("DOCKER_CONFIG")
-            .env_remove("OPENLINEAGE_URL")
-            .env_remove("OPENLINEAGE_CONFIG")
-            .env_remove("OPENLINEAGE__TRANSPORT__TYPE");
-        c
-    }
-
-    fn prov(&self, args: &[&str]) -> Output {
-        self.command(args).output().unwrap()
-    }
-
-    fn json(&self, args: &[&str]) -> Value {
-        let out = self.prov(args);
-        assert!(
-            out.status.success(),
-            "prov {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("prov {args:?}: {e}"))
-    }
-
-    fn write(&self, name: &str, content: &str) -> String {
-        let p = self.0.join(name);
-        std::fs::write(&p, content).unwrap();
-        p.display().to_string()
-    }
-
-    fn path(&self, name: &str) -> String {
-        self.0.join(name).display().to_string()
-    }
-}
-
-impl Drop for Sandbox {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
+#[path = "sandbox/mod.rs"]
+mod sandbox;
+use sandbox::Sandbox;
 
 fn sha256(path: &str) -> String {
     let out = Command::new("sha256sum").arg(path).output().unwrap();

@@ -4,55 +4,11 @@
 //! unpinned`; `--require-pinned` (or `PROV_REQUIRE_PINNED=1`) refuses to run
 //! the command.
 
-use std::path::PathBuf;
-use std::process::{Command, Output};
-
 use provenance_tests::registry::{Registry, registry_binary, temp_dir};
-use serde_json::Value;
 
-struct Sandbox(PathBuf);
-
-impl Sandbox {
-    fn command(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_prov"));
-        c.args(args)
-            .current_dir(&self.0)
-            .env("HOME", &self.0)
-            .env("XDG_CACHE_HOME", self.0.join("cache"))
-            .env("XDG_STATE_HOME", self.0.join("state"))
-            .env_remove("PROV_CACHE_DIR")
-            .env_remove("PROV_REQUIRE_PINNED")
-            .env_remove("DOCKER_CONFIG")
-            .env_remove("PROV_STORE")
-            .env_remove("PROV_PARENT_RUN")
-            .env_remove("PROV_HASH_CACHE")
-            .env_remove("OPENLINEAGE_URL")
-            .env_remove("OPENLINEAGE_CONFIG")
-            .env_remove("OPENLINEAGE__TRANSPORT__TYPE");
-        c
-    }
-
-    fn prov(&self, args: &[&str]) -> Output {
-        self.command(args).output().unwrap()
-    }
-
-    fn ok(&self, args: &[&str]) -> String {
-        let out = self.prov(args);
-        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-        assert!(out.status.success(), "prov {args:?}: {stderr}");
-        stderr
-    }
-
-    fn json(&self, args: &[&str]) -> Value {
-        let out = self.prov(args);
-        assert!(
-            out.status.success(),
-            "prov {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("prov {args:?}: {e}"))
-    }
-}
+#[path = "sandbox/mod.rs"]
+mod sandbox;
+use sandbox::Sandbox;
 
 #[test]
 fn prov_run_records_the_digest_or_why_not_and_require_pinned_refuses_to_run() {
@@ -62,8 +18,7 @@ fn prov_run_records_the_digest_or_why_not_and_require_pinned_refuses_to_run() {
         return;
     };
     let dir = temp_dir("cli-registry");
-    let s = Sandbox(dir.join("home"));
-    std::fs::create_dir_all(&s.0).unwrap();
+    let s = Sandbox::at(dir.join("home"));
     let mut registry = Registry::start(&binary, &dir.join("registry"), None);
     let digest = registry.push_image("lab/bwa", "0.7.17", "bwa");
     registry.push_image("lab/multiqc", "1.21", "multiqc");
