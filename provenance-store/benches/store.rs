@@ -121,11 +121,11 @@ impl Backend {
 
     /// The floor: the same bytes INSERTed into one table, in the same batches,
     /// one statement per event (as the store does).
-    fn bare_insert_rate(&self, events: &[Vec<u8>]) -> f64 {
+    fn bare_insert_rate(&self, events: &[Vec<u8>], round: usize) -> f64 {
         match self {
-            Backend::Sqlite(dir) => bare_sqlite_rate(dir, events),
+            Backend::Sqlite(dir) => bare_sqlite_rate(dir, events, round),
             Backend::Postgres(..) => {
-                let location = self.location("bare");
+                let location = self.location(&format!("bare{round}"));
                 let mut c = pg_client(&location);
                 c.batch_execute(
                     "CREATE TABLE bare (seq BIGSERIAL PRIMARY KEY, raw BYTEA NOT NULL)",
@@ -141,6 +141,16 @@ impl Backend {
                     tx.commit().unwrap();
                 }
                 events.len() as f64 / start.elapsed().as_secs_f64()
+            }
+        }
+    }
+
+    /// Removes a SQLite store no longer needed (PostgreSQL's schemas go at
+    /// the end).
+    fn discard(&self, location: &str) {
+        if let Backend::Sqlite(_) = self {
+            for suffix in ["", "-wal", "-shm"] {
+                let _ = std::fs::remove_file(format!("{location}{suffix}"));
             }
         }
     }
@@ -189,23 +199,60 @@ fn run(backend: &Backend) -> Numbers {
     println!("# {name}\n");
     println!("## ingest: 1,000 samples x 4 steps, batches of {BATCH}, into a {name} store");
     let small_events = project(1000);
+    if let Ok(dump) = std::env::var("PROV_BENCH_DUMP") {
+        // The same events as NDJSON, for `prov ingest` under a profiler.
+        let mut text = Vec::new();
+        for e in &small_events {
+            text.extend_from_slice(e);
+            text.push(b'\n');
+        }
+        std::fs::write(&dump, text).unwrap();
+        println!("wrote {} events to {dump}", small_events.len());
+        std::process::exit(0);
+    }
     let bytes: usize = small_events.iter().map(Vec::len).sum();
     println!(
         "{} events, {:.0} bytes each on average",
         small_events.len(),
         bytes as f64 / small_events.len() as f64
     );
-    let small_store = backend.location("small");
-    let (ours, bare) = (
-        ingest_rate(&small_store, &small_events),
-        backend.bare_insert_rate(&small_events),
-    );
+    // Alternating rounds into fresh stores; the medians, and the median of
+    // the rounds' ratios (each round's two runs saw the same machine).
+    let rounds: usize = std::env::var("PROV_BENCH_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(5);
+    let mut small_store = String::new();
+    let (mut ours, mut bare, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
+    for round in 0..rounds.max(1) {
+        let location = backend.location(&format!("small{round}"));
+        let o = ingest_rate(&location, &small_events);
+        let b = backend.bare_insert_rate(&small_events, round);
+        println!("  round {}: prov {o:>7.0}  bare {b:>7.0}  ratio {:.2}", round + 1, o / b);
+        ours.push(o);
+        bare.push(b);
+        ratios.push(o / b);
+        if round == 0 {
+            small_store = location;
+        } else {
+            backend.discard(&location);
+        }
+    }
+    let ours = median(&mut ours);
+    let bare = median(&mut bare);
     println!(
-        "prov store ingest:   {:>9.0} events/s   (target >= 50,000 on SQLite)",
+        "prov store ingest:   {:>9.0} events/s   (median of {rounds}; target >= 50,000 on SQLite)",
         ours
     );
     println!("bare {name} INSERT:  {:>9.0} events/s", bare);
-    println!("ratio prov/bare:     {:>9.2}", ours / bare);
+    println!("ratio prov/bare:     {:>9.2}   (median of the rounds' ratios)", median(&mut ratios));
+    if std::env::var("PROV_BENCH_ONLY").as_deref() == Ok("ingest") {
+        return Numbers {
+            ingest: ours,
+            small_p50: Duration::ZERO,
+            large_p50: Duration::ZERO,
+        };
+    }
 
     println!("\n## lineage of a final VCF, upstream, depth 20");
     let small_p50 = lineage_p50(&small_store, 1000);
@@ -267,6 +314,7 @@ fn run(backend: &Backend) -> Numbers {
 }
 
 fn ingest_rate(location: &str, events: &[Vec<u8>]) -> f64 {
+    let location = if std::env::var_os("PROV_BENCH_MEMORY").is_some() { ":memory:" } else { location };
     let store = Store::open(location).unwrap();
     let start = Instant::now();
     for batch in events.chunks(BATCH) {
@@ -277,8 +325,8 @@ fn ingest_rate(location: &str, events: &[Vec<u8>]) -> f64 {
 }
 
 /// The same bytes INSERTed into one SQLite table, same batches, same pragmas.
-fn bare_sqlite_rate(dir: &Path, events: &[Vec<u8>]) -> f64 {
-    let path = dir.join("bare.db");
+fn bare_sqlite_rate(dir: &Path, events: &[Vec<u8>], round: usize) -> f64 {
+    let path = dir.join(format!("bare{round}.db"));
     let mut conn = Connection::open(&path).unwrap();
     conn.pragma_update(None, "journal_mode", "WAL").unwrap();
     conn.pragma_update(None, "synchronous", "FULL").unwrap();
@@ -297,7 +345,12 @@ fn bare_sqlite_rate(dir: &Path, events: &[Vec<u8>]) -> f64 {
         }
         tx.commit().unwrap();
     }
-    events.len() as f64 / start.elapsed().as_secs_f64()
+    let rate = events.len() as f64 / start.elapsed().as_secs_f64();
+    drop(conn);
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+    }
+    rate
 }
 
 fn lineage_p50(location: &str, samples: usize) -> Duration {
@@ -465,6 +518,11 @@ fn uuid_of(a: u64, b: u64) -> uuid::Uuid {
     let value = (0x0190_0000_0000_7000u128 << 64)
         | (0x8000_0000_0000_0000u128 + (u128::from(a) << 8) + u128::from(b));
     uuid::Uuid::from_u128(value)
+}
+
+fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
 }
 
 fn secs(d: Duration) -> f64 {
