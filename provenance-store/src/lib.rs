@@ -30,6 +30,7 @@ pub mod model;
 mod normalize;
 #[cfg(feature = "postgres")]
 mod postgres;
+mod reader;
 mod sqlite;
 mod store;
 mod transport;

@@ -6,14 +6,13 @@
 //! its producing run (`run:<uuid>`), which is stable. An input with neither is
 //! the dataset's latest version at the event's time (as Marquez does).
 
-use provenance_core::facets::{
-    DatasetKind, DatasetVersionDatasetFacet, Facets, ProvChecksumDatasetFacet, RunKind,
-};
+use provenance_core::facets::SHA256;
 use provenance_core::{Event, EventType};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 /// An event ready to be stored.
+#[derive(Debug, PartialEq)]
 pub(crate) struct Prepared {
     /// The bytes as received.
     pub raw: Vec<u8>,
@@ -28,12 +27,14 @@ pub(crate) struct Prepared {
     pub body: Body,
 }
 
+#[derive(Debug, PartialEq)]
 pub(crate) enum Body {
     Run(Box<RunPart>),
     Dataset(DatasetPart),
     Job { namespace: String, name: String },
 }
 
+#[derive(Debug, PartialEq)]
 pub(crate) struct RunPart {
     pub namespace: String,
     pub job: String,
@@ -46,7 +47,7 @@ pub(crate) struct RunPart {
 
 /// What a run's row takes from one event's facets. `None` keeps what an
 /// earlier event recorded; a value replaces it (later facets win).
-#[derive(Default)]
+#[derive(Debug, Default, PartialEq)]
 pub(crate) struct RunColumns {
     pub parent_run_id: Option<String>,
     pub root_run_id: Option<String>,
@@ -62,6 +63,7 @@ pub(crate) struct RunColumns {
     pub host: Option<String>,
 }
 
+#[derive(Debug, PartialEq)]
 pub(crate) struct DatasetPart {
     pub namespace: String,
     pub name: String,
@@ -72,8 +74,17 @@ pub(crate) struct DatasetPart {
     pub size: Option<u64>,
 }
 
-/// Parses, identifies and normalizes one raw event.
+/// Parses, identifies and normalizes one raw event: well-formed run events
+/// by the fast reader, everything else by the full one.
 pub(crate) fn prepare(raw: &[u8]) -> Result<Prepared, String> {
+    match crate::reader::prepare_fast(raw) {
+        Some(prepared) => Ok(prepared),
+        None => prepare_full(raw),
+    }
+}
+
+/// The full reader: any event, and the error naming what is wrong.
+pub(crate) fn prepare_full(raw: &[u8]) -> Result<Prepared, String> {
     let value: Value = serde_json::from_slice(raw).map_err(|e| format!("not JSON: {e}"))?;
     // serde_json's maps are sorted, so this text is the same for the same value
     // whatever the member order or spacing of the bytes received.
@@ -96,16 +107,16 @@ pub(crate) fn prepare(raw: &[u8]) -> Result<Prepared, String> {
                 job: e.job.name.clone(),
                 run_id: run_id.clone(),
                 event_type: e.event_type.clone(),
-                columns: columns(&e.run.facets),
+                columns: columns(|name| e.run.facets.raw(name)),
                 inputs: e
                     .inputs()
                     .iter()
-                    .map(|d| dataset(&d.namespace, &d.name, &d.facets))
+                    .map(|d| dataset(&d.namespace, &d.name, |f| d.facets.raw(f)))
                     .collect(),
                 outputs: e
                     .outputs()
                     .iter()
-                    .map(|d| dataset(&d.namespace, &d.name, &d.facets))
+                    .map(|d| dataset(&d.namespace, &d.name, |f| d.facets.raw(f)))
                     .collect(),
             };
             ("run", Some(run_id), Body::Run(Box::new(part)))
@@ -113,11 +124,9 @@ pub(crate) fn prepare(raw: &[u8]) -> Result<Prepared, String> {
         Event::Dataset(e) => (
             "dataset",
             None,
-            Body::Dataset(dataset(
-                &e.dataset.namespace,
-                &e.dataset.name,
-                &e.dataset.facets,
-            )),
+            Body::Dataset(dataset(&e.dataset.namespace, &e.dataset.name, |f| {
+                e.dataset.facets.raw(f)
+            })),
         ),
         Event::Job(e) => (
             "job",
@@ -139,20 +148,55 @@ pub(crate) fn prepare(raw: &[u8]) -> Result<Prepared, String> {
     })
 }
 
-fn dataset(namespace: &str, name: &str, facets: &Facets<DatasetKind>) -> DatasetPart {
-    let checksum = facets
-        .get::<ProvChecksumDatasetFacet>()
-        .and_then(Result::ok);
-    let version = facets
-        .get::<DatasetVersionDatasetFacet>()
-        .and_then(Result::ok)
-        .map(|v| v.dataset_version);
+/// What the derivation rules need of a JSON value: both readers' trees
+/// answer it, so that both derive by the same rules.
+pub(crate) trait Node {
+    /// The member `key` of an object (the last, if repeated).
+    fn member(&self, key: &str) -> Option<&Self>;
+    fn text(&self) -> Option<&str>;
+    fn int(&self) -> Option<i64>;
+    fn unsigned(&self) -> Option<u64>;
+
+    /// The string at `path` of members below this value.
+    fn text_at(&self, path: &[&str]) -> Option<&str> {
+        let mut v = self;
+        for key in path {
+            v = v.member(key)?;
+        }
+        v.text()
+    }
+}
+
+impl Node for Value {
+    fn member(&self, key: &str) -> Option<&Value> {
+        self.get(key)
+    }
+    fn text(&self) -> Option<&str> {
+        self.as_str()
+    }
+    fn int(&self) -> Option<i64> {
+        self.as_i64()
+    }
+    fn unsigned(&self) -> Option<u64> {
+        self.as_u64()
+    }
+}
+
+/// A dataset as the store names it, from its facets (`facet` looks one up
+/// by name). `prov_checksum`'s `checksums.sha-256` is the content digest and
+/// its `size` the size; else a `version` of `sha256:<hex>` is the digest.
+pub(crate) fn dataset<'n, N: Node + 'n>(
+    namespace: &str,
+    name: &str,
+    facet: impl Fn(&str) -> Option<&'n N>,
+) -> DatasetPart {
+    let checksum = facet("prov_checksum");
+    let version = facet("version").and_then(|v| v.text_at(&["datasetVersion"]));
     let digest = checksum
-        .as_ref()
-        .and_then(|c| c.sha256().map(str::to_owned))
+        .and_then(|c| c.text_at(&["checksums", SHA256]))
+        .map(str::to_owned)
         .or_else(|| {
             version
-                .as_deref()
                 .and_then(|v| v.strip_prefix("sha256:"))
                 .filter(|hex| hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()))
                 .map(str::to_ascii_lowercase)
@@ -162,21 +206,20 @@ fn dataset(namespace: &str, name: &str, facets: &Facets<DatasetKind>) -> Dataset
         name: name.to_owned(),
         version: match &digest {
             Some(hex) => Some(format!("sha256:{hex}")),
-            None => version,
+            None => version.map(str::to_owned),
         },
-        size: checksum.map(|c| c.size),
+        size: checksum
+            .and_then(|c| c.member("size"))
+            .and_then(Node::unsigned),
         digest,
     }
 }
 
-/// Reads the columns of a run's row from one event's run facets.
-fn columns(facets: &Facets<RunKind>) -> RunColumns {
-    let text = |facet: &str, path: &[&str]| -> Option<String> {
-        let mut v = facets.raw(facet)?;
-        for key in path {
-            v = v.get(key)?;
-        }
-        v.as_str().map(str::to_owned)
+/// Reads the columns of a run's row from one event's run facets (`facet`
+/// looks one up by name).
+pub(crate) fn columns<'n, N: Node + 'n>(facet: impl Fn(&str) -> Option<&'n N>) -> RunColumns {
+    let text = |name: &str, path: &[&str]| -> Option<String> {
+        facet(name)?.text_at(path).map(str::to_owned)
     };
     RunColumns {
         parent_run_id: text("parent", &["run", "runId"]).map(|s| s.to_ascii_lowercase()),
@@ -188,10 +231,9 @@ fn columns(facets: &Facets<RunKind>) -> RunColumns {
         container_tag: text("prov_container", &["tag"]),
         container_digest: text("prov_container", &["digest"]),
         params_sha256: text("prov_parameters", &["sha256"]),
-        exit_code: facets
-            .raw("prov_execution")
-            .and_then(|e| e.get("exitCode"))
-            .and_then(Value::as_i64),
+        exit_code: facet("prov_execution")
+            .and_then(|e| e.member("exitCode"))
+            .and_then(Node::int),
         user: text("prov_execution", &["user"]),
         host: text("prov_execution", &["host"]),
     }
