@@ -16,11 +16,21 @@ fn the_log_is_checkpointed_while_the_store_is_open_and_the_chain_holds() {
     };
     clean();
     let store = Store::open(path.to_str().unwrap()).unwrap();
-    // About 24 MB of events: past the 8 MB threshold, well short of the
-    // 16,384-page log at which a commit would checkpoint by itself.
-    let padding = "x".repeat(24_000);
+    // About 24 MB of events once compressed (hex digits halve): past the
+    // 8 MB threshold, well short of the
+    // 16,384-page (64 MiB) log at which a commit would checkpoint itself. The
+    // padding is pseudo-random, so that compression does not shrink it.
+    let mut state = 0x9e37_79b9_7f4a_7c15u64;
     let events: Vec<Vec<u8>> = (0..1000)
         .map(|i| {
+            let padding: String = (0..48_000)
+                .map(|_| {
+                    state = state
+                        .wrapping_mul(6_364_136_223_846_793_005)
+                        .wrapping_add(1_442_695_040_888_963_407);
+                    char::from(b"0123456789abcdef"[(state >> 60) as usize])
+                })
+                .collect();
             let mut run = Run::new(RunId::new_v7());
             run.facets.insert_raw(
                 "padding",

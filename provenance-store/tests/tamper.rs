@@ -62,6 +62,104 @@ fn broken_at(t: &TempStore) -> (u64, String) {
     (b.position, b.reason)
 }
 
+/// A store of 1,200 events in batches of 100: past the 512 after which it
+/// trains its dictionary, so the later ones are stored compressed.
+fn compressed(name: &str) -> TempStore {
+    let t = TempStore::new(name);
+    let store = Store::open(t.path()).unwrap();
+    let events: Vec<Vec<u8>> = (0..1200)
+        .map(|i| {
+            let event = RunEvent::new(
+                EventType::Complete,
+                Run::new(RunId::new_v7()),
+                Job::new("ns", format!("job{i}")),
+            );
+            Event::Run(event).to_json().into_bytes()
+        })
+        .collect();
+    for batch in events.chunks(100) {
+        let raws: Vec<&[u8]> = batch.iter().map(Vec::as_slice).collect();
+        store.ingest_batch(&raws).unwrap();
+    }
+    assert!(store.verify_chain().unwrap().broken.is_none());
+    // Every event reads back as the bytes sent, compressed or not.
+    let back = store
+        .events(provenance_store::Page {
+            offset: 0,
+            limit: 2000,
+        })
+        .unwrap();
+    assert_eq!(back.items.len(), 1200);
+    for ((_, raw), sent) in back.items.iter().zip(&events) {
+        assert_eq!(raw, sent);
+    }
+    drop(store);
+    let conn = Connection::open(&t.0).unwrap();
+    let (plain, packed): (i64, i64) = conn
+        .query_row(
+            "SELECT SUM(codec = 0), SUM(codec <> 0) FROM event",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert!(
+        plain >= 512 && packed >= 500,
+        "{plain} plain, {packed} compressed"
+    );
+    t
+}
+
+#[test]
+fn a_changed_byte_of_a_compressed_event_is_detected_at_its_position() {
+    let t = compressed("packed-byte");
+    // Flip one bit in the middle of event 1,000's compressed bytes.
+    let conn = Connection::open(&t.0).unwrap();
+    let mut packed: Vec<u8> = conn
+        .query_row(
+            "SELECT raw FROM event WHERE seq = 1000 AND codec <> 0",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    let middle = packed.len() / 2;
+    packed[middle] ^= 0x10;
+    conn.execute_batch("DROP TRIGGER event_no_update;").unwrap();
+    conn.execute("UPDATE event SET raw = ?1 WHERE seq = 1000", [&packed])
+        .unwrap();
+    drop(conn);
+    let (position, reason) = broken_at(&t);
+    assert_eq!(position, 1000, "{reason}");
+}
+
+#[test]
+fn a_changed_dictionary_is_detected_at_the_first_event_it_compressed() {
+    let t = compressed("packed-dictionary");
+    let first: i64 = Connection::open(&t.0)
+        .unwrap()
+        .query_row("SELECT MIN(seq) FROM event WHERE codec <> 0", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    let conn = Connection::open(&t.0).unwrap();
+    conn.execute_batch(
+        "DROP TRIGGER dictionary_no_update;
+         UPDATE dictionary SET bytes = zeroblob(length(bytes));",
+    )
+    .unwrap();
+    drop(conn);
+    let (position, reason) = broken_at(&t);
+    assert_eq!(position, first as u64, "{reason}");
+    // Reading such an event is a clear error, not a panic or wrong bytes.
+    let err = Store::open(t.path())
+        .unwrap()
+        .events(provenance_store::Page {
+            offset: first as u64 - 1,
+            limit: 1,
+        })
+        .unwrap_err();
+    assert!(err.to_string().contains("check the chain"), "{err}");
+}
+
 #[test]
 fn changing_one_byte_is_detected_at_its_position() {
     let t = filled("byte");
@@ -134,7 +232,7 @@ fn a_store_from_a_newer_prov_is_refused() {
             err,
             StoreError::SchemaTooNew {
                 found: 7,
-                supported: 1,
+                supported: 2,
                 ..
             }
         ),
@@ -142,9 +240,60 @@ fn a_store_from_a_newer_prov_is_refused() {
     );
     assert!(
         err.to_string()
-            .ends_with("its schema 7 is newer than this prov (1): upgrade prov"),
+            .ends_with("its schema 7 is newer than this prov (2): upgrade prov"),
         "{err}"
     );
+}
+
+#[test]
+fn a_store_of_schema_1_is_upgraded_and_keeps_its_chain() {
+    let t = TempStore::new("schema1");
+    let sent: Vec<Vec<u8>> = (0..3)
+        .map(|i| {
+            let event = RunEvent::new(
+                EventType::Start,
+                Run::new(RunId::new_v7()),
+                Job::new("ns", format!("old{i}")),
+            );
+            Event::Run(event).to_json().into_bytes()
+        })
+        .collect();
+    {
+        // What a prov of schema 1 left: its tables, and three chained events.
+        let conn = Connection::open(&t.0).unwrap();
+        conn.execute_batch(include_str!("../migrations/sqlite/0001_init.sql"))
+            .unwrap();
+        conn.pragma_update(None, "user_version", 1).unwrap();
+        let mut previous = provenance_store::chain::GENESIS.to_owned();
+        for (i, raw) in sent.iter().enumerate() {
+            let seq = i as u64 + 1;
+            let link = provenance_store::chain::link(&previous, seq, raw);
+            conn.execute(
+                "INSERT INTO event (seq, event_id, raw, link, kind, run_id, event_time, received_at)
+                 VALUES (?1, ?2, ?3, ?4, 'run', NULL, 0, 0)",
+                rusqlite::params![seq as i64, format!("id{seq}"), raw, link],
+            )
+            .unwrap();
+            previous = link;
+        }
+    }
+    let store = Store::open(t.path()).unwrap();
+    let report = store.verify_chain().unwrap();
+    assert!(report.broken.is_none(), "{report:?}");
+    assert_eq!(report.events, 3);
+    let back = store
+        .events(provenance_store::Page {
+            offset: 0,
+            limit: 10,
+        })
+        .unwrap();
+    let back: Vec<Vec<u8>> = back.items.into_iter().map(|(_, raw)| raw).collect();
+    assert_eq!(back, sent);
+    let version: i64 = Connection::open(&t.0)
+        .unwrap()
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(version, 2);
 }
 
 #[test]

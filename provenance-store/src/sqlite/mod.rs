@@ -3,6 +3,7 @@
 //! versioned migrations kept as files in `migrations/sqlite/`.
 
 use std::collections::HashMap;
+use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::Duration;
@@ -10,6 +11,8 @@ use std::time::Duration;
 use provenance_core::EventType;
 use rusqlite::{Connection, ErrorCode, OptionalExtension, TransactionBehavior, params};
 use serde_json::{Map, Value};
+
+mod codec;
 
 use crate::backend::{Backend, Start};
 use crate::chain;
@@ -20,7 +23,10 @@ use crate::normalize::{
 use crate::{StoreError, StoreResult};
 
 /// The migrations, in order; the schema version is their count.
-const MIGRATIONS: &[&str] = &[include_str!("../../migrations/sqlite/0001_init.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("../../migrations/sqlite/0001_init.sql"),
+    include_str!("../../migrations/sqlite/0002_compression.sql"),
+];
 
 /// How long a writer waits for another process's write lock before giving up.
 pub const BUSY_TIMEOUT: Duration = Duration::from_secs(60);
@@ -36,6 +42,8 @@ pub(crate) struct Sqlite {
     ids: Mutex<IdCache>,
     /// Started once the write-ahead log first grows past [`CHECKPOINT_AT`].
     checkpointer: Mutex<Option<Checkpointer>>,
+    /// How event bytes are compressed (locked after `conn`, when both are).
+    codecs: Mutex<codec::Codecs>,
 }
 
 /// The size of the write-ahead log at which it is copied into the database
@@ -127,15 +135,30 @@ impl Drop for Checkpointer {
 
 #[derive(Default)]
 struct IdCache {
-    named: HashMap<(&'static str, String, String), i64>,
-    versions: HashMap<(i64, String), i64>,
+    /// By `key(table, namespace, name)`.
+    named: HashMap<String, i64>,
+    /// By `key(dataset id, version)`.
+    versions: HashMap<String, i64>,
+}
+
+/// A map key of parts that cannot contain NUL (SQLite text stops at one).
+fn key(buffer: &mut String, parts: &[&str]) {
+    buffer.clear();
+    for (i, part) in parts.iter().enumerate() {
+        if i > 0 {
+            buffer.push('\0');
+        }
+        buffer.push_str(part);
+    }
 }
 
 /// Ids learned inside one transaction, published to the cache on commit.
 #[derive(Default)]
 struct Learned {
-    named: Vec<((&'static str, String, String), i64)>,
-    versions: Vec<((i64, String), i64)>,
+    named: HashMap<String, i64>,
+    versions: HashMap<String, i64>,
+    /// The key being looked up (kept to reuse its allocation).
+    key: String,
 }
 
 fn backend(context: impl Into<String>) -> impl FnOnce(rusqlite::Error) -> StoreError {
@@ -172,10 +195,12 @@ impl Sqlite {
         .map_err(fail)?;
         conn.busy_timeout(BUSY_TIMEOUT).map_err(fail)?;
         conn.set_prepared_statement_cache_capacity(64);
-        // Events are kilobytes each: larger pages keep most in one page, and a
-        // 64 MiB page cache holds a whole batch. (page_size only takes effect
-        // on a new file.)
-        conn.pragma_update(None, "page_size", 16384).map_err(fail)?;
+        // SQLite's usual 4 KiB pages: events are mostly stored compressed
+        // (a few hundred bytes), and a commit writes every page it dirtied
+        // to the log, so small pages keep small commits small. A 64 MiB page
+        // cache holds a whole batch. (page_size only takes effect on a new
+        // file.)
+        conn.pragma_update(None, "page_size", 4096).map_err(fail)?;
         conn.pragma_update(None, "cache_size", -65536)
             .map_err(fail)?;
         if path.is_some() {
@@ -187,6 +212,8 @@ impl Sqlite {
         // FULL: an acknowledged event survives a power cut, not only a crash.
         conn.pragma_update(None, "synchronous", "FULL")
             .map_err(fail)?;
+        conn.pragma_update(None, "temp_store", "MEMORY")
+            .map_err(fail)?;
         conn.pragma_update(None, "foreign_keys", "ON")
             .map_err(fail)?;
         let store = Sqlite {
@@ -195,6 +222,7 @@ impl Sqlite {
             conn: Mutex::new(conn),
             ids: Mutex::new(IdCache::default()),
             checkpointer: Mutex::new(None),
+            codecs: Mutex::new(codec::Codecs::default()),
         };
         store.migrate()?;
         Ok(store)
@@ -267,15 +295,19 @@ struct Writer<'t, 'c> {
 
 impl Writer<'_, '_> {
     fn named(&mut self, table: &'static str, namespace: &str, name: &str) -> rusqlite::Result<i64> {
-        let key = (table, namespace.to_owned(), name.to_owned());
-        if let Some(&id) = self.cache.named.get(&key) {
+        key(&mut self.learned.key, &[table, namespace, name]);
+        let k = self.learned.key.as_str();
+        if let Some(&id) = self
+            .cache
+            .named
+            .get(k)
+            .or_else(|| self.learned.named.get(k))
+        {
             return Ok(id);
         }
-        if let Some((_, id)) = self.learned.named.iter().rev().find(|(k, _)| *k == key) {
-            return Ok(*id);
-        }
         let id = upsert_named(&self.tx, table, namespace, name)?;
-        self.learned.named.push((key, id));
+        let k = self.learned.key.clone();
+        self.learned.named.insert(k, id);
         Ok(id)
     }
 
@@ -289,14 +321,23 @@ impl Writer<'_, '_> {
         time: i64,
     ) -> rusqlite::Result<i64> {
         let cacheable = version.starts_with("sha256:");
-        let key = (dataset, version.to_owned());
-        if cacheable && let Some(&id) = self.cache.versions.get(&key) {
+        if !cacheable {
+            return upsert_version(&self.tx, dataset, version, part, time);
+        }
+        self.learned.key.clear();
+        let _ = write!(self.learned.key, "{dataset}\0{version}");
+        let k = self.learned.key.as_str();
+        if let Some(&id) = self
+            .cache
+            .versions
+            .get(k)
+            .or_else(|| self.learned.versions.get(k))
+        {
             return Ok(id);
         }
         let id = upsert_version(&self.tx, dataset, version, part, time)?;
-        if cacheable {
-            self.learned.versions.push((key, id));
-        }
+        let k = self.learned.key.clone();
+        self.learned.versions.insert(k, id);
         Ok(id)
     }
 }
@@ -328,25 +369,44 @@ fn upsert_version(
     part: &DatasetPart,
     time: i64,
 ) -> rusqlite::Result<i64> {
-    tx.prepare_cached(
-        "INSERT INTO dataset_version (dataset_id, version, digest, size, created_at)
-         VALUES (?1, ?2, ?3, ?4, ?5)
-         ON CONFLICT (dataset_id, version) DO UPDATE SET
-            digest = COALESCE(dataset_version.digest, excluded.digest),
-            size = COALESCE(dataset_version.size, excluded.size),
-            created_at = MIN(dataset_version.created_at, excluded.created_at)
-         RETURNING id",
-    )?
-    .query_row(
-        params![
-            dataset,
-            version,
-            part.digest,
-            part.size.map(|s| s as i64),
-            time
-        ],
-        |r| r.get(0),
-    )
+    // Select first: most versions are named again (an output read by the
+    // next step), and an unchanged row is then neither rewritten nor are its
+    // indexes touched. The write lock is held, so nothing moves in between.
+    let size = part.size.map(|s| s as i64);
+    let found: Option<(i64, Option<String>, Option<i64>, i64)> = tx
+        .prepare_cached(
+            "SELECT id, digest, size, created_at FROM dataset_version
+             WHERE dataset_id = ?1 AND version = ?2",
+        )?
+        .query_row(params![dataset, version], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+        })
+        .optional()?;
+    match found {
+        None => {
+            tx.prepare_cached(
+                "INSERT INTO dataset_version (dataset_id, version, digest, size, created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+            )?
+            .execute(params![dataset, version, part.digest, size, time])?;
+            Ok(tx.last_insert_rowid())
+        }
+        Some((id, digest, stored_size, created)) => {
+            // A digest or size learned late fills a gap; an earlier sighting
+            // moves the creation time back. Nothing else changes.
+            let fills = (digest.is_none() && part.digest.is_some())
+                || (stored_size.is_none() && size.is_some());
+            if fills || time < created {
+                tx.prepare_cached(
+                    "UPDATE dataset_version SET digest = COALESCE(digest, ?2),
+                        size = COALESCE(size, ?3), created_at = MIN(created_at, ?4)
+                     WHERE id = ?1",
+                )?
+                .execute(params![id, part.digest, size, time])?;
+            }
+            Ok(id)
+        }
+    }
 }
 
 /// The version an input names, or the dataset's latest at `time`.
@@ -378,50 +438,38 @@ fn apply_run(w: &mut Writer<'_, '_>, run: &RunPart, time: i64) -> rusqlite::Resu
         .is_some_and(EventType::is_terminal)
         .then_some(time);
     let c = &run.columns;
-    w.tx.prepare_cached(
-        "INSERT INTO run (run_id, job_id, state, started_at, ended_at, first_seen, parent_run_id, root_run_id,
-            fingerprint, container_image, container_registry, container_repository, container_tag,
-            container_digest, params_sha256, exit_code, user_name, host)
+    let inserted = w
+        .tx
+        .prepare_cached(
+            "INSERT INTO run (run_id, job_id, state, started_at, ended_at, first_seen, parent_run_id,
+            root_run_id, fingerprint, container_image, container_registry, container_repository,
+            container_tag, container_digest, params_sha256, exit_code, user_name, host)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)
-         ON CONFLICT (run_id) DO UPDATE SET
-            state = CASE WHEN run.state IN ('COMPLETE', 'FAIL', 'ABORT') THEN run.state
-                         ELSE COALESCE(excluded.state, run.state) END,
-            started_at = COALESCE(run.started_at, excluded.started_at),
-            ended_at = COALESCE(run.ended_at, excluded.ended_at),
-            first_seen = MIN(run.first_seen, excluded.first_seen),
-            parent_run_id = COALESCE(excluded.parent_run_id, run.parent_run_id),
-            root_run_id = COALESCE(excluded.root_run_id, run.root_run_id),
-            fingerprint = COALESCE(excluded.fingerprint, run.fingerprint),
-            container_image = COALESCE(excluded.container_image, run.container_image),
-            container_registry = COALESCE(excluded.container_registry, run.container_registry),
-            container_repository = COALESCE(excluded.container_repository, run.container_repository),
-            container_tag = COALESCE(excluded.container_tag, run.container_tag),
-            container_digest = COALESCE(excluded.container_digest, run.container_digest),
-            params_sha256 = COALESCE(excluded.params_sha256, run.params_sha256),
-            exit_code = COALESCE(excluded.exit_code, run.exit_code),
-            user_name = COALESCE(excluded.user_name, run.user_name),
-            host = COALESCE(excluded.host, run.host)",
-    )?
-    .execute(params![
-        run.run_id,
-        job,
-        state,
-        started,
-        ended,
-        time,
-        c.parent_run_id,
-        c.root_run_id,
-        c.fingerprint,
-        c.container_image,
-        c.container_registry,
-        c.container_repository,
-        c.container_tag,
-        c.container_digest,
-        c.params_sha256,
-        c.exit_code,
-        c.user,
-        c.host
-    ])?;
+         ON CONFLICT (run_id) DO NOTHING",
+        )?
+        .execute(params![
+            run.run_id,
+            job,
+            state,
+            started,
+            ended,
+            time,
+            c.parent_run_id,
+            c.root_run_id,
+            c.fingerprint,
+            c.container_image,
+            c.container_registry,
+            c.container_repository,
+            c.container_tag,
+            c.container_digest,
+            c.params_sha256,
+            c.exit_code,
+            c.user,
+            c.host
+        ])?;
+    if inserted == 0 {
+        merge_run(&w.tx, run, state, started, ended, time)?;
+    }
     for input in &run.inputs {
         let version = input_version(w, input, time)?;
         w.tx.prepare_cached(
@@ -442,6 +490,107 @@ fn apply_run(w: &mut Writer<'_, '_>, run: &RunPart, time: i64) -> rusqlite::Resu
         .execute(params![run.run_id, version, time])?;
     }
     Ok(())
+}
+
+/// A later (or replayed earlier) event of a known run: its row is read,
+/// merged in memory, and only the columns whose value changes are written,
+/// so that the indexes over unchanged columns are not touched. The rules:
+/// a terminal state sticks; the first start and end times stay; first_seen is
+/// the earliest; any other value an event carries replaces the stored one.
+fn merge_run(
+    tx: &rusqlite::Transaction<'_>,
+    run: &RunPart,
+    state: Option<&'static str>,
+    started: Option<i64>,
+    ended: Option<i64>,
+    time: i64,
+) -> rusqlite::Result<()> {
+    use rusqlite::types::Value as Sql;
+    const MERGED: [&str; 15] = [
+        "state",
+        "started_at",
+        "ended_at",
+        "first_seen",
+        "parent_run_id",
+        "root_run_id",
+        "fingerprint",
+        "container_image",
+        "container_registry",
+        "container_repository",
+        "container_tag",
+        "container_digest",
+        "params_sha256",
+        "exit_code",
+        "user_name",
+    ];
+    let stored: Vec<Sql> = tx
+        .prepare_cached(
+            "SELECT state, started_at, ended_at, first_seen, parent_run_id, root_run_id, fingerprint,
+                container_image, container_registry, container_repository, container_tag,
+                container_digest, params_sha256, exit_code, user_name, host
+             FROM run WHERE run_id = ?1",
+        )?
+        .query_row([&run.run_id], |r| (0..16).map(|i| r.get(i)).collect())?;
+    let text = |v: &Option<String>| v.clone().map_or(Sql::Null, Sql::Text);
+    let int = |v: Option<i64>| v.map_or(Sql::Null, Sql::Integer);
+    let c = &run.columns;
+    let terminal =
+        matches!(&stored[0], Sql::Text(s) if ["COMPLETE", "FAIL", "ABORT"].contains(&s.as_str()));
+    let mut wanted: Vec<Sql> = Vec::with_capacity(16);
+    wanted.push(match state {
+        Some(s) if !terminal => Sql::Text(s.to_owned()),
+        _ => stored[0].clone(),
+    });
+    // First wins for the start and end times.
+    for (i, new) in [(1, started), (2, ended)] {
+        wanted.push(match &stored[i] {
+            Sql::Null => int(new),
+            kept => kept.clone(),
+        });
+    }
+    wanted.push(match &stored[3] {
+        Sql::Integer(first) if *first <= time => Sql::Integer(*first),
+        _ => Sql::Integer(time),
+    });
+    let later = [
+        text(&c.parent_run_id),
+        text(&c.root_run_id),
+        text(&c.fingerprint),
+        text(&c.container_image),
+        text(&c.container_registry),
+        text(&c.container_repository),
+        text(&c.container_tag),
+        text(&c.container_digest),
+        text(&c.params_sha256),
+        int(c.exit_code),
+        text(&c.user),
+        text(&c.host),
+    ];
+    for (i, new) in later.into_iter().enumerate() {
+        wanted.push(match new {
+            Sql::Null => stored[4 + i].clone(),
+            value => value,
+        });
+    }
+    let mut sets = Vec::new();
+    let mut values: Vec<Sql> = Vec::new();
+    for (i, (now, then)) in wanted.into_iter().zip(&stored).enumerate() {
+        if &now != then {
+            let column = MERGED.get(i).copied().unwrap_or("host");
+            values.push(now);
+            sets.push(format!("{column} = ?{}", values.len() + 1));
+        }
+    }
+    if sets.is_empty() {
+        return Ok(());
+    }
+    let sql = format!("UPDATE run SET {} WHERE run_id = ?1", sets.join(", "));
+    let mut stmt = tx.prepare_cached(&sql)?;
+    stmt.raw_bind_parameter(1, &run.run_id)?;
+    for (i, value) in values.iter().enumerate() {
+        stmt.raw_bind_parameter(i + 2, value)?;
+    }
+    stmt.raw_execute().map(drop)
 }
 
 const RUN_COLUMNS: &str = "r.run_id, j.namespace, j.name, r.state, r.started_at, r.ended_at, r.parent_run_id,
@@ -484,6 +633,30 @@ impl Sqlite {
             .map_err(backend("query lineage"))
     }
 
+    /// The bytes received of stored events (seq, codec, stored bytes).
+    fn decode_all(
+        &self,
+        conn: &Connection,
+        stored: Vec<(i64, i64, Vec<u8>)>,
+    ) -> StoreResult<Vec<(i64, Vec<u8>)>> {
+        let mut codecs = self.codecs.lock().unwrap_or_else(|e| e.into_inner());
+        stored
+            .into_iter()
+            .map(|(seq, codec, bytes)| {
+                if codec == 0 {
+                    return Ok((seq, bytes));
+                }
+                match codecs.decode(conn, codec, &bytes) {
+                    Ok(raw) => Ok((seq, raw.into_owned())),
+                    Err(reason) => Err(StoreError::Integrity {
+                        location: self.location.clone(),
+                        reason: format!("event {seq} cannot be read back: {reason}"),
+                    }),
+                }
+            })
+            .collect()
+    }
+
     fn run_ids(&self, sql: &str, version: i64, as_of: Option<i64>) -> StoreResult<Vec<String>> {
         let conn = self.lock();
         let mut stmt = conn.prepare_cached(sql).map_err(backend("query lineage"))?;
@@ -499,86 +672,109 @@ impl Backend for Sqlite {
     fn ingest(&self, batch: &mut dyn Iterator<Item = Prepared>) -> StoreResult<Vec<Outcome>> {
         let mut conn = self.lock();
         let mut ids = self.ids.lock().unwrap_or_else(|e| e.into_inner());
-        let tx = conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(backend("begin a write to the store"))?;
-        // Taken out for the transaction; a failed write leaves the cache empty
-        // (cold, never wrong).
-        let snapshot = std::mem::take(&mut *ids);
-        let mut w = Writer {
-            tx,
-            cache: &snapshot,
-            learned: Learned::default(),
-        };
-        let received = now_micros();
-        let (mut seq, mut previous): (u64, String) =
-            w.tx.query_row(
-                "SELECT seq, link FROM event ORDER BY seq DESC LIMIT 1",
-                [],
-                |r| Ok((r.get::<_, i64>(0)? as u64, r.get(1)?)),
-            )
-            .optional()
-            .map_err(backend("read the chain head"))?
-            .unwrap_or((0, chain::GENESIS.to_owned()));
-        let mut outcomes = Vec::new();
-        for event in batch {
-            let event = &event;
-            seq += 1;
-            let link = chain::link_with_content(&previous, seq, &event.content);
-            // One statement: the unique event_id makes a second copy a no-op.
-            let inserted = w
-                .tx
-                .prepare_cached(
-                    "INSERT INTO event (seq, event_id, raw, link, kind, run_id, event_time, received_at)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
-                     ON CONFLICT (event_id) DO NOTHING",
+        let mut codecs = self.codecs.lock().unwrap_or_else(|e| e.into_inner());
+        // The transaction's own scope, so that the connection is free again
+        // for the dictionary's training after it.
+        let (outcomes, seq) = {
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(backend("begin a write to the store"))?;
+            // Taken out for the transaction; a failed write leaves the cache empty
+            // (cold, never wrong).
+            let snapshot = std::mem::take(&mut *ids);
+            let mut w = Writer {
+                tx,
+                cache: &snapshot,
+                learned: Learned::default(),
+            };
+            let received = now_micros();
+            let (mut seq, mut previous): (u64, String) =
+                w.tx.query_row(
+                    "SELECT seq, link FROM event ORDER BY seq DESC LIMIT 1",
+                    [],
+                    |r| Ok((r.get::<_, i64>(0)? as u64, r.get(1)?)),
                 )
-                .and_then(|mut s| {
-                    s.execute(params![
-                        seq as i64,
-                        event.event_id,
-                        event.raw,
-                        link,
-                        event.kind,
-                        event.run_id,
-                        event.time,
-                        received
-                    ])
-                })
-                .map_err(backend("append an event"))?;
-            if inserted == 0 {
-                seq -= 1;
-                let earlier: i64 =
-                    w.tx.prepare_cached("SELECT seq FROM event WHERE event_id = ?1")
-                        .and_then(|mut s| s.query_row([&event.event_id], |r| r.get(0)))
-                        .map_err(backend("look for an earlier copy of an event"))?;
-                outcomes.push(Outcome::Duplicate {
-                    seq: earlier as u64,
-                });
-                continue;
-            }
-            match &event.body {
-                Body::Run(run) => apply_run(&mut w, run, event.time),
-                Body::Dataset(part) => {
-                    w.named("dataset", &part.namespace, &part.name)
+                .optional()
+                .map_err(backend("read the chain head"))?
+                .unwrap_or((0, chain::GENESIS.to_owned()));
+            codecs
+                .load_writer(&w.tx)
+                .map_err(backend("read the store's compression dictionary"))?;
+            let mut outcomes = Vec::new();
+            for event in batch {
+                let event = &event;
+                seq += 1;
+                let link = chain::link_with_content(&previous, seq, &event.content);
+                let (codec, stored) = codecs.encode(&event.raw);
+                // One statement: the unique event_id makes a second copy a no-op.
+                let inserted = w
+                    .tx
+                    .prepare_cached(
+                        "INSERT INTO event (seq, event_id, raw, codec, link, kind, run_id, event_time, received_at)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+                         ON CONFLICT (event_id) DO NOTHING",
+                    )
+                    .and_then(|mut s| {
+                        s.execute(params![
+                            seq as i64,
+                            event.event_id,
+                            stored.as_ref(),
+                            codec,
+                            link,
+                            event.kind,
+                            event.run_id,
+                            event.time,
+                            received
+                        ])
+                    })
+                    .map_err(backend("append an event"))?;
+                if inserted == 0 {
+                    seq -= 1;
+                    let earlier: i64 =
+                        w.tx.prepare_cached("SELECT seq FROM event WHERE event_id = ?1")
+                            .and_then(|mut s| s.query_row([&event.event_id], |r| r.get(0)))
+                            .map_err(backend("look for an earlier copy of an event"))?;
+                    outcomes.push(Outcome::Duplicate {
+                        seq: earlier as u64,
+                    });
+                    continue;
+                }
+                match &event.body {
+                    Body::Run(run) => apply_run(&mut w, run, event.time),
+                    Body::Dataset(part) => w
+                        .named("dataset", &part.namespace, &part.name)
                         .and_then(|id| match &part.version {
                             Some(v) => w.version(id, v, part, event.time).map(drop),
                             None => Ok(()),
-                        })
+                        }),
+                    Body::Job { namespace, name } => w.named("job", namespace, name).map(drop),
                 }
-                Body::Job { namespace, name } => w.named("job", namespace, name).map(drop),
+                .map_err(backend(format!("record event {seq} in the lineage model")))?;
+                previous = link;
+                outcomes.push(Outcome::Stored { seq });
             }
-            .map_err(backend(format!("record event {seq} in the lineage model")))?;
-            previous = link;
-            outcomes.push(Outcome::Stored { seq });
+            let Writer { tx, learned, .. } = w;
+            let committed = tx.commit();
+            // The cache goes back whatever happened; new ids only if committed.
+            *ids = snapshot;
+            committed.map_err(backend("commit a write to the store"))?;
+            ids.named.extend(learned.named);
+            ids.versions.extend(learned.versions);
+            (outcomes, seq)
+        };
+        if codecs.wants_training(seq) {
+            // Once per store, in a write of its own: the events are stored
+            // whether or not a dictionary can be made from them.
+            let trained = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .and_then(|tx| {
+                    codecs.train(&tx, seq)?;
+                    tx.commit()
+                });
+            if trained.is_err() {
+                codecs.forget_writer();
+            }
         }
-        let Writer { tx, learned, .. } = w;
-        let committed = tx.commit();
-        // The cache goes back whatever happened; new ids only if committed.
-        *ids = snapshot;
-        committed.map_err(backend("commit a write to the store"))?;
-        ids.named.extend(learned.named);
-        ids.versions.extend(learned.versions);
         self.checkpoint_if_large();
         Ok(outcomes)
     }
@@ -586,8 +782,9 @@ impl Backend for Sqlite {
     fn walk_chain(&self, visit: &mut dyn FnMut(u64, &[u8], &str) -> bool) -> StoreResult<()> {
         let conn = self.lock();
         let mut stmt = conn
-            .prepare("SELECT seq, raw, link FROM event ORDER BY seq")
+            .prepare("SELECT seq, raw, link, codec FROM event ORDER BY seq")
             .map_err(backend("read the event log"))?;
+        let mut codecs = self.codecs.lock().unwrap_or_else(|e| e.into_inner());
         let mut rows = stmt.query([]).map_err(backend("read the event log"))?;
         while let Some(row) = rows.next().map_err(backend("read the event log"))? {
             let seq: i64 = row.get(0).map_err(backend("read the event log"))?;
@@ -597,7 +794,13 @@ impl Backend for Sqlite {
                 .or_else(|_| raw.as_str().map(str::as_bytes))
                 .unwrap_or_default();
             let link: String = row.get(2).map_err(backend("read the event log"))?;
-            if !visit(seq as u64, raw, &link) {
+            let codec: i64 = row.get(3).map_err(backend("read the event log"))?;
+            // Bytes that do not decompress are checked as they are: they
+            // cannot match the link, and the position is reported altered.
+            let raw = codecs
+                .decode(&conn, codec, raw)
+                .unwrap_or(std::borrow::Cow::Borrowed(raw));
+            if !visit(seq as u64, &raw, &link) {
                 break;
             }
         }
@@ -717,13 +920,16 @@ impl Backend for Sqlite {
     fn run_facets(&self, run_id: &str) -> StoreResult<Map<String, Value>> {
         let conn = self.lock();
         let mut stmt = conn
-            .prepare_cached("SELECT raw FROM event WHERE run_id = ?1 ORDER BY seq")
+            .prepare_cached("SELECT seq, codec, raw FROM event WHERE run_id = ?1 ORDER BY seq")
             .map_err(backend("read a run's events"))?;
-        let raws = stmt
-            .query_map([run_id], |r| r.get::<_, Vec<u8>>(0))
+        let stored = stmt
+            .query_map([run_id], |r| {
+                Ok((r.get::<_, i64>(0)?, r.get(1)?, r.get::<_, Vec<u8>>(2)?))
+            })
             .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
             .map_err(backend("read a run's events"))?;
-        Ok(merge_run_facets(raws.iter().map(Vec::as_slice)))
+        let raws = self.decode_all(&conn, stored)?;
+        Ok(merge_run_facets(raws.iter().map(|(_, raw)| raw.as_slice())))
     }
 
     fn producers(&self, version: i64, as_of: Option<i64>) -> StoreResult<Vec<String>> {
@@ -825,18 +1031,23 @@ impl Backend for Sqlite {
             .query_row("SELECT COUNT(*) FROM event", [], |r| r.get(0))
             .map_err(backend("count events"))?;
         let mut stmt = conn
-            .prepare_cached("SELECT seq, raw FROM event ORDER BY seq LIMIT ?1 OFFSET ?2")
+            .prepare_cached("SELECT seq, codec, raw FROM event ORDER BY seq LIMIT ?1 OFFSET ?2")
             .map_err(backend("read events"))?;
-        let items = stmt
+        let stored = stmt
             .query_map(
                 params![
                     page.limit.min(i64::MAX as u64) as i64,
                     page.offset.min(i64::MAX as u64) as i64
                 ],
-                |r| Ok((r.get::<_, i64>(0)? as u64, r.get::<_, Vec<u8>>(1)?)),
+                |r| Ok((r.get::<_, i64>(0)?, r.get(1)?, r.get::<_, Vec<u8>>(2)?)),
             )
             .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
             .map_err(backend("read events"))?;
+        let items = self
+            .decode_all(&conn, stored)?
+            .into_iter()
+            .map(|(seq, raw)| (seq as u64, raw))
+            .collect();
         Ok(Paged {
             items,
             total: total as u64,
