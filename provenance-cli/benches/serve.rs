@@ -94,15 +94,13 @@ fn main() {
                     scope.spawn(move || {
                         let client = reqwest::blocking::Client::new();
                         // One event built once; each copy gets its own run id
-                        // (same length), so the clients cost little CPU.
+                        // (same length), so the clients cost little CPU. The
+                        // ids are UUIDv7 of the time they are made, as
+                        // OpenLineage producers make them.
                         let template = event(c, 0);
                         let template_id = template_run_id(&template);
-                        let stamp = |i: u64| {
-                            let id = RunId::static_v7(
-                                chrono::DateTime::from_timestamp(1_760_000_000, 0).unwrap(),
-                                format!("{c}/{i}").as_bytes(),
-                            );
-                            template.replacen(&template_id, &id.to_string(), 1)
+                        let stamp = |_: u64| {
+                            template.replacen(&template_id, &RunId::new_v7().to_string(), 1)
                         };
                         let mut lat = Vec::new();
                         let mut i = (batch as u64) * 1_000_000_000;

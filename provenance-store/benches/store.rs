@@ -228,7 +228,11 @@ fn run(backend: &Backend) -> Numbers {
         let location = backend.location(&format!("small{round}"));
         let o = ingest_rate(&location, &small_events);
         let b = backend.bare_insert_rate(&small_events, round);
-        println!("  round {}: prov {o:>7.0}  bare {b:>7.0}  ratio {:.2}", round + 1, o / b);
+        println!(
+            "  round {}: prov {o:>7.0}  bare {b:>7.0}  ratio {:.2}",
+            round + 1,
+            o / b
+        );
         ours.push(o);
         bare.push(b);
         ratios.push(o / b);
@@ -245,7 +249,10 @@ fn run(backend: &Backend) -> Numbers {
         ours
     );
     println!("bare {name} INSERT:  {:>9.0} events/s", bare);
-    println!("ratio prov/bare:     {:>9.2}   (median of the rounds' ratios)", median(&mut ratios));
+    println!(
+        "ratio prov/bare:     {:>9.2}   (median of the rounds' ratios)",
+        median(&mut ratios)
+    );
     if std::env::var("PROV_BENCH_ONLY").as_deref() == Ok("ingest") {
         return Numbers {
             ingest: ours,
@@ -314,7 +321,11 @@ fn run(backend: &Backend) -> Numbers {
 }
 
 fn ingest_rate(location: &str, events: &[Vec<u8>]) -> f64 {
-    let location = if std::env::var_os("PROV_BENCH_MEMORY").is_some() { ":memory:" } else { location };
+    let location = if std::env::var_os("PROV_BENCH_MEMORY").is_some() {
+        ":memory:"
+    } else {
+        location
+    };
     let store = Store::open(location).unwrap();
     let start = Instant::now();
     for batch in events.chunks(BATCH) {

@@ -703,42 +703,43 @@ impl Backend for Sqlite {
             let mut outcomes = Vec::new();
             for event in batch {
                 let event = &event;
-                seq += 1;
-                let link = chain::link_with_content(&previous, seq, &event.content);
-                let (codec, stored) = codecs.encode(&event.raw);
-                // One statement: the unique event_id makes a second copy a no-op.
-                let inserted = w
+                // The same event has the same run id: looked up through the
+                // (run_id, event_id) index, under the write lock.
+                let earlier: Option<i64> = w
                     .tx
-                    .prepare_cached(
-                        "INSERT INTO event (seq, event_id, raw, codec, link, kind, run_id, event_time, received_at)
-                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
-                         ON CONFLICT (event_id) DO NOTHING",
-                    )
+                    .prepare_cached("SELECT seq FROM event WHERE run_id IS ?1 AND event_id = ?2")
                     .and_then(|mut s| {
-                        s.execute(params![
-                            seq as i64,
-                            event.event_id,
-                            stored.as_ref(),
-                            codec,
-                            link,
-                            event.kind,
-                            event.run_id,
-                            event.time,
-                            received
-                        ])
+                        s.query_row(params![event.run_id, event.event_id], |r| r.get(0))
+                            .optional()
                     })
-                    .map_err(backend("append an event"))?;
-                if inserted == 0 {
-                    seq -= 1;
-                    let earlier: i64 =
-                        w.tx.prepare_cached("SELECT seq FROM event WHERE event_id = ?1")
-                            .and_then(|mut s| s.query_row([&event.event_id], |r| r.get(0)))
-                            .map_err(backend("look for an earlier copy of an event"))?;
+                    .map_err(backend("look for an earlier copy of an event"))?;
+                if let Some(earlier) = earlier {
                     outcomes.push(Outcome::Duplicate {
                         seq: earlier as u64,
                     });
                     continue;
                 }
+                seq += 1;
+                let link = chain::link_with_content(&previous, seq, &event.content);
+                let (codec, stored) = codecs.encode(&event.raw);
+                w.tx.prepare_cached(
+                    "INSERT INTO event (seq, event_id, raw, codec, link, kind, run_id, event_time, received_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                )
+                .and_then(|mut s| {
+                    s.execute(params![
+                        seq as i64,
+                        event.event_id,
+                        stored.as_ref(),
+                        codec,
+                        link,
+                        event.kind,
+                        event.run_id,
+                        event.time,
+                        received
+                    ])
+                })
+                .map_err(backend("append an event"))?;
                 match &event.body {
                     Body::Run(run) => apply_run(&mut w, run, event.time),
                     Body::Dataset(part) => w
