@@ -12,6 +12,13 @@
 //! upstream lineage of a final VCF at depth 20 in p50 <= 10 ms in-process, and
 //! at most 2x its latency on a 1,000-sample store. `PROV_BENCH_KEEP=1` keeps
 //! the PostgreSQL schemas for a look afterwards.
+//!
+//! The ingest rate is the median of `PROV_BENCH_ROUNDS` (5) alternating
+//! rounds of ours and the bare INSERT, each into a new store, of
+//! `PROV_BENCH_INGEST_SAMPLES` (5,000) samples x 4 steps x 2 events.
+//! `PROV_BENCH_ONLY=ingest` stops after that; `PROV_BENCH_MEMORY=1` ingests
+//! into memory instead (what the CPU alone allows); `PROV_BENCH_DUMP=FILE`
+//! writes the events as NDJSON and exits (to profile `prov ingest FILE`).
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -197,24 +204,32 @@ fn run(backend: &Backend) -> Numbers {
     let name = backend.name();
 
     println!("# {name}\n");
-    println!("## ingest: 1,000 samples x 4 steps, batches of {BATCH}, into a {name} store");
-    let small_events = project(1000);
+    // Enough events that what a new store does once (a dictionary trained on
+    // its first events, the first pages of every table) is a small part.
+    let ingest_samples: usize = std::env::var("PROV_BENCH_INGEST_SAMPLES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(5000);
+    println!(
+        "## ingest: {ingest_samples} samples x 4 steps, batches of {BATCH}, into a new {name} store"
+    );
+    let ingest_events = project(ingest_samples);
     if let Ok(dump) = std::env::var("PROV_BENCH_DUMP") {
         // The same events as NDJSON, for `prov ingest` under a profiler.
         let mut text = Vec::new();
-        for e in &small_events {
+        for e in &ingest_events {
             text.extend_from_slice(e);
             text.push(b'\n');
         }
         std::fs::write(&dump, text).unwrap();
-        println!("wrote {} events to {dump}", small_events.len());
+        println!("wrote {} events to {dump}", ingest_events.len());
         std::process::exit(0);
     }
-    let bytes: usize = small_events.iter().map(Vec::len).sum();
+    let bytes: usize = ingest_events.iter().map(Vec::len).sum();
     println!(
         "{} events, {:.0} bytes each on average",
-        small_events.len(),
-        bytes as f64 / small_events.len() as f64
+        ingest_events.len(),
+        bytes as f64 / ingest_events.len() as f64
     );
     // Alternating rounds into fresh stores; the medians, and the median of
     // the rounds' ratios (each round's two runs saw the same machine).
@@ -222,12 +237,11 @@ fn run(backend: &Backend) -> Numbers {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(5);
-    let mut small_store = String::new();
     let (mut ours, mut bare, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
     for round in 0..rounds.max(1) {
         let location = backend.location(&format!("small{round}"));
-        let o = ingest_rate(&location, &small_events);
-        let b = backend.bare_insert_rate(&small_events, round);
+        let o = ingest_rate(&location, &ingest_events);
+        let b = backend.bare_insert_rate(&ingest_events, round);
         println!(
             "  round {}: prov {o:>7.0}  bare {b:>7.0}  ratio {:.2}",
             round + 1,
@@ -236,11 +250,7 @@ fn run(backend: &Backend) -> Numbers {
         ours.push(o);
         bare.push(b);
         ratios.push(o / b);
-        if round == 0 {
-            small_store = location;
-        } else {
-            backend.discard(&location);
-        }
+        backend.discard(&location);
     }
     let ours = median(&mut ours);
     let bare = median(&mut bare);
@@ -262,6 +272,10 @@ fn run(backend: &Backend) -> Numbers {
     }
 
     println!("\n## lineage of a final VCF, upstream, depth 20");
+    drop(ingest_events);
+    let small_events = project(1000);
+    let small_store = backend.location("small");
+    ingest_rate(&small_store, &small_events);
     let small_p50 = lineage_p50(&small_store, 1000);
     println!(
         "1,000 samples ({} events):  p50 {:.3} ms",

@@ -19,6 +19,11 @@ pub(crate) trait Backend: Send + Sync {
     /// transaction; one outcome per event. The events may still be being
     /// parsed while earlier ones are written.
     fn ingest(&self, batch: &mut dyn Iterator<Item = Prepared>) -> StoreResult<Vec<Outcome>>;
+    /// A compressor for events, made on the parsing thread so that the
+    /// writer only writes; `None` if the backend stores events as received.
+    fn packer(&self) -> Option<Box<dyn FnMut(&[u8]) -> Option<(i64, Vec<u8>)> + Send>> {
+        None
+    }
     /// Visits `(seq, raw, link)` in chain order until `visit` returns false.
     fn walk_chain(&self, visit: &mut dyn FnMut(u64, &[u8], &str) -> bool) -> StoreResult<()>;
     /// The last position and its link.

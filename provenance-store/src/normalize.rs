@@ -20,6 +20,8 @@ pub(crate) struct Prepared {
     pub event_id: String,
     /// Hex sha-256 of `raw`, for the chain link.
     pub content: String,
+    /// `raw` already compressed for the backend: (codec, bytes).
+    pub packed: Option<(i64, Vec<u8>)>,
     pub kind: &'static str,
     pub run_id: Option<String>,
     /// Event time, microseconds since the epoch, UTC.
@@ -138,6 +140,7 @@ pub(crate) fn prepare_full(raw: &[u8]) -> Result<Prepared, String> {
         ),
     };
     Ok(Prepared {
+        packed: None,
         raw: raw.to_vec(),
         content: provenance_core::hex(&Sha256::digest(raw)),
         event_id,

@@ -46,6 +46,7 @@ pub(crate) fn prepare_fast(raw: &[u8]) -> Option<Prepared> {
     let mut identity = Vec::with_capacity(raw.len());
     write_canonical(&tree, &mut identity).ok()?;
     Some(Prepared {
+        packed: None,
         raw: raw.to_vec(),
         event_id: provenance_core::hex(&Sha256::digest(&identity)),
         content: provenance_core::hex(&Sha256::digest(raw)),

@@ -146,6 +146,7 @@ impl Store {
         } else {
             // Parsing is pure CPU: a second thread parses ahead while this one
             // writes, so the two overlap inside the one transaction.
+            let mut packer = self.backend.packer();
             std::thread::scope(|scope| {
                 let (tx, rx) =
                     std::sync::mpsc::sync_channel::<Vec<(usize, Result<Prepared, String>)>>(8);
@@ -154,7 +155,14 @@ impl Store {
                         let parsed = chunk
                             .iter()
                             .enumerate()
-                            .map(|(i, raw)| (c * 64 + i, prepare(raw)))
+                            .map(|(i, raw)| {
+                                let mut prepared = prepare(raw);
+                                // Compressed here too, off the writer's thread.
+                                if let (Ok(p), Some(pack)) = (&mut prepared, packer.as_mut()) {
+                                    p.packed = pack(raw);
+                                }
+                                (c * 64 + i, prepared)
+                            })
                             .collect();
                         if tx.send(parsed).is_err() {
                             return; // the writer stopped on an error

@@ -12,9 +12,10 @@
 -- rewrote most of its pages. An event's identity covers its run id, so the
 -- same event always has the same run id: the lookup is by (run_id, event_id)
 -- instead, whose run ids, time-ordered as OpenLineage producers make them
--- (UUIDv7), keep new entries together at the end. The writer holds the write
--- lock while it looks and inserts, so no constraint is needed for that.
--- SQLite cannot drop a UNIQUE constraint, hence the table is rebuilt.
+-- (UUIDv7), keep new entries together at the end. (Events without a run id,
+-- NULL here, are never equal in a unique index: the writer looks those up
+-- first, under the write lock.) SQLite cannot drop a UNIQUE constraint,
+-- hence the table is rebuilt.
 
 DROP TRIGGER event_no_update;
 DROP TRIGGER event_no_delete;
@@ -34,7 +35,7 @@ INSERT INTO event_2 (seq, event_id, raw, codec, link, kind, run_id, event_time, 
     SELECT seq, event_id, raw, 0, link, kind, run_id, event_time, received_at FROM event;
 DROP TABLE event;
 ALTER TABLE event_2 RENAME TO event;
-CREATE INDEX event_run ON event (run_id, event_id);
+CREATE UNIQUE INDEX event_run ON event (run_id, event_id);
 
 CREATE TRIGGER event_no_update BEFORE UPDATE ON event
 BEGIN SELECT RAISE(ABORT, 'the event log is append-only'); END;

@@ -15,6 +15,7 @@
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
+use std::sync::Arc;
 
 use rusqlite::{Connection, OptionalExtension, params};
 
@@ -37,6 +38,8 @@ const MAX_EVENT_BYTES: u64 = 256 << 20;
 #[derive(Default)]
 pub(crate) struct Codecs {
     writer: Option<(i64, zstd::bulk::Compressor<'static>)>,
+    /// The writer's dictionary, for compressors on other threads.
+    shared: Option<(i64, Arc<Vec<u8>>)>,
     readers: HashMap<i64, zstd::bulk::Decompressor<'static>>,
     /// Events in the store when training last failed (too few or too alike
     /// samples); it is tried again once there are twice as many.
@@ -44,6 +47,20 @@ pub(crate) struct Codecs {
 }
 
 impl Codecs {
+    /// A compressor with the writer's dictionary, for another thread: it
+    /// gives the codec and bytes to store, or `None` to store `raw` as it is.
+    pub(crate) fn packer(&self) -> Option<Box<dyn FnMut(&[u8]) -> Option<(i64, Vec<u8>)> + Send>> {
+        let (id, dictionary) = self.shared.clone()?;
+        let mut compressor = zstd::bulk::Compressor::with_dictionary(LEVEL, &dictionary).ok()?;
+        Some(Box::new(move |raw: &[u8]| {
+            compressor
+                .compress(raw)
+                .ok()
+                .filter(|packed| packed.len() < raw.len())
+                .map(|packed| (id, packed))
+        }))
+    }
+
     /// The codec and bytes to store for `raw`.
     pub(crate) fn encode<'r>(&mut self, raw: &'r [u8]) -> (i64, Cow<'r, [u8]>) {
         if let Some((id, compressor)) = &mut self.writer
@@ -69,6 +86,7 @@ impl Codecs {
             && let Ok(compressor) = zstd::bulk::Compressor::with_dictionary(LEVEL, &bytes)
         {
             self.writer = Some((id, compressor));
+            self.shared = Some((id, Arc::new(bytes)));
         }
         Ok(())
     }
@@ -108,6 +126,7 @@ impl Codecs {
         let id = conn.last_insert_rowid();
         if let Ok(compressor) = zstd::bulk::Compressor::with_dictionary(LEVEL, &dictionary) {
             self.writer = Some((id, compressor));
+            self.shared = Some((id, Arc::new(dictionary)));
         }
         Ok(())
     }
@@ -115,6 +134,7 @@ impl Codecs {
     /// Forgets the writer's dictionary (its transaction was rolled back).
     pub(crate) fn forget_writer(&mut self) {
         self.writer = None;
+        self.shared = None;
     }
 
     /// The bytes received, from what was stored with `codec`.

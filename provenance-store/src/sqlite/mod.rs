@@ -9,6 +9,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::Duration;
 
 use provenance_core::EventType;
+use rusqlite::types::Value as SqlValue;
 use rusqlite::{Connection, ErrorCode, OptionalExtension, TransactionBehavior, params};
 use serde_json::{Map, Value};
 
@@ -291,6 +292,13 @@ struct Writer<'t, 'c> {
     tx: rusqlite::Transaction<'t>,
     cache: &'c IdCache,
     learned: Learned,
+    /// Run rows as this transaction left them (in `RUN_MERGED` order): a
+    /// later event of the same run in the batch (a START's COMPLETE) is
+    /// merged without reading the row back.
+    runs: HashMap<String, Vec<SqlValue>>,
+    /// Input and output edges this transaction wrote: a COMPLETE repeating
+    /// its START's inputs writes nothing more.
+    edges: std::collections::HashSet<(bool, String, i64)>,
 }
 
 impl Writer<'_, '_> {
@@ -348,18 +356,20 @@ fn upsert_named(
     namespace: &str,
     name: &str,
 ) -> rusqlite::Result<i64> {
-    let select = format!("SELECT id FROM {table} WHERE namespace = ?1 AND name = ?2");
+    // Insert first: a name not in the id cache is mostly a new one.
+    let insert = format!(
+        "INSERT INTO {table} (namespace, name) VALUES (?1, ?2) ON CONFLICT DO NOTHING RETURNING id"
+    );
     if let Some(id) = tx
-        .prepare_cached(&select)?
+        .prepare_cached(&insert)?
         .query_row(params![namespace, name], |r| r.get(0))
         .optional()?
     {
         return Ok(id);
     }
-    let insert = format!("INSERT INTO {table} (namespace, name) VALUES (?1, ?2)");
-    tx.prepare_cached(&insert)?
-        .execute(params![namespace, name])?;
-    Ok(tx.last_insert_rowid())
+    let select = format!("SELECT id FROM {table} WHERE namespace = ?1 AND name = ?2");
+    tx.prepare_cached(&select)?
+        .query_row(params![namespace, name], |r| r.get(0))
 }
 
 fn upsert_version(
@@ -369,44 +379,43 @@ fn upsert_version(
     part: &DatasetPart,
     time: i64,
 ) -> rusqlite::Result<i64> {
-    // Select first: most versions are named again (an output read by the
-    // next step), and an unchanged row is then neither rewritten nor are its
-    // indexes touched. The write lock is held, so nothing moves in between.
+    // Insert first: a version not in the id cache is mostly a new output;
+    // one named again (and not content-addressed) is read, and updated only
+    // to fill a gap, so that an unchanged row and its indexes are left alone.
     let size = part.size.map(|s| s as i64);
-    let found: Option<(i64, Option<String>, Option<i64>, i64)> = tx
+    if let Some(id) = tx
+        .prepare_cached(
+            "INSERT INTO dataset_version (dataset_id, version, digest, size, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT DO NOTHING RETURNING id",
+        )?
+        .query_row(params![dataset, version, part.digest, size, time], |r| {
+            r.get(0)
+        })
+        .optional()?
+    {
+        return Ok(id);
+    }
+    let (id, digest, stored_size, created): (i64, Option<String>, Option<i64>, i64) = tx
         .prepare_cached(
             "SELECT id, digest, size, created_at FROM dataset_version
              WHERE dataset_id = ?1 AND version = ?2",
         )?
         .query_row(params![dataset, version], |r| {
             Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
-        })
-        .optional()?;
-    match found {
-        None => {
-            tx.prepare_cached(
-                "INSERT INTO dataset_version (dataset_id, version, digest, size, created_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5)",
-            )?
-            .execute(params![dataset, version, part.digest, size, time])?;
-            Ok(tx.last_insert_rowid())
-        }
-        Some((id, digest, stored_size, created)) => {
-            // A digest or size learned late fills a gap; an earlier sighting
-            // moves the creation time back. Nothing else changes.
-            let fills = (digest.is_none() && part.digest.is_some())
-                || (stored_size.is_none() && size.is_some());
-            if fills || time < created {
-                tx.prepare_cached(
-                    "UPDATE dataset_version SET digest = COALESCE(digest, ?2),
-                        size = COALESCE(size, ?3), created_at = MIN(created_at, ?4)
-                     WHERE id = ?1",
-                )?
-                .execute(params![id, part.digest, size, time])?;
-            }
-            Ok(id)
-        }
+        })?;
+    // A digest or size learned late fills a gap; an earlier sighting moves
+    // the creation time back. Nothing else changes.
+    let fills =
+        (digest.is_none() && part.digest.is_some()) || (stored_size.is_none() && size.is_some());
+    if fills || time < created {
+        tx.prepare_cached(
+            "UPDATE dataset_version SET digest = COALESCE(digest, ?2),
+                size = COALESCE(size, ?3), created_at = MIN(created_at, ?4)
+             WHERE id = ?1",
+        )?
+        .execute(params![id, part.digest, size, time])?;
     }
+    Ok(id)
 }
 
 /// The version an input names, or the dataset's latest at `time`.
@@ -437,45 +446,53 @@ fn apply_run(w: &mut Writer<'_, '_>, run: &RunPart, time: i64) -> rusqlite::Resu
         .as_ref()
         .is_some_and(EventType::is_terminal)
         .then_some(time);
-    let c = &run.columns;
-    let inserted = w
-        .tx
-        .prepare_cached(
-            "INSERT INTO run (run_id, job_id, state, started_at, ended_at, first_seen, parent_run_id,
-            root_run_id, fingerprint, container_image, container_registry, container_repository,
-            container_tag, container_digest, params_sha256, exit_code, user_name, host)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)
-         ON CONFLICT (run_id) DO NOTHING",
-        )?
-        .execute(params![
-            run.run_id,
-            job,
-            state,
-            started,
-            ended,
-            time,
-            c.parent_run_id,
-            c.root_run_id,
-            c.fingerprint,
-            c.container_image,
-            c.container_registry,
-            c.container_repository,
-            c.container_tag,
-            c.container_digest,
-            c.params_sha256,
-            c.exit_code,
-            c.user,
-            c.host
-        ])?;
-    if inserted == 0 {
-        merge_run(&w.tx, run, state, started, ended, time)?;
+    let stored = match w.runs.remove(&run.run_id) {
+        Some(row) => Some(row),
+        None => {
+            let fresh = merged_run(None, run, state, started, ended, time);
+            let mut insert = w.tx.prepare_cached(
+                "INSERT INTO run (run_id, job_id, state, started_at, ended_at, first_seen, parent_run_id,
+                    root_run_id, fingerprint, container_image, container_registry, container_repository,
+                    container_tag, container_digest, params_sha256, exit_code, user_name, host)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)
+                 ON CONFLICT (run_id) DO NOTHING",
+            )?;
+            insert.raw_bind_parameter(1, &run.run_id)?;
+            insert.raw_bind_parameter(2, job)?;
+            for (i, value) in fresh.iter().enumerate() {
+                insert.raw_bind_parameter(i + 3, value)?;
+            }
+            if insert.raw_execute()? == 1 {
+                w.runs.insert(run.run_id.clone(), fresh);
+                None
+            } else {
+                // Written by an earlier transaction: read it back.
+                let row: Vec<SqlValue> = w
+                    .tx
+                    .prepare_cached(
+                        "SELECT state, started_at, ended_at, first_seen, parent_run_id, root_run_id,
+                            fingerprint, container_image, container_registry, container_repository,
+                            container_tag, container_digest, params_sha256, exit_code, user_name, host
+                         FROM run WHERE run_id = ?1",
+                    )?
+                    .query_row([&run.run_id], |r| (0..RUN_MERGED.len()).map(|i| r.get(i)).collect())?;
+                Some(row)
+            }
+        }
+    };
+    if let Some(stored) = stored {
+        let wanted = merged_run(Some(&stored), run, state, started, ended, time);
+        update_run(&w.tx, &run.run_id, &stored, &wanted)?;
+        w.runs.insert(run.run_id.clone(), wanted);
     }
     for input in &run.inputs {
         let version = input_version(w, input, time)?;
-        w.tx.prepare_cached(
-            "INSERT OR IGNORE INTO run_input (run_id, version_id, event_time) VALUES (?1, ?2, ?3)",
-        )?
-        .execute(params![run.run_id, version, time])?;
+        if w.edges.insert((true, run.run_id.clone(), version)) {
+            w.tx.prepare_cached(
+                "INSERT OR IGNORE INTO run_input (run_id, version_id, event_time) VALUES (?1, ?2, ?3)",
+            )?
+            .execute(params![run.run_id, version, time])?;
+        }
     }
     for output in &run.outputs {
         let dataset = w.named("dataset", &output.namespace, &output.name)?;
@@ -484,73 +501,68 @@ fn apply_run(w: &mut Writer<'_, '_>, run: &RunPart, time: i64) -> rusqlite::Resu
             .clone()
             .unwrap_or_else(|| format!("run:{}", run.run_id));
         let version = w.version(dataset, &version, output, time)?;
-        w.tx.prepare_cached(
-            "INSERT OR IGNORE INTO run_output (run_id, version_id, event_time) VALUES (?1, ?2, ?3)",
-        )?
-        .execute(params![run.run_id, version, time])?;
+        if w.edges.insert((false, run.run_id.clone(), version)) {
+            w.tx.prepare_cached(
+                "INSERT OR IGNORE INTO run_output (run_id, version_id, event_time) VALUES (?1, ?2, ?3)",
+            )?
+            .execute(params![run.run_id, version, time])?;
+        }
     }
     Ok(())
 }
 
-/// A later (or replayed earlier) event of a known run: its row is read,
-/// merged in memory, and only the columns whose value changes are written,
-/// so that the indexes over unchanged columns are not touched. The rules:
-/// a terminal state sticks; the first start and end times stay; first_seen is
-/// the earliest; any other value an event carries replaces the stored one.
-fn merge_run(
-    tx: &rusqlite::Transaction<'_>,
+/// The run columns merged across events, in the order of the row's values.
+const RUN_MERGED: [&str; 16] = [
+    "state",
+    "started_at",
+    "ended_at",
+    "first_seen",
+    "parent_run_id",
+    "root_run_id",
+    "fingerprint",
+    "container_image",
+    "container_registry",
+    "container_repository",
+    "container_tag",
+    "container_digest",
+    "params_sha256",
+    "exit_code",
+    "user_name",
+    "host",
+];
+
+/// A run's row after one more event (`stored` is the row before it, `None`
+/// for a new run). The rules: a terminal state sticks; the first start and
+/// end times stay; first_seen is the earliest; any other value an event
+/// carries replaces the stored one.
+fn merged_run(
+    stored: Option<&[SqlValue]>,
     run: &RunPart,
     state: Option<&'static str>,
     started: Option<i64>,
     ended: Option<i64>,
     time: i64,
-) -> rusqlite::Result<()> {
-    use rusqlite::types::Value as Sql;
-    const MERGED: [&str; 15] = [
-        "state",
-        "started_at",
-        "ended_at",
-        "first_seen",
-        "parent_run_id",
-        "root_run_id",
-        "fingerprint",
-        "container_image",
-        "container_registry",
-        "container_repository",
-        "container_tag",
-        "container_digest",
-        "params_sha256",
-        "exit_code",
-        "user_name",
-    ];
-    let stored: Vec<Sql> = tx
-        .prepare_cached(
-            "SELECT state, started_at, ended_at, first_seen, parent_run_id, root_run_id, fingerprint,
-                container_image, container_registry, container_repository, container_tag,
-                container_digest, params_sha256, exit_code, user_name, host
-             FROM run WHERE run_id = ?1",
-        )?
-        .query_row([&run.run_id], |r| (0..16).map(|i| r.get(i)).collect())?;
-    let text = |v: &Option<String>| v.clone().map_or(Sql::Null, Sql::Text);
-    let int = |v: Option<i64>| v.map_or(Sql::Null, Sql::Integer);
+) -> Vec<SqlValue> {
+    let text = |v: &Option<String>| v.clone().map_or(SqlValue::Null, SqlValue::Text);
+    let int = |v: Option<i64>| v.map_or(SqlValue::Null, SqlValue::Integer);
+    let old = |i: usize| stored.map_or(SqlValue::Null, |row| row[i].clone());
     let c = &run.columns;
     let terminal =
-        matches!(&stored[0], Sql::Text(s) if ["COMPLETE", "FAIL", "ABORT"].contains(&s.as_str()));
-    let mut wanted: Vec<Sql> = Vec::with_capacity(16);
-    wanted.push(match state {
-        Some(s) if !terminal => Sql::Text(s.to_owned()),
-        _ => stored[0].clone(),
+        matches!(old(0), SqlValue::Text(s) if ["COMPLETE", "FAIL", "ABORT"].contains(&s.as_str()));
+    let mut row = Vec::with_capacity(RUN_MERGED.len());
+    row.push(match state {
+        Some(s) if !terminal => SqlValue::Text(s.to_owned()),
+        _ => old(0),
     });
-    // First wins for the start and end times.
     for (i, new) in [(1, started), (2, ended)] {
-        wanted.push(match &stored[i] {
-            Sql::Null => int(new),
-            kept => kept.clone(),
+        row.push(match old(i) {
+            SqlValue::Null => int(new),
+            kept => kept,
         });
     }
-    wanted.push(match &stored[3] {
-        Sql::Integer(first) if *first <= time => Sql::Integer(*first),
-        _ => Sql::Integer(time),
+    row.push(match old(3) {
+        SqlValue::Integer(first) if first <= time => SqlValue::Integer(first),
+        _ => SqlValue::Integer(time),
     });
     let later = [
         text(&c.parent_run_id),
@@ -567,16 +579,26 @@ fn merge_run(
         text(&c.host),
     ];
     for (i, new) in later.into_iter().enumerate() {
-        wanted.push(match new {
-            Sql::Null => stored[4 + i].clone(),
+        row.push(match new {
+            SqlValue::Null => old(4 + i),
             value => value,
         });
     }
+    row
+}
+
+/// Writes only the columns whose value changes, so that the indexes over
+/// unchanged columns are not touched.
+fn update_run(
+    tx: &rusqlite::Transaction<'_>,
+    run_id: &str,
+    stored: &[SqlValue],
+    wanted: &[SqlValue],
+) -> rusqlite::Result<()> {
     let mut sets = Vec::new();
-    let mut values: Vec<Sql> = Vec::new();
-    for (i, (now, then)) in wanted.into_iter().zip(&stored).enumerate() {
-        if &now != then {
-            let column = MERGED.get(i).copied().unwrap_or("host");
+    let mut values: Vec<&SqlValue> = Vec::new();
+    for ((column, now), then) in RUN_MERGED.iter().zip(wanted).zip(stored) {
+        if now != then {
             values.push(now);
             sets.push(format!("{column} = ?{}", values.len() + 1));
         }
@@ -586,8 +608,8 @@ fn merge_run(
     }
     let sql = format!("UPDATE run SET {} WHERE run_id = ?1", sets.join(", "));
     let mut stmt = tx.prepare_cached(&sql)?;
-    stmt.raw_bind_parameter(1, &run.run_id)?;
-    for (i, value) in values.iter().enumerate() {
+    stmt.raw_bind_parameter(1, run_id)?;
+    for (i, value) in values.into_iter().enumerate() {
         stmt.raw_bind_parameter(i + 2, value)?;
     }
     stmt.raw_execute().map(drop)
@@ -686,6 +708,8 @@ impl Backend for Sqlite {
                 tx,
                 cache: &snapshot,
                 learned: Learned::default(),
+                runs: HashMap::new(),
+                edges: Default::default(),
             };
             let received = now_micros();
             let (mut seq, mut previous): (u64, String) =
@@ -703,43 +727,69 @@ impl Backend for Sqlite {
             let mut outcomes = Vec::new();
             for event in batch {
                 let event = &event;
-                // The same event has the same run id: looked up through the
-                // (run_id, event_id) index, under the write lock.
-                let earlier: Option<i64> = w
-                    .tx
-                    .prepare_cached("SELECT seq FROM event WHERE run_id IS ?1 AND event_id = ?2")
-                    .and_then(|mut s| {
-                        s.query_row(params![event.run_id, event.event_id], |r| r.get(0))
-                            .optional()
-                    })
-                    .map_err(backend("look for an earlier copy of an event"))?;
+                // The same event has the same run id: the unique index over
+                // (run_id, event_id) makes a second copy a no-op. Events
+                // without a run id (NULL, never equal there) are looked up.
+                let mut earlier: Option<i64> = None;
+                if event.run_id.is_none() {
+                    earlier =
+                        w.tx.prepare_cached(
+                            "SELECT seq FROM event WHERE run_id IS NULL AND event_id = ?1",
+                        )
+                        .and_then(|mut s| s.query_row([&event.event_id], |r| r.get(0)).optional())
+                        .map_err(backend("look for an earlier copy of an event"))?;
+                }
+                if earlier.is_none() {
+                    seq += 1;
+                    let link = chain::link_with_content(&previous, seq, &event.content);
+                    let (codec, stored) = match &event.packed {
+                        Some((codec, packed)) => {
+                            (*codec, std::borrow::Cow::Borrowed(packed.as_slice()))
+                        }
+                        None => codecs.encode(&event.raw),
+                    };
+                    let inserted = w
+                        .tx
+                        .prepare_cached(
+                            "INSERT INTO event (seq, event_id, raw, codec, link, kind, run_id, event_time, received_at)
+                             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+                             ON CONFLICT DO NOTHING",
+                        )
+                        .and_then(|mut s| {
+                            s.execute(params![
+                                seq as i64,
+                                event.event_id,
+                                stored.as_ref(),
+                                codec,
+                                link,
+                                event.kind,
+                                event.run_id,
+                                event.time,
+                                received
+                            ])
+                        })
+                        .map_err(backend("append an event"))?;
+                    if inserted == 1 {
+                        previous = link;
+                    } else {
+                        seq -= 1;
+                        earlier =
+                            w.tx.prepare_cached(
+                                "SELECT seq FROM event WHERE run_id = ?1 AND event_id = ?2",
+                            )
+                            .and_then(|mut s| {
+                                s.query_row(params![event.run_id, event.event_id], |r| r.get(0))
+                            })
+                            .map(Some)
+                            .map_err(backend("look for an earlier copy of an event"))?;
+                    }
+                }
                 if let Some(earlier) = earlier {
                     outcomes.push(Outcome::Duplicate {
                         seq: earlier as u64,
                     });
                     continue;
                 }
-                seq += 1;
-                let link = chain::link_with_content(&previous, seq, &event.content);
-                let (codec, stored) = codecs.encode(&event.raw);
-                w.tx.prepare_cached(
-                    "INSERT INTO event (seq, event_id, raw, codec, link, kind, run_id, event_time, received_at)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-                )
-                .and_then(|mut s| {
-                    s.execute(params![
-                        seq as i64,
-                        event.event_id,
-                        stored.as_ref(),
-                        codec,
-                        link,
-                        event.kind,
-                        event.run_id,
-                        event.time,
-                        received
-                    ])
-                })
-                .map_err(backend("append an event"))?;
                 match &event.body {
                     Body::Run(run) => apply_run(&mut w, run, event.time),
                     Body::Dataset(part) => w
@@ -751,7 +801,6 @@ impl Backend for Sqlite {
                     Body::Job { namespace, name } => w.named("job", namespace, name).map(drop),
                 }
                 .map_err(backend(format!("record event {seq} in the lineage model")))?;
-                previous = link;
                 outcomes.push(Outcome::Stored { seq });
             }
             let Writer { tx, learned, .. } = w;
@@ -778,6 +827,13 @@ impl Backend for Sqlite {
         }
         self.checkpoint_if_large();
         Ok(outcomes)
+    }
+
+    fn packer(&self) -> Option<Box<dyn FnMut(&[u8]) -> Option<(i64, Vec<u8>)> + Send>> {
+        self.codecs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .packer()
     }
 
     fn walk_chain(&self, visit: &mut dyn FnMut(u64, &[u8], &str) -> bool) -> StoreResult<()> {
