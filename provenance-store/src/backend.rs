@@ -14,6 +14,10 @@ pub(crate) enum Start {
     Runs(Vec<String>),
 }
 
+/// Compresses an event's bytes for storage: (codec, bytes), or `None` to
+/// store them as received.
+pub(crate) type Packer = Box<dyn FnMut(&[u8]) -> Option<(i64, Vec<u8>)> + Send>;
+
 pub(crate) trait Backend: Send + Sync {
     /// Appends the events, in order, to the log and the lineage model in one
     /// transaction; one outcome per event. The events may still be being
@@ -21,7 +25,7 @@ pub(crate) trait Backend: Send + Sync {
     fn ingest(&self, batch: &mut dyn Iterator<Item = Prepared>) -> StoreResult<Vec<Outcome>>;
     /// A compressor for events, made on the parsing thread so that the
     /// writer only writes; `None` if the backend stores events as received.
-    fn packer(&self) -> Option<Box<dyn FnMut(&[u8]) -> Option<(i64, Vec<u8>)> + Send>> {
+    fn packer(&self) -> Option<Packer> {
         None
     }
     /// Visits `(seq, raw, link)` in chain order until `visit` returns false.

@@ -49,7 +49,7 @@ pub(crate) struct Codecs {
 impl Codecs {
     /// A compressor with the writer's dictionary, for another thread: it
     /// gives the codec and bytes to store, or `None` to store `raw` as it is.
-    pub(crate) fn packer(&self) -> Option<Box<dyn FnMut(&[u8]) -> Option<(i64, Vec<u8>)> + Send>> {
+    pub(crate) fn packer(&self) -> Option<crate::backend::Packer> {
         let (id, dictionary) = self.shared.clone()?;
         let mut compressor = zstd::bulk::Compressor::with_dictionary(LEVEL, &dictionary).ok()?;
         Some(Box::new(move |raw: &[u8]| {

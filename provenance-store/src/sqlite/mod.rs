@@ -829,7 +829,7 @@ impl Backend for Sqlite {
         Ok(outcomes)
     }
 
-    fn packer(&self) -> Option<Box<dyn FnMut(&[u8]) -> Option<(i64, Vec<u8>)> + Send>> {
+    fn packer(&self) -> Option<crate::backend::Packer> {
         self.codecs
             .lock()
             .unwrap_or_else(|e| e.into_inner())
