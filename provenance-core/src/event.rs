@@ -288,6 +288,14 @@ impl Event {
         serde_json::to_string(self).expect("events convert to JSON")
     }
 
+    /// Appends the event as compact JSON text to `out` (a buffer the caller
+    /// reuses, so that emitting allocates nothing for the text).
+    pub fn write_json(&self, out: &mut Vec<u8>) {
+        // Events hold only JSON-compatible data (string keys, finite numbers),
+        // and writing to a Vec cannot fail.
+        serde_json::to_writer(out, self).expect("events convert to JSON");
+    }
+
     /// When the event happened.
     pub fn event_time(&self) -> &EventTime {
         match self {
