@@ -14,6 +14,7 @@ pub use prov::*;
 pub use standard::*;
 
 use std::borrow::Cow;
+use std::cell::RefCell;
 use std::fmt;
 use std::marker::PhantomData;
 use std::sync::OnceLock;
@@ -21,7 +22,6 @@ use std::sync::OnceLock;
 use serde::de::DeserializeOwned;
 use serde::ser::SerializeMap;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
-use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 /// The producer URI written into events and facets made by this crate.
@@ -134,17 +134,13 @@ pub struct FacetError {
 ///
 /// A facet read from an event is kept as its parsed JSON value. A facet stored
 /// from its Rust type with [`Facets::set`] is kept as the compact JSON text it
-/// serializes to, written once: serializing the event copies that text, and
-/// [`Facets::raw`] parses it only when asked. Entries are kept sorted by key, so
-/// an event serializes its facets in key order, as it always did.
+/// serializes to, written once: [`crate::Event::write_json`] copies that text,
+/// and [`Facets::raw`] parses it only when asked (as does serializing through
+/// serde, which sees JSON values). Entries are kept sorted by key, so an event
+/// serializes its facets in key order, as it always did.
 ///
 /// `Facets` also remembers whether the `facets` member was present at all, so
 /// that an event without one serializes without one.
-///
-/// The text is written through serde_json's raw values, so facets (and the
-/// events that hold them) serialize with serde_json only: to text with
-/// `serde_json::to_writer` and friends or [`crate::Event::write_json`], to a
-/// value with `serde_json::to_value`.
 pub struct Facets<K> {
     entries: Vec<(Cow<'static, str>, Entry)>,
     present: bool,
@@ -154,8 +150,8 @@ pub struct Facets<K> {
 /// One facet: the JSON text it was stored as, its value, or both.
 #[derive(Clone)]
 struct Entry {
-    /// Compact JSON text, for a facet stored from its Rust type.
-    text: Option<Box<RawValue>>,
+    /// Compact JSON text (UTF-8), for a facet stored from its Rust type.
+    text: Option<Box<[u8]>>,
     /// The value; for a facet kept as text, parsed from it on first use.
     value: OnceLock<Value>,
 }
@@ -172,7 +168,7 @@ impl Entry {
         self.value.get_or_init(|| match &self.text {
             // The text was written by serde_json from a Rust value, so it is
             // JSON that serde_json reads back (float_roundtrip keeps numbers).
-            Some(text) => serde_json::from_str(text.get()).expect("facet text is JSON"),
+            Some(text) => serde_json::from_slice(text).expect("facet text is JSON"),
             None => unreachable!("a facet entry holds text or a value"),
         })
     }
@@ -182,6 +178,22 @@ impl Entry {
             Some(value) => value,
             None => self.value().clone(),
         }
+    }
+}
+
+thread_local! {
+    /// Where this thread writes a facet's text before it is stored.
+    static SCRATCH: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Appends `facet` as compact JSON text.
+fn facet_text<F: Serialize>(out: &mut Vec<u8>, facet: &F) {
+    let len = out.len();
+    if crate::json::write(out, facet).is_err() {
+        // Something the fast writer leaves to serde_json. Facet types hold
+        // strings, numbers, booleans and maps, which serde_json always writes.
+        out.truncate(len);
+        serde_json::to_writer(out, facet).expect("facet types convert to JSON");
     }
 }
 
@@ -201,9 +213,9 @@ impl<K: FacetKind> Facets<K> {
         let entry = self.entry(F::KEY)?;
         let read = match (&entry.text, entry.value.get()) {
             (_, Some(value)) => serde_path_to_error::deserialize(value),
-            (Some(text), None) => serde_path_to_error::deserialize(
-                &mut serde_json::Deserializer::from_str(text.get()),
-            ),
+            (Some(text), None) => {
+                serde_path_to_error::deserialize(&mut serde_json::Deserializer::from_slice(text))
+            }
             (None, None) => unreachable!("a facet entry holds text or a value"),
         };
         Some(read.map_err(|source| FacetError {
@@ -216,9 +228,19 @@ impl<K: FacetKind> Facets<K> {
     /// Stores `facet` under its key, replacing any facet of the same name (the
     /// spec's rule for facets sent again). The facet is serialized here, once.
     pub fn set<F: Facet<Kind = K>>(&mut self, facet: &F) {
-        // Facet types hold only strings, numbers, booleans and string-keyed maps,
-        // which serde_json always writes.
-        let text = serde_json::value::to_raw_value(facet).expect("facet types convert to JSON");
+        let text = SCRATCH.with(|cell| match cell.try_borrow_mut() {
+            Ok(mut scratch) => {
+                scratch.clear();
+                facet_text(&mut scratch, facet);
+                Box::from(&scratch[..])
+            }
+            // Only if a facet's Serialize itself sets a facet.
+            Err(_) => {
+                let mut text = Vec::new();
+                facet_text(&mut text, facet);
+                text.into_boxed_slice()
+            }
+        });
         self.insert(
             Cow::Borrowed(F::KEY),
             Entry {
@@ -286,6 +308,24 @@ impl<K> Facets<K> {
         Some(&self.entries[at].1)
     }
 
+    /// Appends the facets as a JSON object: text as stored, values written.
+    pub(crate) fn write_json(&self, out: &mut Vec<u8>) {
+        out.push(b'{');
+        for (i, (key, entry)) in self.entries.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            crate::json::write_str(out, key);
+            out.push(b':');
+            match (&entry.text, entry.value.get()) {
+                (Some(text), _) => out.extend_from_slice(text),
+                (None, Some(value)) => crate::json::write_value(out, value),
+                (None, None) => unreachable!("a facet entry holds text or a value"),
+            }
+        }
+        out.push(b'}');
+    }
+
     fn insert(&mut self, key: Cow<'static, str>, entry: Entry) {
         self.present = true;
         match self.position(&key) {
@@ -340,13 +380,11 @@ impl<K> fmt::Debug for Facets<K> {
 
 impl<K> Serialize for Facets<K> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        // Through serde, every facet is its JSON value (text is parsed), so any
+        // serializer sees the same thing.
         let mut map = serializer.serialize_map(Some(self.entries.len()))?;
         for (key, entry) in &self.entries {
-            match (&entry.text, entry.value.get()) {
-                (Some(text), _) => map.serialize_entry(key, text)?,
-                (None, Some(value)) => map.serialize_entry(key, value)?,
-                (None, None) => unreachable!("a facet entry holds text or a value"),
-            }
+            map.serialize_entry(key, entry.value())?;
         }
         map.end()
     }
@@ -418,14 +456,17 @@ mod tests {
         facets.set(&facet);
         facets.insert_raw("zzz", json!({"n": 1}));
         facets.insert_raw("aaa", json!([1, 2]));
-        // Serialized as written, in key order, whether set or inserted.
-        let text = serde_json::to_string(&facets).unwrap();
+        // Written as stored, in key order, whether set or inserted.
+        let mut text = Vec::new();
+        facets.write_json(&mut text);
         let expected = format!(
             r#"{{"aaa":[1,2],"parent":{},"zzz":{{"n":1}}}}"#,
             serde_json::to_string(&facet).unwrap()
         );
-        assert_eq!(text, expected);
+        assert_eq!(String::from_utf8(text).unwrap(), expected);
+        // Through serde, the same JSON value.
         let value = serde_json::to_value(&facets).unwrap();
+        assert_eq!(serde_json::from_str::<Value>(&expected).unwrap(), value);
         assert_eq!(value["parent"], serde_json::to_value(&facet).unwrap());
         // The views: raw (parsed on demand), iter, get, remove.
         assert_eq!(facets.raw("parent"), Some(&value["parent"]));
