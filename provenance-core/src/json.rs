@@ -51,35 +51,56 @@ const fn splat(b: u8) -> u64 {
     u64::from_ne_bytes([b; 8])
 }
 
-/// Whether any of the eight bytes of `chunk` is `"`, `\` or below 0x20 (the
-/// bytes JSON escapes). Exact: no false positives or negatives for the word.
+/// The high bit of each byte of `chunk` that is `"`, `\\` or below 0x20 (the
+/// bytes JSON escapes). Exact for the word as a whole: zero if and only if no
+/// byte needs escaping.
 #[inline]
-fn needs_escape(chunk: u64) -> bool {
+fn escape_bits(chunk: u64) -> u64 {
     let ones = splat(1);
     let control = chunk.wrapping_sub(splat(0x20)) & !chunk;
     let quote = chunk ^ splat(b'"');
     let quote = quote.wrapping_sub(ones) & !quote;
     let backslash = chunk ^ splat(b'\\');
     let backslash = backslash.wrapping_sub(ones) & !backslash;
-    (control | quote | backslash) & splat(0x80) != 0
+    (control | quote | backslash) & splat(0x80)
+}
+
+/// Whether any byte of `bytes` needs escaping, eight bytes at a time (the
+/// tail padded with spaces, which need none).
+#[inline]
+fn needs_escape(bytes: &[u8]) -> bool {
+    let chunks = bytes.chunks_exact(8);
+    let tail = chunks.remainder();
+    let mut padded = [b' '; 8];
+    padded[..tail.len()].copy_from_slice(tail);
+    let bits = chunks.fold(escape_bits(u64::from_ne_bytes(padded)), |bits, c| {
+        bits | escape_bits(u64::from_ne_bytes(c.try_into().expect("eight bytes")))
+    });
+    bits != 0
 }
 
 /// Appends `s` as a JSON string, quoted and escaped as serde_json does.
+#[inline]
 pub(crate) fn write_str(out: &mut Vec<u8>, s: &str) {
     let bytes = s.as_bytes();
-    out.reserve(bytes.len() + 2);
+    if needs_escape(bytes) {
+        write_escaped(out, bytes);
+    } else {
+        out.reserve(bytes.len() + 2);
+        out.push(b'"');
+        out.extend_from_slice(bytes);
+        out.push(b'"');
+    }
+}
+
+/// The string of `bytes` (UTF-8), with the escapes it needs.
+#[cold]
+fn write_escaped(out: &mut Vec<u8>, bytes: &[u8]) {
+    out.reserve(bytes.len() + 8);
     out.push(b'"');
     // `start` begins the run of bytes not yet copied.
-    let (mut start, mut i) = (0, 0);
-    while i < bytes.len() {
-        if let Some(word) = bytes.get(i..i + 8) {
-            let word = u64::from_ne_bytes(word.try_into().expect("eight bytes"));
-            if !needs_escape(word) {
-                i += 8;
-                continue;
-            }
-        }
-        let b = bytes[i];
+    let mut start = 0;
+    for (i, &b) in bytes.iter().enumerate() {
         let escape: &[u8] = match b {
             b'"' => b"\\\"",
             b'\\' => b"\\\\",
@@ -89,10 +110,7 @@ pub(crate) fn write_str(out: &mut Vec<u8>, s: &str) {
             0x08 => b"\\b",
             0x0c => b"\\f",
             0x00..=0x1f => b"",
-            _ => {
-                i += 1;
-                continue;
-            }
+            _ => continue,
         };
         out.extend_from_slice(&bytes[start..i]);
         if escape.is_empty() {
@@ -103,8 +121,7 @@ pub(crate) fn write_str(out: &mut Vec<u8>, s: &str) {
         } else {
             out.extend_from_slice(escape);
         }
-        i += 1;
-        start = i;
+        start = i + 1;
     }
     out.extend_from_slice(&bytes[start..]);
     out.push(b'"');
