@@ -92,15 +92,17 @@ pub trait Facet: Serialize + DeserializeOwned {
 /// on job and dataset facets).
 ///
 /// Reading is lenient: a facet without `_producer` or `_schemaURL` still parses
-/// (with empty strings), and [`crate::validate`] reports the omission.
+/// (with empty strings), and [`crate::validate`] reports the omission. Facets
+/// made by this crate borrow both from constants, so making one allocates
+/// nothing for them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FacetBase {
     /// URI of the software that produced the facet.
     #[serde(rename = "_producer", default)]
-    pub producer: String,
+    pub producer: Cow<'static, str>,
     /// URL of the schema version the facet follows.
     #[serde(rename = "_schemaURL", default)]
-    pub schema_url: String,
+    pub schema_url: Cow<'static, str>,
     /// `true` asks a consumer to delete this facet (job and dataset facets only).
     #[serde(rename = "_deleted", default, skip_serializing_if = "Option::is_none")]
     pub deleted: Option<bool>,
@@ -110,8 +112,8 @@ impl FacetBase {
     /// The base of a facet of type `F` produced by this crate.
     pub fn ours<F: Facet>() -> Self {
         FacetBase {
-            producer: PRODUCER.to_owned(),
-            schema_url: F::SCHEMA_URL.to_owned(),
+            producer: Cow::Borrowed(PRODUCER),
+            schema_url: Cow::Borrowed(F::SCHEMA_URL),
             deleted: None,
         }
     }
