@@ -29,7 +29,7 @@ pub enum CanonicalError {
 /// The RFC 8785 canonical text of `value`.
 pub fn canonical_json(value: &Value) -> Result<String, CanonicalError> {
     let mut out = String::new();
-    write_value(value, &mut out, &mut String::new())?;
+    write_value(value, &mut out, None)?;
     Ok(out)
 }
 
@@ -42,7 +42,38 @@ pub fn canonical_sha256(value: &Value) -> Result<String, CanonicalError> {
 
 const MAX_EXACT: u64 = 1 << 53;
 
-fn write_value(value: &Value, out: &mut String, path: &mut String) -> Result<(), CanonicalError> {
+/// Where a value sits, as a chain up to the root: the JSON pointer is only
+/// spelled out for an error, so canonicalizing allocates nothing for it.
+struct Step<'a> {
+    parent: Option<&'a Step<'a>>,
+    member: Member<'a>,
+}
+
+enum Member<'a> {
+    Index(usize),
+    Name(&'a str),
+}
+
+/// The JSON pointer of `at` (`""` for the root).
+fn pointer(at: Option<&Step<'_>>) -> String {
+    let mut parts = Vec::new();
+    let mut step = at;
+    while let Some(s) = step {
+        parts.push(match s.member {
+            Member::Index(i) => format!("/{i}"),
+            Member::Name(name) => format!("/{}", name.replace('~', "~0").replace('/', "~1")),
+        });
+        step = s.parent;
+    }
+    parts.reverse();
+    parts.concat()
+}
+
+fn write_value(
+    value: &Value,
+    out: &mut String,
+    at: Option<&Step<'_>>,
+) -> Result<(), CanonicalError> {
     match value {
         Value::Null => out.push_str("null"),
         Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
@@ -55,7 +86,7 @@ fn write_value(value: &Value, out: &mut String, path: &mut String) -> Result<(),
             if !exact {
                 return Err(CanonicalError::InexactInteger {
                     number: n.to_string(),
-                    path: path.clone(),
+                    path: pointer(at),
                 });
             }
             // Without serde_json's arbitrary_precision, every number converts.
@@ -69,10 +100,11 @@ fn write_value(value: &Value, out: &mut String, path: &mut String) -> Result<(),
                 if i > 0 {
                     out.push(',');
                 }
-                let len = path.len();
-                path.push_str(&format!("/{i}"));
-                write_value(item, out, path)?;
-                path.truncate(len);
+                let step = Step {
+                    parent: at,
+                    member: Member::Index(i),
+                };
+                write_value(item, out, Some(&step))?;
             }
             out.push(']');
         }
@@ -86,11 +118,11 @@ fn write_value(value: &Value, out: &mut String, path: &mut String) -> Result<(),
                 }
                 write_string(name, out);
                 out.push(':');
-                let len = path.len();
-                path.push('/');
-                path.push_str(&name.replace('~', "~0").replace('/', "~1"));
-                write_value(member, out, path)?;
-                path.truncate(len);
+                let step = Step {
+                    parent: at,
+                    member: Member::Name(name),
+                };
+                write_value(member, out, Some(&step))?;
             }
             out.push('}');
         }
@@ -303,6 +335,12 @@ mod tests {
                 path: "/ids/1".into()
             }
         );
+        let path = |v: Value| match canonical_json(&v).unwrap_err() {
+            CanonicalError::InexactInteger { path, .. } => path,
+        };
+        let big = 9007199254740993u64;
+        assert_eq!(path(json!({"a/b": {"c~d": [0, big]}})), "/a~1b/c~0d/1");
+        assert_eq!(path(json!(big)), "");
         assert!(canonical_json(&json!(9007199254740992u64)).is_ok());
         assert!(canonical_json(&json!(-9007199254740992i64)).is_ok());
     }

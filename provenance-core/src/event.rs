@@ -10,8 +10,10 @@
 use serde::{Deserialize, Serialize, Serializer};
 use serde_json::{Map, Value};
 
-use crate::facets::{DatasetKind, Facets, InputKind, JobKind, OutputKind, PRODUCER, RunKind};
-use crate::{EventTime, RunId};
+use crate::facets::{
+    DatasetKind, FacetKind, Facets, InputKind, JobKind, OutputKind, PRODUCER, RunKind,
+};
+use crate::{EventTime, RunId, json};
 
 /// The schema URL of the OpenLineage spec version this crate writes.
 pub const OPENLINEAGE_SPEC_URL: &str = "https://openlineage.io/spec/2-0-2/OpenLineage.json";
@@ -283,9 +285,52 @@ impl Event {
         serde_json::to_value(self).expect("events convert to JSON")
     }
 
-    /// The event as compact JSON text.
+    /// The event as compact JSON text (what [`Event::write_json`] writes).
     pub fn to_json(&self) -> String {
-        serde_json::to_string(self).expect("events convert to JSON")
+        let mut out = Vec::with_capacity(1024);
+        self.write_json(&mut out);
+        String::from_utf8(out).expect("JSON text is UTF-8")
+    }
+
+    /// Appends the event as compact JSON text to `out`, a buffer the caller
+    /// can reuse. Facets stored from their Rust types are copied as the text
+    /// they were serialized to; the rest is written here. The members come
+    /// in the order of the `Serialize` impls, and the text is the JSON value
+    /// that [`Event::to_value`] gives (tested).
+    pub fn write_json(&self, out: &mut Vec<u8>) {
+        match self {
+            Event::Run(e) => {
+                let mut o = Object::open(out);
+                o.head(&e.event_time, &e.producer, &e.schema_url);
+                if let Some(t) = &e.event_type {
+                    o.str("eventType", t.as_str());
+                }
+                e.run.write_json(o.key("run"));
+                e.job.write_json(o.key("job"));
+                o.datasets("inputs", &e.inputs, InputDataset::write_json);
+                o.datasets("outputs", &e.outputs, OutputDataset::write_json);
+                o.close(&e.extra);
+            }
+            Event::Dataset(e) => {
+                let mut o = Object::open(out);
+                o.head(&e.event_time, &e.producer, &e.schema_url);
+                let d = &e.dataset;
+                let mut dataset = Object::open(o.key("dataset"));
+                dataset.str("namespace", &d.namespace);
+                dataset.str("name", &d.name);
+                dataset.facets("facets", &d.facets);
+                dataset.close(&d.extra);
+                o.close(&e.extra);
+            }
+            Event::Job(e) => {
+                let mut o = Object::open(out);
+                o.head(&e.event_time, &e.producer, &e.schema_url);
+                e.job.write_json(o.key("job"));
+                o.datasets("inputs", &e.inputs, InputDataset::write_json);
+                o.datasets("outputs", &e.outputs, OutputDataset::write_json);
+                o.close(&e.extra);
+            }
+        }
     }
 
     /// When the event happened.
@@ -304,6 +349,112 @@ impl Event {
             Event::Dataset(e) => &e.producer,
             Event::Job(e) => &e.producer,
         }
+    }
+}
+
+/// A JSON object written member by member.
+struct Object<'a> {
+    out: &'a mut Vec<u8>,
+    first: bool,
+}
+
+impl<'a> Object<'a> {
+    fn open(out: &'a mut Vec<u8>) -> Self {
+        out.push(b'{');
+        Object { out, first: true }
+    }
+
+    /// Writes `"key":` and returns the buffer for the value.
+    fn key(&mut self, key: &str) -> &mut Vec<u8> {
+        if !self.first {
+            self.out.push(b',');
+        }
+        self.first = false;
+        json::write_str(self.out, key);
+        self.out.push(b':');
+        self.out
+    }
+
+    fn str(&mut self, key: &str, value: &str) {
+        json::write_str(self.key(key), value);
+    }
+
+    /// `eventTime`, `producer` and `schemaURL`, which every event starts with.
+    fn head(&mut self, time: &EventTime, producer: &str, schema_url: &Option<String>) {
+        self.str("eventTime", time.as_str());
+        self.str("producer", producer);
+        if let Some(url) = schema_url {
+            self.str("schemaURL", url);
+        }
+    }
+
+    fn facets<K: FacetKind>(&mut self, key: &str, facets: &Facets<K>) {
+        if !facets.is_absent() {
+            facets.write_json(self.key(key));
+        }
+    }
+
+    fn datasets<D>(&mut self, key: &str, list: &Option<Vec<D>>, write: fn(&D, &mut Vec<u8>)) {
+        if let Some(list) = list {
+            let out = self.key(key);
+            out.push(b'[');
+            for (i, d) in list.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                write(d, out);
+            }
+            out.push(b']');
+        }
+    }
+
+    /// The members this crate does not model, then `}`.
+    fn close(mut self, extra: &Map<String, Value>) {
+        for (key, value) in extra {
+            json::write_value(self.key(key), value);
+        }
+        self.out.push(b'}');
+    }
+}
+
+impl Run {
+    fn write_json(&self, out: &mut Vec<u8>) {
+        let mut o = Object::open(out);
+        o.str("runId", self.run_id.encode(&mut [0; 36]));
+        o.facets("facets", &self.facets);
+        o.close(&self.extra);
+    }
+}
+
+impl Job {
+    fn write_json(&self, out: &mut Vec<u8>) {
+        let mut o = Object::open(out);
+        o.str("namespace", &self.namespace);
+        o.str("name", &self.name);
+        o.facets("facets", &self.facets);
+        o.close(&self.extra);
+    }
+}
+
+impl InputDataset {
+    fn write_json(&self, out: &mut Vec<u8>) {
+        let mut o = Object::open(out);
+        o.str("namespace", &self.namespace);
+        o.str("name", &self.name);
+        o.facets("facets", &self.facets);
+        o.facets("inputFacets", &self.input_facets);
+        o.close(&self.extra);
+    }
+}
+
+impl OutputDataset {
+    fn write_json(&self, out: &mut Vec<u8>) {
+        let mut o = Object::open(out);
+        o.str("namespace", &self.namespace);
+        o.str("name", &self.name);
+        o.facets("facets", &self.facets);
+        o.facets("outputFacets", &self.output_facets);
+        o.close(&self.extra);
     }
 }
 

@@ -91,6 +91,7 @@ pub mod canonical;
 mod event;
 pub mod facets;
 pub mod hash;
+mod json;
 pub mod oci;
 pub mod recorder;
 pub mod resolve;

@@ -147,9 +147,16 @@ impl From<Uuid> for RunId {
     }
 }
 
+impl RunId {
+    /// Writes the hyphenated lowercase text into `buffer`, without allocating.
+    pub(crate) fn encode<'b>(&self, buffer: &'b mut [u8; 36]) -> &'b str {
+        self.0.hyphenated().encode_lower(buffer)
+    }
+}
+
 impl Serialize for RunId {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_str(self)
+        serializer.serialize_str(self.encode(&mut [0; 36]))
     }
 }
 

@@ -48,8 +48,12 @@ fn every_example_event_round_trips_to_the_same_json_value() {
             "{} changed in a round trip",
             path.display()
         );
-        // Through text too, as the store and the transports will do.
-        let again = Event::from_slice(event.to_json().as_bytes()).unwrap();
+        // Through text too, as the store and the transports will do: the text
+        // written is the same JSON value.
+        let text = event.to_json();
+        let written: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(&written, original, "{} written as text", path.display());
+        let again = Event::from_slice(text.as_bytes()).unwrap();
         assert_eq!(again, event, "{}", path.display());
         round_tripped += 1;
     }

@@ -13,10 +13,14 @@ mod standard;
 pub use prov::*;
 pub use standard::*;
 
+use std::borrow::Cow;
+use std::cell::RefCell;
 use std::fmt;
 use std::marker::PhantomData;
+use std::sync::OnceLock;
 
 use serde::de::DeserializeOwned;
+use serde::ser::SerializeMap;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::{Map, Value};
 
@@ -88,15 +92,17 @@ pub trait Facet: Serialize + DeserializeOwned {
 /// on job and dataset facets).
 ///
 /// Reading is lenient: a facet without `_producer` or `_schemaURL` still parses
-/// (with empty strings), and [`crate::validate`] reports the omission.
+/// (with empty strings), and [`crate::validate`] reports the omission. Facets
+/// made by this crate borrow both from constants, so making one allocates
+/// nothing for them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FacetBase {
     /// URI of the software that produced the facet.
     #[serde(rename = "_producer", default)]
-    pub producer: String,
+    pub producer: Cow<'static, str>,
     /// URL of the schema version the facet follows.
     #[serde(rename = "_schemaURL", default)]
-    pub schema_url: String,
+    pub schema_url: Cow<'static, str>,
     /// `true` asks a consumer to delete this facet (job and dataset facets only).
     #[serde(rename = "_deleted", default, skip_serializing_if = "Option::is_none")]
     pub deleted: Option<bool>,
@@ -106,8 +112,8 @@ impl FacetBase {
     /// The base of a facet of type `F` produced by this crate.
     pub fn ours<F: Facet>() -> Self {
         FacetBase {
-            producer: PRODUCER.to_owned(),
-            schema_url: F::SCHEMA_URL.to_owned(),
+            producer: Cow::Borrowed(PRODUCER),
+            schema_url: Cow::Borrowed(F::SCHEMA_URL),
             deleted: None,
         }
     }
@@ -128,19 +134,76 @@ pub struct FacetError {
 
 /// The facets of a run, job or dataset, kept as the JSON the producer sent.
 ///
+/// A facet read from an event is kept as its parsed JSON value. A facet stored
+/// from its Rust type with [`Facets::set`] is kept as the compact JSON text it
+/// serializes to, written once: [`crate::Event::write_json`] copies that text,
+/// and [`Facets::raw`] parses it only when asked (as does serializing through
+/// serde, which sees JSON values). Entries are kept sorted by key, so an event
+/// serializes its facets in key order, as it always did.
+///
 /// `Facets` also remembers whether the `facets` member was present at all, so
 /// that an event without one serializes without one.
 pub struct Facets<K> {
-    entries: Map<String, Value>,
+    entries: Vec<(Cow<'static, str>, Entry)>,
     present: bool,
     kind: PhantomData<K>,
+}
+
+/// One facet: the JSON text it was stored as, its value, or both.
+#[derive(Clone)]
+struct Entry {
+    /// Compact JSON text (UTF-8), for a facet stored from its Rust type.
+    text: Option<Box<[u8]>>,
+    /// The value; for a facet kept as text, parsed from it on first use.
+    value: OnceLock<Value>,
+}
+
+impl Entry {
+    fn from_value(value: Value) -> Self {
+        Entry {
+            text: None,
+            value: OnceLock::from(value),
+        }
+    }
+
+    fn value(&self) -> &Value {
+        self.value.get_or_init(|| match &self.text {
+            // The text was written by serde_json from a Rust value, so it is
+            // JSON that serde_json reads back (float_roundtrip keeps numbers).
+            Some(text) => serde_json::from_slice(text).expect("facet text is JSON"),
+            None => unreachable!("a facet entry holds text or a value"),
+        })
+    }
+
+    fn into_value(mut self) -> Value {
+        match self.value.take() {
+            Some(value) => value,
+            None => self.value().clone(),
+        }
+    }
+}
+
+thread_local! {
+    /// Where this thread writes a facet's text before it is stored.
+    static SCRATCH: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Appends `facet` as compact JSON text.
+fn facet_text<F: Serialize>(out: &mut Vec<u8>, facet: &F) {
+    let len = out.len();
+    if crate::json::write(out, facet).is_err() {
+        // Something the fast writer leaves to serde_json. Facet types hold
+        // strings, numbers, booleans and maps, which serde_json always writes.
+        out.truncate(len);
+        serde_json::to_writer(out, facet).expect("facet types convert to JSON");
+    }
 }
 
 impl<K: FacetKind> Facets<K> {
     /// An empty facets map that serializes as `{}`.
     pub fn new() -> Self {
         Facets {
-            entries: Map::new(),
+            entries: Vec::new(),
             present: true,
             kind: PhantomData,
         }
@@ -149,23 +212,44 @@ impl<K: FacetKind> Facets<K> {
     /// Reads the facet of type `F`: `None` if absent, an error naming the facet
     /// and the field if it is present but malformed.
     pub fn get<F: Facet<Kind = K>>(&self) -> Option<Result<F, FacetError>> {
-        let value = self.entries.get(F::KEY)?;
-        Some(
-            serde_path_to_error::deserialize(value).map_err(|source| FacetError {
-                key: F::KEY,
-                member: K::MEMBER,
-                source,
-            }),
-        )
+        let entry = self.entry(F::KEY)?;
+        let read = match (&entry.text, entry.value.get()) {
+            (_, Some(value)) => serde_path_to_error::deserialize(value),
+            (Some(text), None) => {
+                serde_path_to_error::deserialize(&mut serde_json::Deserializer::from_slice(text))
+            }
+            (None, None) => unreachable!("a facet entry holds text or a value"),
+        };
+        Some(read.map_err(|source| FacetError {
+            key: F::KEY,
+            member: K::MEMBER,
+            source,
+        }))
     }
 
     /// Stores `facet` under its key, replacing any facet of the same name (the
-    /// spec's rule for facets sent again).
+    /// spec's rule for facets sent again). The facet is serialized here, once.
     pub fn set<F: Facet<Kind = K>>(&mut self, facet: &F) {
-        // Facet types hold only strings, numbers, booleans and string-keyed maps,
-        // for which serde_json's conversion to a Value cannot fail.
-        let value = serde_json::to_value(facet).expect("facet types convert to JSON");
-        self.insert_raw(F::KEY, value);
+        let text = SCRATCH.with(|cell| match cell.try_borrow_mut() {
+            Ok(mut scratch) => {
+                scratch.clear();
+                facet_text(&mut scratch, facet);
+                Box::from(&scratch[..])
+            }
+            // Only if a facet's Serialize itself sets a facet.
+            Err(_) => {
+                let mut text = Vec::new();
+                facet_text(&mut text, facet);
+                text.into_boxed_slice()
+            }
+        });
+        self.insert(
+            Cow::Borrowed(F::KEY),
+            Entry {
+                text: Some(text),
+                value: OnceLock::new(),
+            },
+        );
     }
 
     /// Builder form of [`Facets::set`].
@@ -176,28 +260,28 @@ impl<K: FacetKind> Facets<K> {
 
     /// Stores a facet given as JSON, under any key.
     pub fn insert_raw(&mut self, key: impl Into<String>, value: Value) {
-        self.present = true;
-        self.entries.insert(key.into(), value);
+        self.insert(Cow::Owned(key.into()), Entry::from_value(value));
     }
 
     /// The JSON of the facet under `key`, typed or not.
     pub fn raw(&self, key: &str) -> Option<&Value> {
-        self.entries.get(key)
+        self.entry(key).map(Entry::value)
     }
 
     /// Removes and returns the facet under `key`.
     pub fn remove(&mut self, key: &str) -> Option<Value> {
-        self.entries.remove(key)
+        let at = self.position(key).ok()?;
+        Some(self.entries.remove(at).1.into_value())
     }
 
     /// Whether a facet is stored under `key`.
     pub fn contains(&self, key: &str) -> bool {
-        self.entries.contains_key(key)
+        self.position(key).is_ok()
     }
 
     /// Every facet, by key, as JSON.
     pub fn iter(&self) -> impl Iterator<Item = (&str, &Value)> {
-        self.entries.iter().map(|(k, v)| (k.as_str(), v))
+        self.entries.iter().map(|(k, e)| (k.as_ref(), e.value()))
     }
 
     /// The number of facets.
@@ -216,11 +300,48 @@ impl<K: FacetKind> Facets<K> {
     }
 }
 
+impl<K> Facets<K> {
+    fn position(&self, key: &str) -> Result<usize, usize> {
+        self.entries.binary_search_by(|(k, _)| k.as_ref().cmp(key))
+    }
+
+    fn entry(&self, key: &str) -> Option<&Entry> {
+        let at = self.position(key).ok()?;
+        Some(&self.entries[at].1)
+    }
+
+    /// Appends the facets as a JSON object: text as stored, values written.
+    pub(crate) fn write_json(&self, out: &mut Vec<u8>) {
+        out.push(b'{');
+        for (i, (key, entry)) in self.entries.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            crate::json::write_str(out, key);
+            out.push(b':');
+            match (&entry.text, entry.value.get()) {
+                (Some(text), _) => out.extend_from_slice(text),
+                (None, Some(value)) => crate::json::write_value(out, value),
+                (None, None) => unreachable!("a facet entry holds text or a value"),
+            }
+        }
+        out.push(b'}');
+    }
+
+    fn insert(&mut self, key: Cow<'static, str>, entry: Entry) {
+        self.present = true;
+        match self.position(&key) {
+            Ok(at) => self.entries[at].1 = entry,
+            Err(at) => self.entries.insert(at, (key, entry)),
+        }
+    }
+}
+
 impl<K> Default for Facets<K> {
     /// No facets, and no `facets` member when serialized.
     fn default() -> Self {
         Facets {
-            entries: Map::new(),
+            entries: Vec::new(),
             present: false,
             kind: PhantomData,
         }
@@ -238,27 +359,49 @@ impl<K> Clone for Facets<K> {
 }
 
 impl<K> PartialEq for Facets<K> {
+    /// Equal when both have the same facets with equal JSON values, however
+    /// each was stored.
     fn eq(&self, other: &Self) -> bool {
-        self.present == other.present && self.entries == other.entries
+        self.present == other.present
+            && self.entries.len() == other.entries.len()
+            && self
+                .entries
+                .iter()
+                .zip(&other.entries)
+                .all(|((k1, e1), (k2, e2))| k1 == k2 && e1.value() == e2.value())
     }
 }
 
 impl<K> fmt::Debug for Facets<K> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_map().entries(self.entries.iter()).finish()
+        f.debug_map()
+            .entries(self.entries.iter().map(|(k, e)| (k, e.value())))
+            .finish()
     }
 }
 
 impl<K> Serialize for Facets<K> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        self.entries.serialize(serializer)
+        // Through serde, every facet is its JSON value (text is parsed), so any
+        // serializer sees the same thing.
+        let mut map = serializer.serialize_map(Some(self.entries.len()))?;
+        for (key, entry) in &self.entries {
+            map.serialize_entry(key, entry.value())?;
+        }
+        map.end()
     }
 }
 
 impl<'de, K> Deserialize<'de> for Facets<K> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let mut entries: Vec<(Cow<'static, str>, Entry)> = Map::deserialize(deserializer)?
+            .into_iter()
+            .map(|(k, v)| (Cow::Owned(k), Entry::from_value(v)))
+            .collect();
+        // Already sorted, unless serde_json keeps insertion order.
+        entries.sort_by(|(a, _), (b, _)| a.cmp(b));
         Ok(Facets {
-            entries: Map::deserialize(deserializer)?,
+            entries,
             present: true,
             kind: PhantomData,
         })
@@ -303,6 +446,89 @@ mod tests {
         let typed = facets.get::<DatasetVersionDatasetFacet>().unwrap().unwrap();
         facets.set(&typed);
         assert_eq!(facets.raw("version").unwrap(), &raw);
+    }
+
+    #[test]
+    fn a_set_facet_is_kept_as_its_text_and_reads_as_its_value() {
+        let facet = ParentRunFacet::new(
+            "0190d2c4-7f3a-7c2e-9b1d-2f6a8c4e5d31".parse().unwrap(),
+            JobRef::new("genomics", "wgs"),
+        );
+        let mut facets = Facets::<RunKind>::new();
+        facets.set(&facet);
+        facets.insert_raw("zzz", json!({"n": 1}));
+        facets.insert_raw("aaa", json!([1, 2]));
+        // Written as stored, in key order, whether set or inserted.
+        let mut text = Vec::new();
+        facets.write_json(&mut text);
+        let expected = format!(
+            r#"{{"aaa":[1,2],"parent":{},"zzz":{{"n":1}}}}"#,
+            serde_json::to_string(&facet).unwrap()
+        );
+        assert_eq!(String::from_utf8(text).unwrap(), expected);
+        // Through serde, the same JSON value.
+        let value = serde_json::to_value(&facets).unwrap();
+        assert_eq!(serde_json::from_str::<Value>(&expected).unwrap(), value);
+        assert_eq!(value["parent"], serde_json::to_value(&facet).unwrap());
+        // The views: raw (parsed on demand), iter, get, remove.
+        assert_eq!(facets.raw("parent"), Some(&value["parent"]));
+        let keys: Vec<&str> = facets.iter().map(|(k, _)| k).collect();
+        assert_eq!(keys, ["aaa", "parent", "zzz"]);
+        assert_eq!(facets.get::<ParentRunFacet>().unwrap().unwrap(), facet);
+        assert_eq!(facets.remove("parent"), Some(value["parent"].clone()));
+        assert!(!facets.contains("parent"));
+        assert_eq!(facets.len(), 2);
+    }
+
+    #[test]
+    fn facets_compare_by_value_however_they_were_stored() {
+        let facet = DatasetTypeDatasetFacet::new("FILE");
+        let mut set = Facets::<DatasetKind>::new();
+        set.set(&facet);
+        let mut inserted = Facets::<DatasetKind>::new();
+        inserted.insert_raw("datasetType", serde_json::to_value(&facet).unwrap());
+        assert_eq!(set, inserted);
+        assert_eq!(set.clone(), inserted);
+        inserted.insert_raw("datasetType", json!({"datasetType": "TABLE"}));
+        assert_ne!(set, inserted);
+        // Setting again replaces, as the spec says for facets sent again.
+        set.set(&DatasetTypeDatasetFacet::new("TABLE"));
+        assert_eq!(set.len(), 1);
+        let kind = set.get::<DatasetTypeDatasetFacet>().unwrap().unwrap();
+        assert_eq!(kind.dataset_type, "TABLE");
+    }
+
+    /// Another program's idea of `outputStatistics`, with a string count.
+    #[derive(Serialize, Deserialize)]
+    struct OddStatistics {
+        #[serde(rename = "rowCount")]
+        row_count: String,
+    }
+    impl Facet for OddStatistics {
+        const KEY: &'static str = "outputStatistics";
+        const SCHEMA_URL: &'static str = "https://example.org/OddStatistics.json";
+        type Kind = OutputKind;
+    }
+
+    #[test]
+    fn a_malformed_facet_kept_as_text_is_an_error_naming_the_field() {
+        let mut facets = Facets::<OutputKind>::new();
+        facets.set(&OddStatistics {
+            row_count: "many".into(),
+        });
+        let err = facets
+            .get::<OutputStatisticsOutputDatasetFacet>()
+            .unwrap()
+            .unwrap_err();
+        assert_eq!(err.key, "outputStatistics");
+        assert_eq!(err.source.path().to_string(), "rowCount");
+        // Once parsed (by `raw`), the value path says the same.
+        assert_eq!(facets.raw("outputStatistics").unwrap()["rowCount"], "many");
+        let err = facets
+            .get::<OutputStatisticsOutputDatasetFacet>()
+            .unwrap()
+            .unwrap_err();
+        assert_eq!(err.source.path().to_string(), "rowCount");
     }
 
     #[test]

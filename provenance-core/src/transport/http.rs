@@ -157,11 +157,10 @@ impl HttpTransport {
 
 impl Transport for HttpTransport {
     fn emit(&self, event: &Event) -> Result<(), TransportError> {
-        let line = super::file::line(event);
-        {
+        super::file::with_line(event, |line| {
             let _guard = self.shared.append.lock().unwrap_or_else(|e| e.into_inner());
             (&self.shared.own.lock)
-                .write_all(&line)
+                .write_all(line)
                 .map_err(|source| TransportError::Io {
                     target: format!("the spool {}", self.shared.own.path.display()),
                     source,
@@ -169,7 +168,8 @@ impl Transport for HttpTransport {
             self.shared
                 .written
                 .fetch_add(line.len() as u64, Ordering::SeqCst);
-        }
+            Ok(())
+        })?;
         self.shared.notify();
         Ok(())
     }
