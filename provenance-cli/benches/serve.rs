@@ -4,7 +4,9 @@
 //!
 //! Run with `cargo bench -p provenance-cli --bench serve` (about 45 s).
 //! Targets on a 2-core machine: >= 5,000 events/s as single events, >= 30,000
-//! events/s through batches, zero errors.
+//! events/s through batches, zero errors. Run ids are UUIDv7 made as the
+//! events are sent, as OpenLineage producers make them;
+//! `PROV_BENCH_RANDOM_IDS=1` sends random (v4-shaped) ids instead.
 
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -99,8 +101,31 @@ fn main() {
                         // OpenLineage producers make them.
                         let template = event(c, 0);
                         let template_id = template_run_id(&template);
-                        let stamp = |_: u64| {
-                            template.replacen(&template_id, &RunId::new_v7().to_string(), 1)
+                        // PROV_BENCH_RANDOM_IDS=1: random (v4) ids, as some
+                        // older producers make them, for comparison.
+                        let random = std::env::var_os("PROV_BENCH_RANDOM_IDS").is_some();
+                        let mut state = 0x9e37_79b9_7f4a_7c15u64 ^ (c as u64 + 1) << 32;
+                        let mut stamp = |_: u64| {
+                            let id = if random {
+                                let mut word = || {
+                                    state ^= state << 13;
+                                    state ^= state >> 7;
+                                    state ^= state << 17;
+                                    state
+                                };
+                                let (a, b) = (word(), word());
+                                format!(
+                                    "{:08x}-{:04x}-4{:03x}-{:04x}-{:012x}",
+                                    a >> 32,
+                                    (a >> 16) & 0xffff,
+                                    a & 0xfff,
+                                    0x8000 | (b >> 48) & 0x3fff,
+                                    b & 0xffff_ffff_ffff
+                                )
+                            } else {
+                                RunId::new_v7().to_string()
+                            };
+                            template.replacen(&template_id, &id, 1)
                         };
                         let mut lat = Vec::new();
                         let mut i = (batch as u64) * 1_000_000_000;
