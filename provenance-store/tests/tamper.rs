@@ -276,11 +276,48 @@ fn a_store_of_schema_1_is_upgraded_and_keeps_its_chain() {
             .unwrap();
             previous = link;
         }
+        // And the lineage schema 1 derived from the first: its run read
+        // /in and wrote /out.
+        let run_id = serde_json::from_slice::<serde_json::Value>(&sent[0]).unwrap()["run"]["runId"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        conn.execute_batch(&format!(
+            "DROP TRIGGER event_no_update;
+             UPDATE event SET run_id = '{run_id}' WHERE seq = 1;
+             CREATE TRIGGER event_no_update BEFORE UPDATE ON event
+             BEGIN SELECT RAISE(ABORT, 'the event log is append-only'); END;
+             INSERT INTO job (id, namespace, name) VALUES (1, 'ns', 'old0');
+             INSERT INTO run (run_id, job_id, state, first_seen) VALUES ('{run_id}', 1, 'START', 0);
+             INSERT INTO dataset (id, namespace, name) VALUES (1, 'file', '/in'), (2, 'file', '/out');
+             INSERT INTO dataset_version (id, dataset_id, version, digest, created_at) VALUES
+                 (1, 1, 'sha256:{a}', '{a}', 0), (2, 2, 'sha256:{b}', '{b}', 0);
+             INSERT INTO run_input (run_id, version_id, event_time) VALUES ('{run_id}', 1, 0);
+             INSERT INTO run_output (run_id, version_id, event_time) VALUES ('{run_id}', 2, 0);",
+            a = "a".repeat(64),
+            b = "b".repeat(64),
+        ))
+        .unwrap();
     }
     let store = Store::open(t.path()).unwrap();
     let report = store.verify_chain().unwrap();
     assert!(report.broken.is_none(), "{report:?}");
     assert_eq!(report.events, 3);
+    // The derived lineage came across (runs now keyed by integer).
+    let graph = store
+        .lineage(&provenance_store::LineageQuery {
+            target: provenance_store::Target::Digest("b".repeat(64)),
+            direction: provenance_store::Direction::Upstream,
+            depth: 5,
+            as_of: None,
+        })
+        .unwrap();
+    let ids = graph.ids();
+    assert!(
+        ids.contains(&format!("dataset:file:/in#sha256:{}", "a".repeat(64)).as_str()),
+        "{ids:?}"
+    );
+    assert!(ids.iter().any(|id| id.starts_with("run:")), "{ids:?}");
     let back = store
         .events(provenance_store::Page {
             offset: 0,

@@ -295,10 +295,11 @@ struct Writer<'t, 'c> {
     /// Run rows as this transaction left them (in `RUN_MERGED` order): a
     /// later event of the same run in the batch (a START's COMPLETE) is
     /// merged without reading the row back.
-    runs: HashMap<String, Vec<SqlValue>>,
-    /// Input and output edges this transaction wrote: a COMPLETE repeating
-    /// its START's inputs writes nothing more.
-    edges: std::collections::HashSet<(bool, String, i64)>,
+    /// With each run's key (`run.id`).
+    runs: HashMap<String, (i64, Vec<SqlValue>)>,
+    /// Input and output edges this transaction wrote (input?, run key,
+    /// version): a COMPLETE repeating its START's inputs writes nothing more.
+    edges: std::collections::HashSet<(bool, i64, i64)>,
 }
 
 impl Writer<'_, '_> {
@@ -437,7 +438,18 @@ fn input_version(w: &mut Writer<'_, '_>, part: &DatasetPart, time: i64) -> rusql
     }
 }
 
-fn apply_run(w: &mut Writer<'_, '_>, run: &RunPart, time: i64) -> rusqlite::Result<()> {
+/// The key (`run.id`) of a run already stored, if it is.
+fn run_key(w: &Writer<'_, '_>, run_id: &str) -> rusqlite::Result<Option<i64>> {
+    if let Some((key, _)) = w.runs.get(run_id) {
+        return Ok(Some(*key));
+    }
+    w.tx.prepare_cached("SELECT id FROM run WHERE run_id = ?1")?
+        .query_row([run_id], |r| r.get(0))
+        .optional()
+}
+
+/// Records a run event's run, inputs and outputs; returns the run's key.
+fn apply_run(w: &mut Writer<'_, '_>, run: &RunPart, time: i64) -> rusqlite::Result<i64> {
     let job = w.named("job", &run.namespace, &run.job)?;
     let state = state_of(&run.event_type);
     let started = matches!(run.event_type, Some(EventType::Start)).then_some(time);
@@ -447,7 +459,7 @@ fn apply_run(w: &mut Writer<'_, '_>, run: &RunPart, time: i64) -> rusqlite::Resu
         .is_some_and(EventType::is_terminal)
         .then_some(time);
     let stored = match w.runs.remove(&run.run_id) {
-        Some(row) => Some(row),
+        Some(row) => row,
         None => {
             let fresh = merged_run(None, run, state, started, ended, time);
             let mut insert = w.tx.prepare_cached(
@@ -463,35 +475,33 @@ fn apply_run(w: &mut Writer<'_, '_>, run: &RunPart, time: i64) -> rusqlite::Resu
                 insert.raw_bind_parameter(i + 3, value)?;
             }
             if insert.raw_execute()? == 1 {
-                w.runs.insert(run.run_id.clone(), fresh);
-                None
+                (w.tx.last_insert_rowid(), fresh)
             } else {
                 // Written by an earlier transaction: read it back.
-                let row: Vec<SqlValue> = w
-                    .tx
-                    .prepare_cached(
-                        "SELECT state, started_at, ended_at, first_seen, parent_run_id, root_run_id,
-                            fingerprint, container_image, container_registry, container_repository,
-                            container_tag, container_digest, params_sha256, exit_code, user_name, host
-                         FROM run WHERE run_id = ?1",
-                    )?
-                    .query_row([&run.run_id], |r| (0..RUN_MERGED.len()).map(|i| r.get(i)).collect())?;
-                Some(row)
+                w.tx.prepare_cached(
+                    "SELECT id, state, started_at, ended_at, first_seen, parent_run_id, root_run_id,
+                        fingerprint, container_image, container_registry, container_repository,
+                        container_tag, container_digest, params_sha256, exit_code, user_name, host
+                     FROM run WHERE run_id = ?1",
+                )?
+                .query_row([&run.run_id], |r| {
+                    let row = (1..=RUN_MERGED.len()).map(|i| r.get(i)).collect::<Result<_, _>>()?;
+                    Ok((r.get(0)?, row))
+                })?
             }
         }
     };
-    if let Some(stored) = stored {
-        let wanted = merged_run(Some(&stored), run, state, started, ended, time);
-        update_run(&w.tx, &run.run_id, &stored, &wanted)?;
-        w.runs.insert(run.run_id.clone(), wanted);
-    }
+    let (key, row) = stored;
+    let wanted = merged_run(Some(&row), run, state, started, ended, time);
+    update_run(&w.tx, key, &row, &wanted)?;
+    w.runs.insert(run.run_id.clone(), (key, wanted));
     for input in &run.inputs {
         let version = input_version(w, input, time)?;
-        if w.edges.insert((true, run.run_id.clone(), version)) {
+        if w.edges.insert((true, key, version)) {
             w.tx.prepare_cached(
-                "INSERT OR IGNORE INTO run_input (run_id, version_id, event_time) VALUES (?1, ?2, ?3)",
+                "INSERT OR IGNORE INTO run_input (run, version_id, event_time) VALUES (?1, ?2, ?3)",
             )?
-            .execute(params![run.run_id, version, time])?;
+            .execute(params![key, version, time])?;
         }
     }
     for output in &run.outputs {
@@ -501,14 +511,14 @@ fn apply_run(w: &mut Writer<'_, '_>, run: &RunPart, time: i64) -> rusqlite::Resu
             .clone()
             .unwrap_or_else(|| format!("run:{}", run.run_id));
         let version = w.version(dataset, &version, output, time)?;
-        if w.edges.insert((false, run.run_id.clone(), version)) {
+        if w.edges.insert((false, key, version)) {
             w.tx.prepare_cached(
-                "INSERT OR IGNORE INTO run_output (run_id, version_id, event_time) VALUES (?1, ?2, ?3)",
+                "INSERT OR IGNORE INTO run_output (run, version_id, event_time) VALUES (?1, ?2, ?3)",
             )?
-            .execute(params![run.run_id, version, time])?;
+            .execute(params![key, version, time])?;
         }
     }
-    Ok(())
+    Ok(key)
 }
 
 /// The run columns merged across events, in the order of the row's values.
@@ -591,7 +601,7 @@ fn merged_run(
 /// unchanged columns are not touched.
 fn update_run(
     tx: &rusqlite::Transaction<'_>,
-    run_id: &str,
+    key: i64,
     stored: &[SqlValue],
     wanted: &[SqlValue],
 ) -> rusqlite::Result<()> {
@@ -606,9 +616,9 @@ fn update_run(
     if sets.is_empty() {
         return Ok(());
     }
-    let sql = format!("UPDATE run SET {} WHERE run_id = ?1", sets.join(", "));
+    let sql = format!("UPDATE run SET {} WHERE id = ?1", sets.join(", "));
     let mut stmt = tx.prepare_cached(&sql)?;
-    stmt.raw_bind_parameter(1, run_id)?;
+    stmt.raw_bind_parameter(1, key)?;
     for (i, value) in values.into_iter().enumerate() {
         stmt.raw_bind_parameter(i + 2, value)?;
     }
@@ -727,80 +737,69 @@ impl Backend for Sqlite {
             let mut outcomes = Vec::new();
             for event in batch {
                 let event = &event;
-                // The same event has the same run id: the unique index over
-                // (run_id, event_id) makes a second copy a no-op. Events
-                // without a run id (NULL, never equal there) are looked up.
-                let mut earlier: Option<i64> = None;
-                if event.run_id.is_none() {
-                    earlier =
-                        w.tx.prepare_cached(
-                            "SELECT seq FROM event WHERE run_id IS NULL AND event_id = ?1",
-                        )
-                        .and_then(|mut s| s.query_row([&event.event_id], |r| r.get(0)).optional())
-                        .map_err(backend("look for an earlier copy of an event"))?;
-                }
-                if earlier.is_none() {
-                    seq += 1;
-                    let link = chain::link_with_content(&previous, seq, &event.content);
-                    let (codec, stored) = match &event.packed {
-                        Some((codec, packed)) => {
-                            (*codec, std::borrow::Cow::Borrowed(packed.as_slice()))
-                        }
-                        None => codecs.encode(&event.raw),
-                    };
-                    let inserted = w
-                        .tx
-                        .prepare_cached(
-                            "INSERT INTO event (seq, event_id, raw, codec, link, kind, run_id, event_time, received_at)
-                             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
-                             ON CONFLICT DO NOTHING",
-                        )
+                // The same event has the same run: it is looked for among
+                // the events of its run (or of no run), under the write lock.
+                let run = match &event.body {
+                    Body::Run(run) => run_key(&w, &run.run_id)
+                        .map_err(backend("look for an earlier copy of an event"))?,
+                    _ => None,
+                };
+                let earlier: Option<i64> = if run.is_some() || event.run_id.is_none() {
+                    w.tx.prepare_cached("SELECT seq FROM event WHERE run IS ?1 AND event_id = ?2")
                         .and_then(|mut s| {
-                            s.execute(params![
-                                seq as i64,
-                                event.event_id,
-                                stored.as_ref(),
-                                codec,
-                                link,
-                                event.kind,
-                                event.run_id,
-                                event.time,
-                                received
-                            ])
+                            s.query_row(params![run, event.event_id], |r| r.get(0))
+                                .optional()
                         })
-                        .map_err(backend("append an event"))?;
-                    if inserted == 1 {
-                        previous = link;
-                    } else {
-                        seq -= 1;
-                        earlier =
-                            w.tx.prepare_cached(
-                                "SELECT seq FROM event WHERE run_id = ?1 AND event_id = ?2",
-                            )
-                            .and_then(|mut s| {
-                                s.query_row(params![event.run_id, event.event_id], |r| r.get(0))
-                            })
-                            .map(Some)
-                            .map_err(backend("look for an earlier copy of an event"))?;
-                    }
-                }
+                        .map_err(backend("look for an earlier copy of an event"))?
+                } else {
+                    None // a run not seen before: a new event
+                };
                 if let Some(earlier) = earlier {
                     outcomes.push(Outcome::Duplicate {
                         seq: earlier as u64,
                     });
                     continue;
                 }
-                match &event.body {
-                    Body::Run(run) => apply_run(&mut w, run, event.time),
+                seq += 1;
+                let run = match &event.body {
+                    Body::Run(run) => apply_run(&mut w, run, event.time).map(Some),
                     Body::Dataset(part) => w
                         .named("dataset", &part.namespace, &part.name)
                         .and_then(|id| match &part.version {
                             Some(v) => w.version(id, v, part, event.time).map(drop),
                             None => Ok(()),
-                        }),
-                    Body::Job { namespace, name } => w.named("job", namespace, name).map(drop),
+                        })
+                        .map(|()| None),
+                    Body::Job { namespace, name } => w.named("job", namespace, name).map(|_| None),
                 }
                 .map_err(backend(format!("record event {seq} in the lineage model")))?;
+                let link = chain::link_with_content(&previous, seq, &event.content);
+                let (codec, stored) = match &event.packed {
+                    Some((codec, packed)) => {
+                        (*codec, std::borrow::Cow::Borrowed(packed.as_slice()))
+                    }
+                    None => codecs.encode(&event.raw),
+                };
+                w.tx.prepare_cached(
+                    "INSERT INTO event (seq, event_id, raw, codec, link, kind, run_id, run, event_time, received_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                )
+                .and_then(|mut s| {
+                    s.execute(params![
+                        seq as i64,
+                        event.event_id,
+                        stored.as_ref(),
+                        codec,
+                        link,
+                        event.kind,
+                        event.run_id,
+                        run,
+                        event.time,
+                        received
+                    ])
+                })
+                .map_err(backend("append an event"))?;
+                previous = link;
                 outcomes.push(Outcome::Stored { seq });
             }
             let Writer { tx, learned, .. } = w;
@@ -977,7 +976,10 @@ impl Backend for Sqlite {
     fn run_facets(&self, run_id: &str) -> StoreResult<Map<String, Value>> {
         let conn = self.lock();
         let mut stmt = conn
-            .prepare_cached("SELECT seq, codec, raw FROM event WHERE run_id = ?1 ORDER BY seq")
+            .prepare_cached(
+                "SELECT seq, codec, raw FROM event
+                 WHERE run = (SELECT id FROM run WHERE run_id = ?1) ORDER BY seq",
+            )
             .map_err(backend("read a run's events"))?;
         let stored = stmt
             .query_map([run_id], |r| {
@@ -991,7 +993,8 @@ impl Backend for Sqlite {
 
     fn producers(&self, version: i64, as_of: Option<i64>) -> StoreResult<Vec<String>> {
         self.run_ids(
-            "SELECT run_id FROM run_output WHERE version_id = ?1 AND (?2 IS NULL OR event_time <= ?2) ORDER BY run_id",
+            "SELECT r.run_id FROM run_output o JOIN run r ON r.id = o.run
+             WHERE o.version_id = ?1 AND (?2 IS NULL OR o.event_time <= ?2) ORDER BY r.run_id",
             version,
             as_of,
         )
@@ -999,7 +1002,8 @@ impl Backend for Sqlite {
 
     fn consumers(&self, version: i64, as_of: Option<i64>) -> StoreResult<Vec<String>> {
         self.run_ids(
-            "SELECT run_id FROM run_input WHERE version_id = ?1 AND (?2 IS NULL OR event_time <= ?2) ORDER BY run_id",
+            "SELECT r.run_id FROM run_input i JOIN run r ON r.id = i.run
+             WHERE i.version_id = ?1 AND (?2 IS NULL OR i.event_time <= ?2) ORDER BY r.run_id",
             version,
             as_of,
         )
@@ -1007,7 +1011,8 @@ impl Backend for Sqlite {
 
     fn inputs(&self, run: &str, as_of: Option<i64>) -> StoreResult<Vec<i64>> {
         self.ids(
-            "SELECT version_id FROM run_input WHERE run_id = ?1 AND (?2 IS NULL OR event_time <= ?2) ORDER BY version_id",
+            "SELECT version_id FROM run_input WHERE run = (SELECT id FROM run WHERE run_id = ?1)
+             AND (?2 IS NULL OR event_time <= ?2) ORDER BY version_id",
             &run,
             as_of,
         )
@@ -1015,7 +1020,8 @@ impl Backend for Sqlite {
 
     fn outputs(&self, run: &str, as_of: Option<i64>) -> StoreResult<Vec<i64>> {
         self.ids(
-            "SELECT version_id FROM run_output WHERE run_id = ?1 AND (?2 IS NULL OR event_time <= ?2) ORDER BY version_id",
+            "SELECT version_id FROM run_output WHERE run = (SELECT id FROM run WHERE run_id = ?1)
+             AND (?2 IS NULL OR event_time <= ?2) ORDER BY version_id",
             &run,
             as_of,
         )
