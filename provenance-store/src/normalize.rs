@@ -20,7 +20,8 @@ pub(crate) struct Prepared {
     pub event_id: String,
     /// Hex sha-256 of `raw`, for the chain link.
     pub content: String,
-    /// `raw` already compressed for the backend: (codec, bytes).
+    /// `raw` already compressed for the backend: (codec, bytes). When set,
+    /// `raw` may have been emptied (the backend stores these bytes).
     pub packed: Option<(i64, Vec<u8>)>,
     pub kind: &'static str,
     pub run_id: Option<String>,

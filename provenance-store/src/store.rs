@@ -160,6 +160,11 @@ impl Store {
                                 // Compressed here too, off the writer's thread.
                                 if let (Ok(p), Some(pack)) = (&mut prepared, packer.as_mut()) {
                                     p.packed = pack(raw);
+                                    if p.packed.is_some() {
+                                        // Not needed any more: freed here,
+                                        // not on the writer's thread.
+                                        p.raw = Vec::new();
+                                    }
                                 }
                                 (c * 64 + i, prepared)
                             })

@@ -292,11 +292,12 @@ struct Writer<'t, 'c> {
     tx: rusqlite::Transaction<'t>,
     cache: &'c IdCache,
     learned: Learned,
-    /// Run rows as this transaction left them (in `RUN_MERGED` order): a
-    /// later event of the same run in the batch (a START's COMPLETE) is
-    /// merged without reading the row back.
-    /// With each run's key (`run.id`).
-    runs: HashMap<String, (i64, Vec<SqlValue>)>,
+    /// The runs this transaction has touched, written at its end (a START
+    /// and its COMPLETE in one batch make one row, written once).
+    runs: HashMap<String, RunState>,
+    /// The last run key given out (keys are given in order of arrival,
+    /// under the write lock); read from the store on first need.
+    last_run_key: Option<i64>,
     /// Input and output edges this transaction wrote (input?, run key,
     /// version): a COMPLETE repeating its START's inputs writes nothing more.
     edges: std::collections::HashSet<(bool, i64, i64)>,
@@ -438,14 +439,79 @@ fn input_version(w: &mut Writer<'_, '_>, part: &DatasetPart, time: i64) -> rusql
     }
 }
 
-/// The key (`run.id`) of a run already stored, if it is.
-fn run_key(w: &Writer<'_, '_>, run_id: &str) -> rusqlite::Result<Option<i64>> {
-    if let Some((key, _)) = w.runs.get(run_id) {
-        return Ok(Some(*key));
+/// A run as this transaction leaves it.
+struct RunState {
+    key: i64,
+    job: i64,
+    /// The row's values (in `RUN_MERGED` order) now.
+    row: Vec<SqlValue>,
+    /// As stored before this transaction; `None` for a new run.
+    stored: Option<Vec<SqlValue>>,
+}
+
+/// The key (`run.id`) of a run, if this transaction or the store knows it
+/// (its row is then kept for the transaction).
+fn run_key(w: &mut Writer<'_, '_>, run_id: &str) -> rusqlite::Result<Option<i64>> {
+    if let Some(state) = w.runs.get(run_id) {
+        return Ok(Some(state.key));
     }
-    w.tx.prepare_cached("SELECT id FROM run WHERE run_id = ?1")?
-        .query_row([run_id], |r| r.get(0))
-        .optional()
+    let found: Option<(i64, i64, Vec<SqlValue>)> = w
+        .tx
+        .prepare_cached(
+            "SELECT id, job_id, state, started_at, ended_at, first_seen, parent_run_id, root_run_id,
+                fingerprint, container_image, container_registry, container_repository,
+                container_tag, container_digest, params_sha256, exit_code, user_name, host
+             FROM run WHERE run_id = ?1",
+        )?
+        .query_row([run_id], |r| {
+            let row = (2..2 + RUN_MERGED.len())
+                .map(|i| r.get(i))
+                .collect::<Result<_, _>>()?;
+            Ok((r.get(0)?, r.get(1)?, row))
+        })
+        .optional()?;
+    Ok(found.map(|(key, job, row)| {
+        w.runs.insert(
+            run_id.to_owned(),
+            RunState {
+                key,
+                job,
+                stored: Some(row.clone()),
+                row,
+            },
+        );
+        key
+    }))
+}
+
+/// Writes the runs the transaction touched: new ones inserted in key order,
+/// known ones updated in the columns that changed.
+fn flush_runs(w: &mut Writer<'_, '_>) -> rusqlite::Result<()> {
+    let mut runs: Vec<(String, RunState)> = w.runs.drain().collect();
+    runs.sort_by_key(|(_, state)| state.key);
+    for (run_id, state) in runs {
+        match &state.stored {
+            Some(stored) => update_run(&w.tx, state.key, stored, &state.row)?,
+            None => {
+                let mut insert = w.tx.prepare_cached(
+                    "INSERT INTO run (id, run_id, job_id, state, started_at, ended_at, first_seen,
+                        parent_run_id, root_run_id, fingerprint, container_image, container_registry,
+                        container_repository, container_tag, container_digest, params_sha256,
+                        exit_code, user_name, host)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16,
+                        ?17, ?18, ?19)",
+                )?;
+                insert.raw_bind_parameter(1, state.key)?;
+                insert.raw_bind_parameter(2, &run_id)?;
+                insert.raw_bind_parameter(3, state.job)?;
+                for (i, value) in state.row.iter().enumerate() {
+                    insert.raw_bind_parameter(i + 4, value)?;
+                }
+                insert.raw_execute()?;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Records a run event's run, inputs and outputs; returns the run's key.
@@ -458,43 +524,33 @@ fn apply_run(w: &mut Writer<'_, '_>, run: &RunPart, time: i64) -> rusqlite::Resu
         .as_ref()
         .is_some_and(EventType::is_terminal)
         .then_some(time);
-    let stored = match w.runs.remove(&run.run_id) {
-        Some(row) => row,
+    let key = match run_key(w, &run.run_id)? {
+        Some(key) => {
+            if let Some(known) = w.runs.get_mut(&run.run_id) {
+                known.row = merged_run(Some(&known.row), run, state, started, ended, time);
+            }
+            key
+        }
         None => {
-            let fresh = merged_run(None, run, state, started, ended, time);
-            let mut insert = w.tx.prepare_cached(
-                "INSERT INTO run (run_id, job_id, state, started_at, ended_at, first_seen, parent_run_id,
-                    root_run_id, fingerprint, container_image, container_registry, container_repository,
-                    container_tag, container_digest, params_sha256, exit_code, user_name, host)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)
-                 ON CONFLICT (run_id) DO NOTHING",
-            )?;
-            insert.raw_bind_parameter(1, &run.run_id)?;
-            insert.raw_bind_parameter(2, job)?;
-            for (i, value) in fresh.iter().enumerate() {
-                insert.raw_bind_parameter(i + 3, value)?;
-            }
-            if insert.raw_execute()? == 1 {
-                (w.tx.last_insert_rowid(), fresh)
-            } else {
-                // Written by an earlier transaction: read it back.
-                w.tx.prepare_cached(
-                    "SELECT id, state, started_at, ended_at, first_seen, parent_run_id, root_run_id,
-                        fingerprint, container_image, container_registry, container_repository,
-                        container_tag, container_digest, params_sha256, exit_code, user_name, host
-                     FROM run WHERE run_id = ?1",
-                )?
-                .query_row([&run.run_id], |r| {
-                    let row = (1..=RUN_MERGED.len()).map(|i| r.get(i)).collect::<Result<_, _>>()?;
-                    Ok((r.get(0)?, row))
-                })?
-            }
+            let last = match w.last_run_key {
+                Some(last) => last,
+                None => {
+                    w.tx.query_row("SELECT COALESCE(MAX(id), 0) FROM run", [], |r| r.get(0))?
+                }
+            };
+            w.last_run_key = Some(last + 1);
+            w.runs.insert(
+                run.run_id.clone(),
+                RunState {
+                    key: last + 1,
+                    job,
+                    row: merged_run(None, run, state, started, ended, time),
+                    stored: None,
+                },
+            );
+            last + 1
         }
     };
-    let (key, row) = stored;
-    let wanted = merged_run(Some(&row), run, state, started, ended, time);
-    update_run(&w.tx, key, &row, &wanted)?;
-    w.runs.insert(run.run_id.clone(), (key, wanted));
     for input in &run.inputs {
         let version = input_version(w, input, time)?;
         if w.edges.insert((true, key, version)) {
@@ -719,6 +775,7 @@ impl Backend for Sqlite {
                 cache: &snapshot,
                 learned: Learned::default(),
                 runs: HashMap::new(),
+                last_run_key: None,
                 edges: Default::default(),
             };
             let received = now_micros();
@@ -740,7 +797,7 @@ impl Backend for Sqlite {
                 // The same event has the same run: it is looked for among
                 // the events of its run (or of no run), under the write lock.
                 let run = match &event.body {
-                    Body::Run(run) => run_key(&w, &run.run_id)
+                    Body::Run(run) => run_key(&mut w, &run.run_id)
                         .map_err(backend("look for an earlier copy of an event"))?,
                     _ => None,
                 };
@@ -802,6 +859,7 @@ impl Backend for Sqlite {
                 previous = link;
                 outcomes.push(Outcome::Stored { seq });
             }
+            flush_runs(&mut w).map_err(backend("record the batch's runs"))?;
             let Writer { tx, learned, .. } = w;
             let committed = tx.commit();
             // The cache goes back whatever happened; new ids only if committed.
