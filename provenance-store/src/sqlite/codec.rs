@@ -4,7 +4,7 @@
 //!
 //! Events of one producer repeat the same member names, schema URLs and
 //! producer URIs, which per-event compression cannot see without a
-//! dictionary: with one, a 5 KB run event takes about 400 bytes. Fewer bytes
+//! dictionary: with one, a 5 KB run event takes about 300 bytes. Fewer bytes
 //! is fewer pages through the write-ahead log and its fsync, which is what an
 //! ingest into a file waits for. Decompression gives back exactly the bytes
 //! received; the hash chain is over those, so a damaged dictionary or

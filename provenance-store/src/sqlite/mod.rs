@@ -142,13 +142,12 @@ struct IdCache {
     versions: HashMap<String, i64>,
 }
 
-/// A map key of parts that cannot contain NUL (SQLite text stops at one).
+/// A map key of several parts, each preceded by its length, so that no two
+/// lists of parts make the same key (whatever characters the parts hold).
 fn key(buffer: &mut String, parts: &[&str]) {
     buffer.clear();
-    for (i, part) in parts.iter().enumerate() {
-        if i > 0 {
-            buffer.push('\0');
-        }
+    for part in parts {
+        let _ = write!(buffer, "{}:", part.len());
         buffer.push_str(part);
     }
 }
@@ -334,8 +333,7 @@ impl Writer<'_, '_> {
         if !cacheable {
             return upsert_version(&self.tx, dataset, version, part, time);
         }
-        self.learned.key.clear();
-        let _ = write!(self.learned.key, "{dataset}\0{version}");
+        key(&mut self.learned.key, &[&dataset.to_string(), version]);
         let k = self.learned.key.as_str();
         if let Some(&id) = self
             .cache
@@ -1175,5 +1173,23 @@ impl Backend for Sqlite {
             offset: page.offset,
             limit: page.limit,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::key;
+
+    #[test]
+    fn id_cache_keys_of_different_parts_differ() {
+        let (mut a, mut b) = (String::new(), String::new());
+        key(&mut a, &["dataset", "a\0b", "c"]);
+        key(&mut b, &["dataset", "a", "b\0c"]);
+        assert_ne!(a, b);
+        key(&mut a, &["dataset", "ab", ""]);
+        key(&mut b, &["dataset", "a", "b"]);
+        assert_ne!(a, b);
+        key(&mut b, &["dataset", "ab", ""]);
+        assert_eq!(a, b);
     }
 }
