@@ -110,6 +110,44 @@ fn compressed(name: &str) -> TempStore {
 }
 
 #[test]
+fn a_second_handle_opened_before_the_dictionary_reads_compressed_events() {
+    // As `prov serve` does: one handle writes, another (opened first) reads.
+    let t = TempStore::new("packed-reader");
+    let reader = Store::open(t.path()).unwrap();
+    let writer = Store::open(t.path()).unwrap();
+    let sent: Vec<Vec<u8>> = (0..1000)
+        .map(|i| {
+            let event = RunEvent::new(
+                EventType::Start,
+                Run::new(RunId::new_v7()),
+                Job::new("ns", format!("job{i}")),
+            );
+            Event::Run(event).to_json().into_bytes()
+        })
+        .collect();
+    for batch in sent.chunks(100) {
+        let raws: Vec<&[u8]> = batch.iter().map(Vec::as_slice).collect();
+        writer.ingest_batch(&raws).unwrap();
+    }
+    let back = reader
+        .events(provenance_store::Page {
+            offset: 0,
+            limit: 1000,
+        })
+        .unwrap();
+    let back: Vec<Vec<u8>> = back.items.into_iter().map(|(_, raw)| raw).collect();
+    assert_eq!(back, sent);
+    assert!(reader.verify_chain().unwrap().broken.is_none());
+    let packed: i64 = Connection::open(&t.0)
+        .unwrap()
+        .query_row("SELECT COUNT(*) FROM event WHERE codec <> 0", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    assert!(packed >= 400, "{packed} compressed");
+}
+
+#[test]
 fn a_changed_byte_of_a_compressed_event_is_detected_at_its_position() {
     let t = compressed("packed-byte");
     // Flip one bit in the middle of event 1,000's compressed bytes.
