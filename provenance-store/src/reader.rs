@@ -66,10 +66,10 @@ struct FastRun {
 /// The envelope checks of a run event, as `Event::from_value` makes them.
 fn run_event(tree: &Json<'_>) -> Option<FastRun> {
     let top = tree.members()?;
-    let run = member(top, "run")?.members()?;
-    let job = member(top, "job")?.members()?;
-    let time = EventTime::parse(member(top, "eventTime")?.text()?).ok()?;
-    member(top, "producer")?.text()?;
+    let run = last_member(top, "run")?.members()?;
+    let job = last_member(top, "job")?.members()?;
+    let time = EventTime::parse(last_member(top, "eventTime")?.text()?).ok()?;
+    last_member(top, "producer")?.text()?;
     optional_text(top, "schemaURL")?;
     let event_type = match optional_text(top, "eventType")? {
         None => None,
@@ -78,10 +78,10 @@ fn run_event(tree: &Json<'_>) -> Option<FastRun> {
             known => Some(known),
         },
     };
-    let run_id: RunId = member(run, "runId")?.text()?.parse().ok()?;
+    let run_id: RunId = last_member(run, "runId")?.text()?.parse().ok()?;
     let run_facets = facets(run, "facets")?;
-    let namespace = member(job, "namespace")?.text()?;
-    let name = member(job, "name")?.text()?;
+    let namespace = last_member(job, "namespace")?.text()?;
+    let name = last_member(job, "name")?.text()?;
     facets(job, "facets")?;
     let inputs = datasets(top, "inputs", "inputFacets")?;
     let outputs = datasets(top, "outputs", "outputFacets")?;
@@ -94,7 +94,7 @@ fn run_event(tree: &Json<'_>) -> Option<FastRun> {
             job: name.to_owned(),
             run_id,
             event_type,
-            columns: columns(|name| member_or_absent(run_facets, name)),
+            columns: columns(|name| last_member(run_facets, name)),
             inputs,
             outputs,
         },
@@ -107,7 +107,7 @@ fn datasets(
     key: &str,
     own_facets: &str,
 ) -> Option<Vec<DatasetPart>> {
-    let list = match member_or_absent(top, key) {
+    let list = match last_member(top, key) {
         None | Some(Json::Null) => return Some(Vec::new()),
         Some(Json::Arr(list)) => list,
         Some(_) => return None,
@@ -115,11 +115,11 @@ fn datasets(
     list.iter()
         .map(|d| {
             let d = d.members()?;
-            let namespace = member(d, "namespace")?.text()?;
-            let name = member(d, "name")?.text()?;
+            let namespace = last_member(d, "namespace")?.text()?;
+            let name = last_member(d, "name")?.text()?;
             let read = facets(d, "facets")?;
             facets(d, own_facets)?;
-            Some(dataset(namespace, name, |f| member_or_absent(read, f)))
+            Some(dataset(namespace, name, |f| last_member(read, f)))
         })
         .collect()
 }
@@ -129,21 +129,14 @@ fn facets<'t, 'a>(
     members: &'t [(Cow<'a, str>, Json<'a>)],
     key: &str,
 ) -> Option<&'t [(Cow<'a, str>, Json<'a>)]> {
-    match member_or_absent(members, key) {
+    match last_member(members, key) {
         None => Some(&[]),
         Some(found) => found.members(),
     }
 }
 
-/// The last member called `key`, required.
-fn member<'t, 'a>(members: &'t [(Cow<'a, str>, Json<'a>)], key: &str) -> Option<&'t Json<'a>> {
-    member_or_absent(members, key)
-}
-
-fn member_or_absent<'t, 'a>(
-    members: &'t [(Cow<'a, str>, Json<'a>)],
-    key: &str,
-) -> Option<&'t Json<'a>> {
+/// The last member called `key` (the last of repeated ones counts).
+fn last_member<'t, 'a>(members: &'t [(Cow<'a, str>, Json<'a>)], key: &str) -> Option<&'t Json<'a>> {
     members.iter().rev().find(|(k, _)| k == key).map(|(_, v)| v)
 }
 
@@ -153,7 +146,7 @@ fn optional_text<'t>(
     members: &'t [(Cow<'_, str>, Json<'_>)],
     key: &str,
 ) -> Option<Option<&'t str>> {
-    match member_or_absent(members, key) {
+    match last_member(members, key) {
         None | Some(Json::Null) => Some(None),
         Some(Json::Str(s)) => Some(Some(s)),
         Some(_) => None,
@@ -162,7 +155,7 @@ fn optional_text<'t>(
 
 impl Node for Json<'_> {
     fn member(&self, key: &str) -> Option<&Self> {
-        member_or_absent(self.members()?, key)
+        last_member(self.members()?, key)
     }
     fn text(&self) -> Option<&str> {
         match self {

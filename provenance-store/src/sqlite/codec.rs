@@ -52,24 +52,18 @@ impl Codecs {
     pub(crate) fn packer(&self) -> Option<crate::backend::Packer> {
         let (id, dictionary) = self.shared.clone()?;
         let mut compressor = zstd::bulk::Compressor::with_dictionary(LEVEL, &dictionary).ok()?;
-        Some(Box::new(move |raw: &[u8]| {
-            compressor
-                .compress(raw)
-                .ok()
-                .filter(|packed| packed.len() < raw.len())
-                .map(|packed| (id, packed))
-        }))
+        Some(Box::new(move |raw: &[u8]| pack(&mut compressor, id, raw)))
     }
 
     /// The codec and bytes to store for `raw`.
     pub(crate) fn encode<'r>(&mut self, raw: &'r [u8]) -> (i64, Cow<'r, [u8]>) {
-        if let Some((id, compressor)) = &mut self.writer
-            && let Ok(packed) = compressor.compress(raw)
-            && packed.len() < raw.len()
-        {
-            return (*id, Cow::Owned(packed));
+        match &mut self.writer {
+            Some((id, compressor)) => match pack(compressor, *id, raw) {
+                Some((codec, packed)) => (codec, Cow::Owned(packed)),
+                None => (0, Cow::Borrowed(raw)),
+            },
+            None => (0, Cow::Borrowed(raw)),
         }
-        (0, Cow::Borrowed(raw))
     }
 
     /// Loads the newest dictionary for writing, if there is one and none
@@ -171,4 +165,17 @@ impl Codecs {
             .map(Cow::Owned)
             .map_err(|e| format!("decompress with dictionary {codec}: {e}"))
     }
+}
+
+/// `raw` compressed with dictionary `id`, if that makes it smaller.
+fn pack(
+    compressor: &mut zstd::bulk::Compressor<'static>,
+    id: i64,
+    raw: &[u8],
+) -> Option<(i64, Vec<u8>)> {
+    compressor
+        .compress(raw)
+        .ok()
+        .filter(|packed| packed.len() < raw.len())
+        .map(|packed| (id, packed))
 }
