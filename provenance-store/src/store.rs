@@ -4,6 +4,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
+use std::sync::mpsc;
 
 use provenance_core::Event;
 use serde_json::{Map, Value, json};
@@ -94,6 +95,26 @@ pub struct CopyReport {
 /// Events per transaction when copying a store.
 const COPY_BATCH: usize = 1000;
 
+/// Events parsed ahead at a time by the parsing thread of a large batch.
+const CHUNK: usize = 64;
+
+/// Reads an event and, if the backend compresses, compresses it: on the
+/// parsing thread, off the writer's.
+fn prepare_packed(
+    raw: &[u8],
+    packer: &mut Option<crate::backend::Packer>,
+) -> Result<Prepared, String> {
+    let mut prepared = prepare(raw)?;
+    if let Some(pack) = packer.as_mut() {
+        prepared.packed = pack(raw);
+        if prepared.packed.is_some() {
+            // Not needed any more: freed here, not on the writer's thread.
+            prepared.raw = Vec::new();
+        }
+    }
+    Ok(prepared)
+}
+
 impl Store {
     /// Opens the store at `location`: a SQLite file path (created if missing),
     /// `:memory:`, or a `postgres://` URL.
@@ -131,7 +152,7 @@ impl Store {
     /// do not stop the others. On error nothing of the batch is stored.
     pub fn ingest_batch(&self, raws: &[&[u8]]) -> StoreResult<Vec<Outcome>> {
         let mut rejected: Vec<(usize, String)> = Vec::new();
-        let stored = if raws.len() < 64 {
+        let stored = if raws.len() < CHUNK {
             let mut events = raws
                 .iter()
                 .enumerate()
@@ -142,38 +163,36 @@ impl Store {
                         None
                     }
                 });
-            self.backend.ingest(&mut events)?
+            self.backend.ingest(&mut events, &mut drop)?
         } else {
             // Parsing is pure CPU: a second thread parses ahead while this one
-            // writes, so the two overlap inside the one transaction.
+            // writes, so the two overlap inside the one transaction. The
+            // written events come back to that thread to be freed there.
             let mut packer = self.backend.packer();
             std::thread::scope(|scope| {
-                let (tx, rx) =
-                    std::sync::mpsc::sync_channel::<Vec<(usize, Result<Prepared, String>)>>(8);
-                let parser = scope.spawn(move || {
-                    for (c, chunk) in raws.chunks(64).enumerate() {
-                        let parsed = chunk
-                            .iter()
-                            .enumerate()
-                            .map(|(i, raw)| {
-                                let mut prepared = prepare(raw);
-                                // Compressed here too, off the writer's thread.
-                                if let (Ok(p), Some(pack)) = (&mut prepared, packer.as_mut()) {
-                                    p.packed = pack(raw);
-                                    if p.packed.is_some() {
-                                        // Not needed any more: freed here,
-                                        // not on the writer's thread.
-                                        p.raw = Vec::new();
-                                    }
-                                }
-                                (c * 64 + i, prepared)
-                            })
-                            .collect();
-                        if tx.send(parsed).is_err() {
-                            return; // the writer stopped on an error
+                let (tx, rx) = mpsc::sync_channel::<Vec<(usize, Result<Prepared, String>)>>(8);
+                let (spent_tx, spent_rx) = mpsc::channel::<Vec<Prepared>>();
+                let parser = std::thread::Builder::new()
+                    .name("prov-parse".into())
+                    .spawn_scoped(scope, move || {
+                        for (c, chunk) in raws.chunks(CHUNK).enumerate() {
+                            let parsed = chunk
+                                .iter()
+                                .enumerate()
+                                .map(|(i, raw)| (c * CHUNK + i, prepare_packed(raw, &mut packer)))
+                                .collect();
+                            if tx.send(parsed).is_err() {
+                                break; // the writer stopped on an error
+                            }
+                            spent_rx.try_iter().for_each(drop);
                         }
-                    }
-                });
+                        drop(tx);
+                        spent_rx.iter().for_each(drop);
+                    })
+                    .map_err(|e| StoreError::Backend {
+                        context: "start a thread to parse the batch".into(),
+                        source: Box::new(e),
+                    })?;
                 let mut events = rx
                     .into_iter()
                     .flatten()
@@ -184,7 +203,18 @@ impl Store {
                             None
                         }
                     });
-                let result = self.backend.ingest(&mut events);
+                let mut written = Vec::with_capacity(CHUNK);
+                let result = self.backend.ingest(&mut events, &mut |p| {
+                    written.push(p);
+                    if written.len() == CHUNK {
+                        let full = std::mem::replace(&mut written, Vec::with_capacity(CHUNK));
+                        // The parser may have finished: then it frees them
+                        // once it has parsed everything, or they drop here.
+                        let _ = spent_tx.send(full);
+                    }
+                });
+                let _ = spent_tx.send(written);
+                drop(spent_tx);
                 drop(events);
                 parser
                     .join()
@@ -217,7 +247,7 @@ impl Store {
                     None
                 }
             });
-        let stored = self.backend.ingest(&mut ready)?;
+        let stored = self.backend.ingest(&mut ready, &mut drop)?;
         drop(ready);
         Ok(merge_outcomes(count, stored, rejected))
     }

@@ -81,6 +81,7 @@ contract!(
     an_overwritten_path_keeps_the_lineage_of_its_old_bytes,
     runs_accumulate_facets_and_terminal_states_stick,
     a_batch_is_one_transaction_and_rejects_bad_events_by_index,
+    a_large_batch_finds_its_own_repeats_and_rejects_by_index,
     the_chain_verifies_and_its_head_moves,
     audits_find_containers_derivations_and_unpinned_runs,
     cache_lookup_finds_the_latest_complete_run_with_outputs,
@@ -555,6 +556,56 @@ fn a_batch_is_one_transaction_and_rejects_bad_events_by_index(store: &Store) {
         store.ingest(&pretty).unwrap(),
         Outcome::Duplicate { seq: 1 }
     ));
+}
+
+/// Large batches are parsed on a second thread while they are written: the
+/// outcomes must still line up with the input, and an event repeated within
+/// the batch (its run new in that batch) must be found.
+fn a_large_batch_finds_its_own_repeats_and_rejects_by_index(store: &Store) {
+    let mut texts = Vec::new();
+    for n in 0..150u8 {
+        let job = format!("j{n}");
+        let outputs = [("/out", digest(n))];
+        let (_, events) = step(&job, &[], &outputs, "2026-01-01T00:00:00Z").events();
+        texts.extend(events.iter().map(|e| e.to_json()));
+    }
+    // 300 events, then the first 100 again, with a bad one among them.
+    let mut batch: Vec<&[u8]> = texts.iter().map(|t| t.as_bytes()).collect();
+    batch.extend(texts[..100].iter().map(|t| t.as_bytes()));
+    batch.insert(170, b"[1, 2]");
+    let outcomes = store.ingest_batch(&batch).unwrap();
+    assert_eq!(outcomes.len(), 401);
+    for (i, outcome) in outcomes.iter().enumerate() {
+        match i {
+            170 => assert!(
+                matches!(outcome, Outcome::Rejected { .. }),
+                "{i}: {outcome:?}"
+            ),
+            0..170 => assert!(
+                matches!(outcome, Outcome::Stored { seq } if *seq == i as u64 + 1),
+                "{i}: {outcome:?}"
+            ),
+            171..301 => assert!(
+                matches!(outcome, Outcome::Stored { seq } if *seq == i as u64),
+                "{i}: {outcome:?}"
+            ),
+            _ => assert!(
+                matches!(outcome, Outcome::Duplicate { seq } if *seq == i as u64 - 300),
+                "{i}: {outcome:?}"
+            ),
+        }
+    }
+    assert_eq!(store.verify_chain().unwrap().events, 300);
+    // And again as a batch of its own: all found, nothing stored.
+    let again = store.ingest_batch(&batch).unwrap();
+    assert!(
+        again
+            .iter()
+            .enumerate()
+            .all(|(i, o)| i == 170 || matches!(o, Outcome::Duplicate { .. })),
+        "{again:?}"
+    );
+    assert_eq!(store.verify_chain().unwrap().events, 300);
 }
 
 fn the_chain_verifies_and_its_head_moves(store: &Store) {

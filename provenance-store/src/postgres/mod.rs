@@ -583,7 +583,12 @@ impl Writer<'_, '_> {
 }
 
 impl Backend for Postgres {
-    fn ingest(&self, batch: &mut dyn Iterator<Item = Prepared>) -> StoreResult<Vec<Outcome>> {
+    fn ingest(
+        &self,
+        batch: &mut dyn Iterator<Item = Prepared>,
+        _spent: &mut dyn FnMut(Prepared),
+    ) -> StoreResult<Vec<Outcome>> {
+        // Round trips, not freeing, bound this backend: events are dropped here.
         self.ingest_with(batch, true)
     }
 

@@ -300,6 +300,17 @@ struct Writer<'t, 'c> {
     /// Input and output edges this transaction wrote (input?, run key,
     /// version): a COMPLETE repeating its START's inputs writes nothing more.
     edges: std::collections::HashSet<(bool, i64, i64)>,
+    /// (run key, identity prefix) of the events this transaction stored for
+    /// runs it created: an event of such a run not in here is not stored
+    /// yet, without asking the store (one found here is looked up there).
+    fresh: std::collections::HashSet<(i64, u64)>,
+}
+
+/// The first 64 bits of an event identity (hex), to filter lookups.
+fn identity_prefix(event_id: &str) -> Option<u64> {
+    event_id
+        .get(..16)
+        .and_then(|h| u64::from_str_radix(h, 16).ok())
 }
 
 impl Writer<'_, '_> {
@@ -755,7 +766,11 @@ impl Sqlite {
 }
 
 impl Backend for Sqlite {
-    fn ingest(&self, batch: &mut dyn Iterator<Item = Prepared>) -> StoreResult<Vec<Outcome>> {
+    fn ingest(
+        &self,
+        batch: &mut dyn Iterator<Item = Prepared>,
+        spent: &mut dyn FnMut(Prepared),
+    ) -> StoreResult<Vec<Outcome>> {
         let mut conn = self.lock();
         let mut ids = self.ids.lock().unwrap_or_else(|e| e.into_inner());
         let mut codecs = self.codecs.lock().unwrap_or_else(|e| e.into_inner());
@@ -775,6 +790,7 @@ impl Backend for Sqlite {
                 runs: HashMap::new(),
                 last_run_key: None,
                 edges: Default::default(),
+                fresh: Default::default(),
             };
             let received = now_micros();
             let (mut seq, mut previous): (u64, String) =
@@ -790,8 +806,8 @@ impl Backend for Sqlite {
                 .load_writer(&w.tx)
                 .map_err(backend("read the store's compression dictionary"))?;
             let mut outcomes = Vec::new();
-            for event in batch {
-                let event = &event;
+            for prepared in batch {
+                let event = &prepared;
                 // The same event has the same run: it is looked for among
                 // the events of its run (or of no run), under the write lock.
                 let run = match &event.body {
@@ -799,7 +815,22 @@ impl Backend for Sqlite {
                         .map_err(backend("look for an earlier copy of an event"))?,
                     _ => None,
                 };
-                let earlier: Option<i64> = if run.is_some() || event.run_id.is_none() {
+                let prefix = identity_prefix(&event.event_id);
+                let fresh_run = match (&event.body, run) {
+                    (Body::Run(part), Some(key)) => w
+                        .runs
+                        .get(&part.run_id)
+                        .filter(|state| state.stored.is_none())
+                        .map(|_| key),
+                    _ => None,
+                };
+                let unseen = match (fresh_run, prefix) {
+                    (Some(key), Some(prefix)) => !w.fresh.contains(&(key, prefix)),
+                    _ => false,
+                };
+                let earlier: Option<i64> = if unseen {
+                    None // a run this transaction created, and not this event
+                } else if run.is_some() || event.run_id.is_none() {
                     w.tx.prepare_cached("SELECT seq FROM event WHERE run IS ?1 AND event_id = ?2")
                         .and_then(|mut s| {
                             s.query_row(params![run, event.event_id], |r| r.get(0))
@@ -813,6 +844,7 @@ impl Backend for Sqlite {
                     outcomes.push(Outcome::Duplicate {
                         seq: earlier as u64,
                     });
+                    spent(prepared);
                     continue;
                 }
                 seq += 1;
@@ -854,8 +886,16 @@ impl Backend for Sqlite {
                     ])
                 })
                 .map_err(backend("append an event"))?;
+                if let (Some(key), Some(prefix)) = (run, prefix)
+                    && w.runs
+                        .get(event.run_id.as_deref().unwrap_or_default())
+                        .is_some_and(|s| s.stored.is_none())
+                {
+                    w.fresh.insert((key, prefix));
+                }
                 previous = link;
                 outcomes.push(Outcome::Stored { seq });
+                spent(prepared);
             }
             flush_runs(&mut w).map_err(backend("record the batch's runs"))?;
             let Writer { tx, learned, .. } = w;
