@@ -270,7 +270,7 @@ fn a_store_from_a_newer_prov_is_refused() {
             err,
             StoreError::SchemaTooNew {
                 found: 7,
-                supported: 2,
+                supported: 3,
                 ..
             }
         ),
@@ -278,7 +278,7 @@ fn a_store_from_a_newer_prov_is_refused() {
     );
     assert!(
         err.to_string()
-            .ends_with("its schema 7 is newer than this prov (2): upgrade prov"),
+            .ends_with("its schema 7 is newer than this prov (3): upgrade prov"),
         "{err}"
     );
 }
@@ -368,7 +368,7 @@ fn a_store_of_schema_1_is_upgraded_and_keeps_its_chain() {
         .unwrap()
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
-    assert_eq!(version, 2);
+    assert_eq!(version, 3);
 }
 
 #[test]

@@ -27,7 +27,19 @@ use crate::{StoreError, StoreResult};
 const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/sqlite/0001_init.sql"),
     include_str!("../../migrations/sqlite/0002_compression.sql"),
+    include_str!("../../migrations/sqlite/0003_key_prefixes.sql"),
 ];
+
+/// Versions by content digest, through the index over the digest's first 16
+/// digits (`version_digest`, migration 3).
+const VERSIONS_BY_DIGEST: &str = "SELECT id FROM dataset_version
+    WHERE substr(digest, 1, 16) = substr(?1, 1, 16) AND digest = ?1 AND created_at <= ?2
+    ORDER BY id";
+
+/// The run filter on a fingerprint, through the index over its first 16
+/// digits (`run_fingerprint`, migration 3); the value is bound twice.
+const RUNS_BY_FINGERPRINT: &str =
+    "substr(r.fingerprint, 1, 16) = substr(?, 1, 16) AND r.fingerprint = ?";
 
 /// How long a writer waits for another process's write lock before giving up.
 pub const BUSY_TIMEOUT: Duration = Duration::from_secs(60);
@@ -977,7 +989,7 @@ impl Backend for Sqlite {
         let found = match target {
             Target::Digest(hex) => {
                 let mut stmt = conn
-                    .prepare_cached("SELECT id FROM dataset_version WHERE digest = ?1 AND created_at <= ?2 ORDER BY id")
+                    .prepare_cached(VERSIONS_BY_DIGEST)
                     .map_err(backend("find the target"))?;
                 let ids = stmt
                     .query_map(params![hex, cutoff], |r| r.get(0))
@@ -1146,7 +1158,11 @@ impl Backend for Sqlite {
             text(&filter.container_repository),
         );
         add("r.container_tag = ?", text(&filter.container_tag));
-        add("r.fingerprint = ?", text(&filter.fingerprint));
+        if let Some(fingerprint) = &filter.fingerprint {
+            clauses.push(RUNS_BY_FINGERPRINT);
+            values.push(Box::new(fingerprint.clone()));
+            values.push(Box::new(fingerprint.clone()));
+        }
         if filter.unpinned {
             clauses.push("r.container_image IS NOT NULL AND r.container_digest IS NULL");
         }
@@ -1218,7 +1234,34 @@ impl Backend for Sqlite {
 
 #[cfg(test)]
 mod tests {
-    use super::key;
+    use super::{RUNS_BY_FINGERPRINT, Sqlite, VERSIONS_BY_DIGEST, key};
+
+    /// The lookups by digest and fingerprint must name the indexed
+    /// expression exactly, or SQLite scans the whole table instead.
+    #[test]
+    fn digest_and_fingerprint_lookups_use_their_prefix_indexes() {
+        let store = Sqlite::open(None).unwrap();
+        let conn = store.lock();
+        let plan = |sql: &str, values: &[&dyn rusqlite::ToSql]| -> String {
+            let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+            let rows = stmt.query_map(values, |r| r.get::<_, String>(3)).unwrap();
+            rows.collect::<Result<Vec<_>, _>>().unwrap().join("; ")
+        };
+        let hex = "ab".repeat(32);
+        let by_digest = plan(VERSIONS_BY_DIGEST, &[&hex, &0i64]);
+        assert!(
+            by_digest.contains("USING INDEX version_digest"),
+            "{by_digest}"
+        );
+        let by_fingerprint = plan(
+            &format!("SELECT r.id FROM run r WHERE {RUNS_BY_FINGERPRINT}"),
+            &[&hex, &hex],
+        );
+        assert!(
+            by_fingerprint.contains("USING INDEX run_fingerprint"),
+            "{by_fingerprint}"
+        );
+    }
 
     #[test]
     fn id_cache_keys_of_different_parts_differ() {
