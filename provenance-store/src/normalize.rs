@@ -14,7 +14,7 @@ use sha2::{Digest, Sha256};
 /// An event ready to be stored.
 #[derive(Debug, PartialEq)]
 pub(crate) struct Prepared {
-    /// The bytes as received.
+    /// The bytes as received (empty when they are stored `packed`).
     pub raw: Vec<u8>,
     /// sha-256 of the event's JSON value, serialized sorted and compact.
     pub event_id: String,
@@ -80,13 +80,22 @@ pub(crate) struct DatasetPart {
 /// Parses, identifies and normalizes one raw event: well-formed run events
 /// by the fast reader, everything else by the full one.
 pub(crate) fn prepare(raw: &[u8]) -> Result<Prepared, String> {
+    let mut prepared = read(raw)?;
+    prepared.raw = raw.to_vec();
+    Ok(prepared)
+}
+
+/// [`prepare`] without a copy of the bytes (`raw` is left empty), for a
+/// caller that stores them compressed.
+pub(crate) fn read(raw: &[u8]) -> Result<Prepared, String> {
     match crate::reader::prepare_fast(raw) {
         Some(prepared) => Ok(prepared),
         None => prepare_full(raw),
     }
 }
 
-/// The full reader: any event, and the error naming what is wrong.
+/// The full reader: any event, and the error naming what is wrong. The
+/// bytes are not copied (`raw` is empty).
 pub(crate) fn prepare_full(raw: &[u8]) -> Result<Prepared, String> {
     let value: Value = serde_json::from_slice(raw).map_err(|e| format!("not JSON: {e}"))?;
     // serde_json's maps are sorted, so this text is the same for the same value
@@ -142,7 +151,7 @@ pub(crate) fn prepare_full(raw: &[u8]) -> Result<Prepared, String> {
     };
     Ok(Prepared {
         packed: None,
-        raw: raw.to_vec(),
+        raw: Vec::new(),
         content: provenance_core::hex(&Sha256::digest(raw)),
         event_id,
         kind,

@@ -39,16 +39,25 @@ pub(crate) enum Json<'a> {
     Obj(Vec<(Cow<'a, str>, Json<'a>)>),
 }
 
-/// Reads a well-formed run event; `None` sends it to the full reader.
+thread_local! {
+    /// The identity text of the event being read, kept between events.
+    static IDENTITY: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Reads a well-formed run event (its bytes are not copied: `raw` is
+/// empty); `None` sends it to the full reader.
 pub(crate) fn prepare_fast(raw: &[u8]) -> Option<Prepared> {
     let tree: Json<'_> = serde_json::from_slice(raw).ok()?;
     let event = run_event(&tree)?;
-    let mut identity = Vec::with_capacity(raw.len());
-    write_canonical(&tree, &mut identity).ok()?;
+    let event_id = IDENTITY.with_borrow_mut(|identity| {
+        identity.clear();
+        write_canonical(&tree, identity).ok()?;
+        Some(provenance_core::hex(&Sha256::digest(identity.as_slice())))
+    })?;
     Some(Prepared {
         packed: None,
-        raw: raw.to_vec(),
-        event_id: provenance_core::hex(&Sha256::digest(&identity)),
+        raw: Vec::new(),
+        event_id,
         content: provenance_core::hex(&Sha256::digest(raw)),
         kind: "run",
         run_id: Some(event.run_id.clone()),
@@ -224,6 +233,19 @@ pub(crate) fn write_canonical(json: &Json<'_>, out: &mut Vec<u8>) -> io::Result<
             }
             out.push(b']');
         }
+        Json::Obj(members) if members.windows(2).all(|m| m[0].0 < m[1].0) => {
+            // Already in order, without repeats.
+            out.push(b'{');
+            for (i, (name, value)) in members.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                write_str(name, out)?;
+                out.push(b':');
+                write_canonical(value, out)?;
+            }
+            out.push(b'}');
+        }
         Json::Obj(members) => {
             // Sorted by name, and for a repeated name the last one first,
             // so that the first of each run of equal names is the one kept.
@@ -250,9 +272,20 @@ pub(crate) fn write_canonical(json: &Json<'_>, out: &mut Vec<u8>) -> io::Result<
     Ok(())
 }
 
-fn write_str(s: &str, out: &mut Vec<u8>) -> io::Result<()> {
-    // Nothing to escape (the usual case): the bytes as they are.
-    if !s.bytes().any(|b| b < 0x20 || b == b'"' || b == b'\\') {
+#[allow(clippy::ptr_arg)] // whether the text is borrowed is what matters here
+fn write_str(s: &Cow<'_, str>, out: &mut Vec<u8>) -> io::Result<()> {
+    // A borrowed string is the bytes received between its quotes, which
+    // serde_json lends only when they hold no escape (and JSON allows no raw
+    // control character, quote or backslash): nothing to escape. A string
+    // that had escapes was unescaped into an owned one and is looked at.
+    let plain = match s {
+        Cow::Borrowed(text) => {
+            debug_assert!(!text.bytes().any(|b| b < 0x20 || b == b'"' || b == b'\\'));
+            true
+        }
+        Cow::Owned(text) => !text.bytes().any(|b| b < 0x20 || b == b'"' || b == b'\\'),
+    };
+    if plain {
         out.push(b'"');
         out.extend_from_slice(s.as_bytes());
         out.push(b'"');

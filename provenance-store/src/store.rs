@@ -104,13 +104,10 @@ fn prepare_packed(
     raw: &[u8],
     packer: &mut Option<crate::backend::Packer>,
 ) -> Result<Prepared, String> {
-    let mut prepared = prepare(raw)?;
-    if let Some(pack) = packer.as_mut() {
-        prepared.packed = pack(raw);
-        if prepared.packed.is_some() {
-            // Not needed any more: freed here, not on the writer's thread.
-            prepared.raw = Vec::new();
-        }
+    let mut prepared = crate::normalize::read(raw)?;
+    prepared.packed = packer.as_mut().and_then(|pack| pack(raw));
+    if prepared.packed.is_none() {
+        prepared.raw = raw.to_vec();
     }
     Ok(prepared)
 }
