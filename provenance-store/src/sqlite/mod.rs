@@ -152,6 +152,23 @@ struct IdCache {
     named: HashMap<String, i64>,
     /// By `key(dataset id, version)`.
     versions: HashMap<String, i64>,
+    /// What one write transaction keeps in memory, kept here between
+    /// transactions (emptied, not freed) so that each does not grow it anew.
+    scratch: Scratch,
+}
+
+/// Ids the cache holds at most: past this it starts again empty, so that a
+/// long-running writer's memory stays bounded (the ids in use come back at
+/// the cost of one lookup each).
+const ID_CACHE_LIMIT: usize = 500_000;
+
+/// The transaction-long maps of a [`Writer`].
+#[derive(Default)]
+struct Scratch {
+    learned: Learned,
+    runs: HashMap<String, RunState>,
+    edges: std::collections::HashSet<(bool, i64, i64)>,
+    fresh: std::collections::HashSet<(i64, u64)>,
 }
 
 /// A map key of several parts, each preceded by its length, so that no two
@@ -209,11 +226,12 @@ impl Sqlite {
         conn.set_prepared_statement_cache_capacity(64);
         // SQLite's usual 4 KiB pages: events are mostly stored compressed
         // (a few hundred bytes), and a commit writes every page it dirtied
-        // to the log, so small pages keep small commits small. A 64 MiB page
-        // cache holds a whole batch. (page_size only takes effect on a new
-        // file.)
+        // to the log, so small pages keep small commits small. A 16 MiB page
+        // cache holds the pages a batch of thousands dirties; a larger one
+        // measured no faster, only more memory to fault in. (page_size only
+        // takes effect on a new file.)
         conn.pragma_update(None, "page_size", 4096).map_err(fail)?;
-        conn.pragma_update(None, "cache_size", -65536)
+        conn.pragma_update(None, "cache_size", -16384)
             .map_err(fail)?;
         if path.is_some() {
             conn.pragma_update(None, "journal_mode", "WAL")
@@ -794,15 +812,16 @@ impl Backend for Sqlite {
                 .map_err(backend("begin a write to the store"))?;
             // Taken out for the transaction; a failed write leaves the cache empty
             // (cold, never wrong).
-            let snapshot = std::mem::take(&mut *ids);
+            let mut snapshot = std::mem::take(&mut *ids);
+            let scratch = std::mem::take(&mut snapshot.scratch);
             let mut w = Writer {
                 tx,
                 cache: &snapshot,
-                learned: Learned::default(),
-                runs: HashMap::new(),
+                learned: scratch.learned,
+                runs: scratch.runs,
                 last_run_key: None,
-                edges: Default::default(),
-                fresh: Default::default(),
+                edges: scratch.edges,
+                fresh: scratch.fresh,
             };
             let received = now_micros();
             let (mut seq, mut previous): (u64, String) =
@@ -910,13 +929,36 @@ impl Backend for Sqlite {
                 spent(prepared);
             }
             flush_runs(&mut w).map_err(backend("record the batch's runs"))?;
-            let Writer { tx, learned, .. } = w;
+            let Writer {
+                tx,
+                mut learned,
+                runs,
+                mut edges,
+                mut fresh,
+                ..
+            } = w;
             let committed = tx.commit();
             // The cache goes back whatever happened; new ids only if committed.
             *ids = snapshot;
+            if committed.is_ok() {
+                ids.named.extend(learned.named.drain());
+                ids.versions.extend(learned.versions.drain());
+                if ids.named.len() + ids.versions.len() > ID_CACHE_LIMIT {
+                    ids.named.clear();
+                    ids.versions.clear();
+                }
+            }
+            learned.named.clear();
+            learned.versions.clear();
+            edges.clear();
+            fresh.clear();
+            ids.scratch = Scratch {
+                learned,
+                runs, // drained by flush_runs
+                edges,
+                fresh,
+            };
             committed.map_err(backend("commit a write to the store"))?;
-            ids.named.extend(learned.named);
-            ids.versions.extend(learned.versions);
             (outcomes, seq)
         };
         if codecs.wants_training(seq) {
