@@ -98,6 +98,9 @@ const COPY_BATCH: usize = 1000;
 /// Events parsed ahead at a time by the parsing thread of a large batch.
 const CHUNK: usize = 64;
 
+/// The first chunk of a large batch (the writer waits for it).
+const FIRST_CHUNK: usize = 8;
+
 /// Reads an event and, if the backend compresses, compresses it: on the
 /// parsing thread, off the writer's.
 fn prepare_packed(
@@ -172,15 +175,18 @@ impl Store {
                 let parser = std::thread::Builder::new()
                     .name("prov-parse".into())
                     .spawn_scoped(scope, move || {
-                        for (c, chunk) in raws.chunks(CHUNK).enumerate() {
-                            let parsed = chunk
-                                .iter()
-                                .enumerate()
-                                .map(|(i, raw)| (c * CHUNK + i, prepare_packed(raw, &mut packer)))
+                        // A small first chunk, so that the writer starts soon.
+                        let mut start = 0;
+                        while start < raws.len() {
+                            let size = if start == 0 { FIRST_CHUNK } else { CHUNK };
+                            let end = (start + size).min(raws.len());
+                            let parsed = (start..end)
+                                .map(|i| (i, prepare_packed(raws[i], &mut packer)))
                                 .collect();
                             if tx.send(parsed).is_err() {
                                 break; // the writer stopped on an error
                             }
+                            start = end;
                             spent_rx.try_iter().for_each(drop);
                         }
                         drop(tx);

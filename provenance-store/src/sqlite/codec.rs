@@ -21,10 +21,14 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 /// Events stored before the first dictionary is trained; it is trained on
 /// (up to) this many of them.
-pub(crate) const TRAIN_AFTER: u64 = 512;
+pub(crate) const TRAIN_AFTER: u64 = 256;
 
-/// The largest dictionary trained.
-const DICTIONARY_BYTES: usize = 64 << 10;
+/// The largest dictionary trained. On 5 KB run events with our facets,
+/// 256 samples and 16 KiB compress as well as 512 and 64 KiB (18.7x against
+/// 17.9x), train in 28 ms instead of 47, and a smaller dictionary is quicker
+/// to load into each batch's compressor. zstd advises a dictionary about a
+/// hundredth of the samples' size.
+const DICTIONARY_BYTES: usize = 16 << 10;
 
 /// zstd's level: with a dictionary, level 1 compresses as well as level 3
 /// at two thirds of the time.

@@ -344,8 +344,8 @@ fn identity_prefix(event_id: &str) -> Option<u64> {
 }
 
 impl Writer<'_, '_> {
-    fn named(&mut self, table: &'static str, namespace: &str, name: &str) -> rusqlite::Result<i64> {
-        key(&mut self.learned.key, &[table, namespace, name]);
+    fn named(&mut self, table: Named, namespace: &str, name: &str) -> rusqlite::Result<i64> {
+        key(&mut self.learned.key, &[table.table(), namespace, name]);
         let k = self.learned.key.as_str();
         if let Some(&id) = self
             .cache
@@ -391,25 +391,49 @@ impl Writer<'_, '_> {
     }
 }
 
+/// The tables of things known by namespace and name.
+#[derive(Clone, Copy)]
+enum Named {
+    Job,
+    Dataset,
+}
+
+impl Named {
+    fn table(self) -> &'static str {
+        match self {
+            Named::Job => "job",
+            Named::Dataset => "dataset",
+        }
+    }
+}
+
 fn upsert_named(
     tx: &rusqlite::Transaction<'_>,
-    table: &str,
+    table: Named,
     namespace: &str,
     name: &str,
 ) -> rusqlite::Result<i64> {
-    // Insert first: a name not in the id cache is mostly a new one.
-    let insert = format!(
-        "INSERT INTO {table} (namespace, name) VALUES (?1, ?2) ON CONFLICT DO NOTHING RETURNING id"
-    );
-    if let Some(id) = tx
-        .prepare_cached(&insert)?
-        .query_row(params![namespace, name], |r| r.get(0))
-        .optional()?
+    // Insert first: a name not in the id cache is mostly a new one. (OR
+    // IGNORE and the row id, rather than RETURNING, which costs SQLite a
+    // result table per statement.)
+    let (insert, select) = match table {
+        Named::Job => (
+            "INSERT OR IGNORE INTO job (namespace, name) VALUES (?1, ?2)",
+            "SELECT id FROM job WHERE namespace = ?1 AND name = ?2",
+        ),
+        Named::Dataset => (
+            "INSERT OR IGNORE INTO dataset (namespace, name) VALUES (?1, ?2)",
+            "SELECT id FROM dataset WHERE namespace = ?1 AND name = ?2",
+        ),
+    };
+    if tx
+        .prepare_cached(insert)?
+        .execute(params![namespace, name])?
+        == 1
     {
-        return Ok(id);
+        return Ok(tx.last_insert_rowid());
     }
-    let select = format!("SELECT id FROM {table} WHERE namespace = ?1 AND name = ?2");
-    tx.prepare_cached(&select)?
+    tx.prepare_cached(select)?
         .query_row(params![namespace, name], |r| r.get(0))
 }
 
@@ -424,17 +448,14 @@ fn upsert_version(
     // one named again (and not content-addressed) is read, and updated only
     // to fill a gap, so that an unchanged row and its indexes are left alone.
     let size = part.size.map(|s| s as i64);
-    if let Some(id) = tx
+    let inserted = tx
         .prepare_cached(
-            "INSERT INTO dataset_version (dataset_id, version, digest, size, created_at)
-             VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT DO NOTHING RETURNING id",
+            "INSERT OR IGNORE INTO dataset_version (dataset_id, version, digest, size, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5)",
         )?
-        .query_row(params![dataset, version, part.digest, size, time], |r| {
-            r.get(0)
-        })
-        .optional()?
-    {
-        return Ok(id);
+        .execute(params![dataset, version, part.digest, size, time])?;
+    if inserted == 1 {
+        return Ok(tx.last_insert_rowid());
     }
     let (id, digest, stored_size, created): (i64, Option<String>, Option<i64>, i64) = tx
         .prepare_cached(
@@ -461,7 +482,7 @@ fn upsert_version(
 
 /// The version an input names, or the dataset's latest at `time`.
 fn input_version(w: &mut Writer<'_, '_>, part: &DatasetPart, time: i64) -> rusqlite::Result<i64> {
-    let dataset = w.named("dataset", &part.namespace, &part.name)?;
+    let dataset = w.named(Named::Dataset, &part.namespace, &part.name)?;
     if let Some(version) = &part.version {
         return w.version(dataset, version, part, time);
     }
@@ -555,7 +576,7 @@ fn flush_runs(w: &mut Writer<'_, '_>) -> rusqlite::Result<()> {
 
 /// Records a run event's run, inputs and outputs; returns the run's key.
 fn apply_run(w: &mut Writer<'_, '_>, run: &RunPart, time: i64) -> rusqlite::Result<i64> {
-    let job = w.named("job", &run.namespace, &run.job)?;
+    let job = w.named(Named::Job, &run.namespace, &run.job)?;
     let state = state_of(&run.event_type);
     let started = matches!(run.event_type, Some(EventType::Start)).then_some(time);
     let ended = run
@@ -600,7 +621,7 @@ fn apply_run(w: &mut Writer<'_, '_>, run: &RunPart, time: i64) -> rusqlite::Resu
         }
     }
     for output in &run.outputs {
-        let dataset = w.named("dataset", &output.namespace, &output.name)?;
+        let dataset = w.named(Named::Dataset, &output.namespace, &output.name)?;
         let version = output
             .version
             .clone()
@@ -882,13 +903,15 @@ impl Backend for Sqlite {
                 let run = match &event.body {
                     Body::Run(run) => apply_run(&mut w, run, event.time).map(Some),
                     Body::Dataset(part) => w
-                        .named("dataset", &part.namespace, &part.name)
+                        .named(Named::Dataset, &part.namespace, &part.name)
                         .and_then(|id| match &part.version {
                             Some(v) => w.version(id, v, part, event.time).map(drop),
                             None => Ok(()),
                         })
                         .map(|()| None),
-                    Body::Job { namespace, name } => w.named("job", namespace, name).map(|_| None),
+                    Body::Job { namespace, name } => {
+                        w.named(Named::Job, namespace, name).map(|_| None)
+                    }
                 }
                 .map_err(backend(format!("record event {seq} in the lineage model")))?;
                 let link = chain::link_with_content(&previous, seq, &event.content);
