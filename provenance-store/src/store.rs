@@ -211,8 +211,9 @@ impl Store {
                     written.push(p);
                     if written.len() == CHUNK {
                         let full = std::mem::replace(&mut written, Vec::with_capacity(CHUNK));
-                        // The parser may have finished: then it frees them
-                        // once it has parsed everything, or they drop here.
+                        // The parser frees them between chunks, and after its
+                        // last one waits for the rest; should it have
+                        // stopped, the send fails and they drop here.
                         let _ = spent_tx.send(full);
                     }
                 });
