@@ -21,13 +21,14 @@ pub(crate) type Packer = Box<dyn FnMut(&[u8]) -> Option<(i64, Vec<u8>)> + Send>;
 pub(crate) trait Backend: Send + Sync {
     /// Appends the events, in order, to the log and the lineage model in one
     /// transaction; one outcome per event. The events may still be being
-    /// parsed while earlier ones are written. Each event, once written, is
-    /// handed to `spent`, so that the caller can free it on the thread that
-    /// made it (freeing some forty small allocations made on another thread
-    /// costs the writer a tenth of its time).
+    /// parsed while earlier ones are written; an `Err` among them (the
+    /// parsing stopped) abandons the transaction and is returned. Each event,
+    /// once written, is handed to `spent`, so that the caller can free it on
+    /// the thread that made it (freeing some forty small allocations made on
+    /// another thread costs the writer a tenth of its time).
     fn ingest(
         &self,
-        batch: &mut dyn Iterator<Item = Prepared>,
+        batch: &mut dyn Iterator<Item = StoreResult<Prepared>>,
         spent: &mut dyn FnMut(Prepared),
     ) -> StoreResult<Vec<Outcome>>;
     /// A compressor for events, made on the parsing thread so that the

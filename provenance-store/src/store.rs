@@ -107,6 +107,10 @@ fn prepare_packed(
     raw: &[u8],
     packer: &mut Option<crate::backend::Packer>,
 ) -> Result<Prepared, String> {
+    #[cfg(test)]
+    if raw == tests::PARSER_BUG {
+        panic!("a bug in the parser (the unit tests' stand-in)");
+    }
     let mut prepared = crate::normalize::read(raw)?;
     prepared.packed = packer.as_mut().and_then(|pack| pack(raw));
     if prepared.packed.is_none() {
@@ -157,7 +161,7 @@ impl Store {
                 .iter()
                 .enumerate()
                 .filter_map(|(i, raw)| match prepare(raw) {
-                    Ok(p) => Some(p),
+                    Ok(p) => Some(Ok(p)),
                     Err(reason) => {
                         rejected.push((i, reason));
                         None
@@ -196,16 +200,32 @@ impl Store {
                         context: "start a thread to parse the batch".into(),
                         source: Box::new(e),
                     })?;
+                // Every event of the batch comes back parsed or rejected; a
+                // parser that stops early (only a bug would make it panic)
+                // fails the batch instead of committing part of it.
+                let seen = std::cell::Cell::new(0);
                 let mut events = rx
                     .into_iter()
                     .flatten()
-                    .filter_map(|(i, result)| match result {
-                        Ok(p) => Some(p),
-                        Err(reason) => {
-                            rejected.push((i, reason));
-                            None
+                    .filter_map(|(i, result)| {
+                        seen.set(seen.get() + 1);
+                        match result {
+                            Ok(p) => Some(Ok(p)),
+                            Err(reason) => {
+                                rejected.push((i, reason));
+                                None
+                            }
                         }
-                    });
+                    })
+                    .chain(std::iter::from_fn(|| {
+                        (seen.get() < raws.len()).then(|| {
+                            seen.set(raws.len()); // said once
+                            Err(StoreError::Backend {
+                                context: "parse the batch".into(),
+                                source: "the parsing thread stopped before the batch's end".into(),
+                            })
+                        })
+                    }));
                 let mut written = Vec::with_capacity(CHUNK);
                 let result = self.backend.ingest(&mut events, &mut |p| {
                     written.push(p);
@@ -245,7 +265,7 @@ impl Store {
             .into_iter()
             .enumerate()
             .filter_map(|(i, e)| match e.0 {
-                Ok(p) => Some(p),
+                Ok(p) => Some(Ok(p)),
                 Err(reason) => {
                     rejected.push((i, reason));
                     None
@@ -839,7 +859,35 @@ fn run_data(record: Option<RunRecord>, facets: &Map<String, Value>) -> Value {
 
 #[cfg(test)]
 mod tests {
-    use super::redact;
+    use super::{Store, redact};
+    use provenance_core::{Event, EventType, Job, Run, RunEvent, RunId};
+
+    /// An "event" on which the parsing thread panics, as a bug would make it.
+    pub(super) const PARSER_BUG: &[u8] = b"{\"prov-test\": \"panic in the parser\"}";
+
+    #[test]
+    fn a_parser_that_stops_midway_stores_nothing_of_the_batch() {
+        let events: Vec<Vec<u8>> = (0..200)
+            .map(|i| {
+                let run = Run::new(RunId::new_v7());
+                let e = RunEvent::new(EventType::Start, run, Job::new("ns", format!("j{i}")));
+                Event::Run(e).to_json().into_bytes()
+            })
+            .collect();
+        let mut batch: Vec<&[u8]> = events.iter().map(Vec::as_slice).collect();
+        batch.insert(150, PARSER_BUG);
+        let store = Store::in_memory().unwrap();
+        let panicked =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| store.ingest_batch(&batch)));
+        assert!(panicked.is_err(), "the parser's panic reaches the caller");
+        // Not the 150 events before it: nothing.
+        assert_eq!(store.verify_chain().unwrap().events, 0);
+        // And the store goes on.
+        batch.remove(150);
+        let outcomes = store.ingest_batch(&batch).unwrap();
+        assert_eq!(outcomes.len(), 200);
+        assert_eq!(store.verify_chain().unwrap().events, 200);
+    }
 
     fn check(location: &str, expected: &str) {
         assert_eq!(redact(location), expected);

@@ -469,7 +469,6 @@ impl Postgres {
         batch: &mut dyn Iterator<Item = Prepared>,
         bulk: bool,
     ) -> StoreResult<Vec<Outcome>> {
-        // Collected first: the time goes to round trips, not to parsing.
         let events: Vec<Prepared> = batch.collect();
         let mut conn = self.conn()?;
         let pool::Conn { client, statements } = &mut *conn;
@@ -585,11 +584,13 @@ impl Writer<'_, '_> {
 impl Backend for Postgres {
     fn ingest(
         &self,
-        batch: &mut dyn Iterator<Item = Prepared>,
+        batch: &mut dyn Iterator<Item = StoreResult<Prepared>>,
         _spent: &mut dyn FnMut(Prepared),
     ) -> StoreResult<Vec<Outcome>> {
-        // Round trips, not freeing, bound this backend: events are dropped here.
-        self.ingest_with(batch, true)
+        // Collected first: the time goes to round trips, not to parsing (nor
+        // to freeing: events are dropped here).
+        let events = batch.collect::<StoreResult<Vec<Prepared>>>()?;
+        self.ingest_with(&mut events.into_iter(), true)
     }
 
     fn walk_chain(&self, visit: &mut dyn FnMut(u64, &[u8], &str) -> bool) -> StoreResult<()> {

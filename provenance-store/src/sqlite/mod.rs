@@ -819,7 +819,7 @@ impl Sqlite {
 impl Backend for Sqlite {
     fn ingest(
         &self,
-        batch: &mut dyn Iterator<Item = Prepared>,
+        batch: &mut dyn Iterator<Item = StoreResult<Prepared>>,
         spent: &mut dyn FnMut(Prepared),
     ) -> StoreResult<Vec<Outcome>> {
         let mut conn = self.lock();
@@ -859,6 +859,8 @@ impl Backend for Sqlite {
                 .map_err(backend("read the store's compression dictionary"))?;
             let mut outcomes = Vec::new();
             for prepared in batch {
+                // An error drops the transaction, which rolls it back.
+                let prepared = prepared?;
                 let event = &prepared;
                 // The same event has the same run: it is looked for among
                 // the events of its run (or of no run), under the write lock.
