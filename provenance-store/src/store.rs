@@ -101,6 +101,13 @@ const CHUNK: usize = 64;
 /// The first chunk of a large batch (the writer waits for it).
 const FIRST_CHUNK: usize = 8;
 
+/// Threads that parse a large batch ahead of its writer, at most.
+const MAX_PARSERS: usize = 2;
+
+/// A chunk of a batch as a parser hands it over: (index in the batch, event
+/// or why it was rejected).
+type Parsed = Vec<(usize, Result<Prepared, String>)>;
+
 /// Reads an event and, if the backend compresses, compresses it: on the
 /// parsing thread, off the writer's.
 fn prepare_packed(
@@ -169,43 +176,67 @@ impl Store {
                 });
             self.backend.ingest(&mut events, &mut drop)?
         } else {
-            // Parsing is pure CPU: a second thread parses ahead while this one
-            // writes, so the two overlap inside the one transaction. The
-            // written events come back to that thread to be freed there.
-            let mut packer = self.backend.packer();
+            // Parsing is pure CPU: other threads parse ahead while this one
+            // writes, so they overlap inside the one transaction. Chunks go
+            // to the parsers in turn and are taken back in the same turn, so
+            // the events keep their order. Written events go back to a
+            // parser to be freed there.
+            let parsers = std::thread::available_parallelism()
+                .map_or(1, usize::from)
+                .clamp(1, MAX_PARSERS);
+            let mut chunks = Vec::new();
+            let mut at = 0;
+            while at < raws.len() {
+                // A small first chunk, so that the writer starts soon.
+                let size = if at == 0 { FIRST_CHUNK } else { CHUNK };
+                chunks.push(at..(at + size).min(raws.len()));
+                at += size;
+            }
+            let chunks = &chunks;
             std::thread::scope(|scope| {
-                let (tx, rx) = mpsc::sync_channel::<Vec<(usize, Result<Prepared, String>)>>(8);
-                let (spent_tx, spent_rx) = mpsc::channel::<Vec<Prepared>>();
-                let parser = std::thread::Builder::new()
-                    .name("prov-parse".into())
-                    .spawn_scoped(scope, move || {
-                        // A small first chunk, so that the writer starts soon.
-                        let mut start = 0;
-                        while start < raws.len() {
-                            let size = if start == 0 { FIRST_CHUNK } else { CHUNK };
-                            let end = (start + size).min(raws.len());
-                            let parsed = (start..end)
-                                .map(|i| (i, prepare_packed(raws[i], &mut packer)))
-                                .collect();
-                            if tx.send(parsed).is_err() {
-                                break; // the writer stopped on an error
+                let mut receivers = Vec::new();
+                let mut spent_senders = Vec::new();
+                let mut threads = Vec::new();
+                for p in 0..parsers {
+                    let (tx, rx) = mpsc::sync_channel::<Parsed>(4);
+                    let (spent_tx, spent_rx) = mpsc::channel::<Vec<Prepared>>();
+                    let mut packer = self.backend.packer();
+                    let thread = std::thread::Builder::new()
+                        .name("prov-parse".into())
+                        .spawn_scoped(scope, move || {
+                            for range in chunks.iter().skip(p).step_by(parsers) {
+                                let parsed = range
+                                    .clone()
+                                    .map(|i| (i, prepare_packed(raws[i], &mut packer)))
+                                    .collect();
+                                if tx.send(parsed).is_err() {
+                                    break; // the writer stopped on an error
+                                }
+                                spent_rx.try_iter().for_each(drop);
                             }
-                            start = end;
-                            spent_rx.try_iter().for_each(drop);
-                        }
-                        drop(tx);
-                        spent_rx.iter().for_each(drop);
-                    })
-                    .map_err(|e| StoreError::Backend {
-                        context: "start a thread to parse the batch".into(),
-                        source: Box::new(e),
-                    })?;
+                            drop(tx);
+                            spent_rx.iter().for_each(drop);
+                        })
+                        .map_err(|e| StoreError::Backend {
+                            context: "start a thread to parse the batch".into(),
+                            source: Box::new(e),
+                        })?;
+                    receivers.push(rx);
+                    spent_senders.push(spent_tx);
+                    threads.push(thread);
+                }
+                let mut next = 0;
+                let parsed = std::iter::from_fn(move || {
+                    let chunk = receivers[next % parsers].recv().ok();
+                    next += 1;
+                    chunk
+                });
                 // Every event of the batch comes back parsed or rejected; a
                 // parser that stops early (only a bug would make it panic)
                 // fails the batch instead of committing part of it.
                 let seen = std::cell::Cell::new(0);
-                let mut events = rx
-                    .into_iter()
+                let mut events = parsed
+                    .take(chunks.len())
                     .flatten()
                     .filter_map(|(i, result)| {
                         seen.set(seen.get() + 1);
@@ -222,27 +253,31 @@ impl Store {
                             seen.set(raws.len()); // said once
                             Err(StoreError::Backend {
                                 context: "parse the batch".into(),
-                                source: "the parsing thread stopped before the batch's end".into(),
+                                source: "a parsing thread stopped before the batch's end".into(),
                             })
                         })
                     }));
                 let mut written = Vec::with_capacity(CHUNK);
+                let mut turn = 0;
                 let result = self.backend.ingest(&mut events, &mut |p| {
                     written.push(p);
                     if written.len() == CHUNK {
                         let full = std::mem::replace(&mut written, Vec::with_capacity(CHUNK));
-                        // The parser frees them between chunks, and after its
-                        // last one waits for the rest; should it have
+                        // A parser frees them between its chunks, and after
+                        // its last one waits for the rest; should it have
                         // stopped, the send fails and they drop here.
-                        let _ = spent_tx.send(full);
+                        let _ = spent_senders[turn % parsers].send(full);
+                        turn += 1;
                     }
                 });
-                let _ = spent_tx.send(written);
-                drop(spent_tx);
+                let _ = spent_senders[0].send(written);
+                drop(spent_senders);
                 drop(events);
-                parser
-                    .join()
-                    .unwrap_or_else(|p| std::panic::resume_unwind(p));
+                for thread in threads {
+                    thread
+                        .join()
+                        .unwrap_or_else(|p| std::panic::resume_unwind(p));
+                }
                 result
             })?
         };
