@@ -346,6 +346,26 @@ fn ingest_reports_bad_lines_and_strict_stores_nothing() {
         !Path::new(&s.path("prov.db")).exists()
             || s.json(&["audit", "runs", "--format", "json"])["total"] == 0
     );
+    // The same on standard input, which --strict reads twice.
+    let mut child = s
+        .command(&["ingest", "--strict", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(
+        &mut child.stdin.take().unwrap(),
+        std::fs::read(&file).unwrap().as_slice(),
+    )
+    .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("-:line 2: not JSON"), "{text}");
+    assert!(
+        !Path::new(&s.path("prov.db")).exists()
+            || s.json(&["audit", "runs", "--format", "json"])["total"] == 0
+    );
     let out = s.prov(&["ingest", &file]);
     assert_eq!(out.status.code(), Some(1));
     let text = String::from_utf8_lossy(&out.stdout);
@@ -357,6 +377,65 @@ fn ingest_reports_bad_lines_and_strict_stores_nothing() {
     );
     let again = s.json(&["ingest", "--format", "json", &s.write("one.json", good)]);
     assert_eq!(again["duplicates"], 1);
+}
+
+/// A dump much larger than what `prov ingest` keeps in memory: every event
+/// stored, the bad line named by its number, and the process's peak resident
+/// size under the file's (it used to read the whole file, then copy every
+/// line: twice the file's size).
+#[test]
+fn ingest_streams_a_large_ndjson_dump() {
+    use std::io::Write;
+    let s = Sandbox::new("ingest-large");
+    let path = s.path("dump.ndjson");
+    let pad = "ACGT".repeat(50_000);
+    let mut file = std::io::BufWriter::new(std::fs::File::create(&path).unwrap());
+    for i in 0..600u32 {
+        if i == 437 {
+            writeln!(file, "{{\"not\": \"an event\"}}").unwrap();
+        }
+        writeln!(
+            file,
+            r#"{{"eventTime":"2024-05-01T12:00:00Z","producer":"https://e.org","schemaURL":"https://openlineage.io/spec/2-0-2/OpenLineage.json#/$defs/RunEvent","eventType":"START","run":{{"runId":"0190d2c4-7f3a-7c2e-9b1d-{i:012x}","facets":{{"reads":{{"_producer":"https://e.org","_schemaURL":"https://e.org/reads.json","sequence":"{pad}{i}"}}}}}},"job":{{"namespace":"n","name":"j{i}"}}}}"#
+        )
+        .unwrap();
+    }
+    drop(file);
+    let size = std::fs::metadata(&path).unwrap().len();
+    let mut child = s
+        .command(&["ingest", "--format", "json", &path])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The high-water mark of its resident memory, read while it runs.
+    let status = format!("/proc/{}/status", child.id());
+    let mut peak_kb = 0u64;
+    while child.try_wait().unwrap().is_none() {
+        if let Some(kb) = std::fs::read_to_string(&status).ok().and_then(|text| {
+            let line = text.lines().find(|l| l.starts_with("VmHWM:"))?;
+            line.split_whitespace().nth(1)?.parse::<u64>().ok()
+        }) {
+            peak_kb = peak_kb.max(kb);
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "one line is bad");
+    let summary: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(summary["stored"], 600, "{summary}");
+    assert_eq!(summary["rejected"].as_array().unwrap().len(), 1);
+    assert!(
+        summary["rejected"][0]
+            .as_str()
+            .unwrap()
+            .starts_with(&format!("{path}:line 438: ")),
+        "{summary}"
+    );
+    assert!(peak_kb > 0, "the peak was read");
+    assert!(
+        peak_kb * 1024 < size,
+        "peak resident {peak_kb} kB while ingesting a {size}-byte file"
+    );
 }
 
 #[test]

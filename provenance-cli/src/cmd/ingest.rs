@@ -1,17 +1,21 @@
 //! `prov ingest`: store OpenLineage events from files or standard input.
 
-use std::io::Write;
+use std::io::{IsTerminal, Read, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use provenance_store::Outcome;
+use indicatif::{ProgressBar, ProgressStyle};
+use provenance_store::{Outcome, Store};
 
+use super::events::EventReader;
 use crate::ctx::Ctx;
 
 /// Store OpenLineage events from NDJSON files or JSON arrays (`-` reads stdin).
 /// Bad lines are reported by number and the good ones stored; with --strict,
-/// nothing is stored if any line is bad. Exits 1 if any line was bad.
+/// nothing is stored if any line is bad. Exits 1 if any line was bad. NDJSON
+/// is read and stored a thousand events at a time, so a dump of any size
+/// takes little memory; progress is shown on a terminal.
 #[derive(Debug, clap::Args)]
 #[command(
     after_help = "Examples:\n  prov ingest events.ndjson\n  prov ingest --strict airflow-events.json\n  cat events.ndjson | prov ingest -"
@@ -32,27 +36,70 @@ pub struct Args {
 
 impl Args {
     pub fn run(self, ctx: &Ctx) -> anyhow::Result<ExitCode> {
-        let mut inputs = Vec::new();
-        for file in &self.files {
-            let (name, bytes) = super::read_input(file)?;
-            inputs.push((name, bytes));
+        // Every file must be there before any is stored.
+        for file in self.files.iter().filter(|f| f.as_os_str() != "-") {
+            std::fs::File::open(file).with_context(|| format!("read {}", file.display()))?;
         }
+        // Standard input can be read once: under --strict, which reads every
+        // input twice, it is kept in memory. Files are read as they are stored.
+        let stdin = if self.strict && self.files.iter().any(|f| f.as_os_str() == "-") {
+            let mut bytes = Vec::new();
+            std::io::stdin()
+                .lock()
+                .read_to_end(&mut bytes)
+                .context("read standard input")?;
+            Some(bytes)
+        } else {
+            None
+        };
+        let open = |file: &PathBuf| -> anyhow::Result<EventReader<'_>> {
+            match &stdin {
+                Some(bytes) if file.as_os_str() == "-" => {
+                    EventReader::new("-".into(), Box::new(bytes.as_slice()))
+                }
+                _ => EventReader::open(file),
+            }
+        };
+        // Progress on a terminal, by bytes of the inputs (all read twice
+        // under --strict).
+        let size: Option<u64> = self
+            .files
+            .iter()
+            .map(|f| match &stdin {
+                Some(bytes) if f.as_os_str() == "-" => Some(bytes.len() as u64),
+                _ => std::fs::metadata(f)
+                    .ok()
+                    .filter(|m| m.is_file())
+                    .map(|m| m.len()),
+            })
+            .sum();
+        let passes = if self.strict { 2 } else { 1 };
+        let bar = progress(size.map(|s| s * passes));
+        let mut done = 0u64;
+
         let store = ctx.store()?;
         let mut out = std::io::stdout().lock();
         let (mut stored, mut duplicates, mut bad) = (0u64, 0u64, Vec::new());
-        // Under --strict, a first pass in a scratch store finds every bad line.
+        // Under --strict, a first pass reads every event, storing nothing.
         if self.strict {
-            let scratch = provenance_store::Store::in_memory()?;
-            for (name, bytes) in &inputs {
-                let events = super::split_events(bytes);
-                let raws: Vec<&[u8]> = events.iter().map(|(_, e)| e.as_slice()).collect();
-                for ((place, _), outcome) in events.iter().zip(scratch.ingest_batch(&raws)?) {
-                    if let Outcome::Rejected { reason } = outcome {
-                        bad.push(format!("{name}:{place}: {reason}"));
+            for file in &self.files {
+                let mut events = open(file)?;
+                loop {
+                    let batch = events.next_batch()?;
+                    if batch.is_empty() {
+                        break;
                     }
+                    for (place, raw) in &batch {
+                        if let Some(reason) = Store::parse(raw).rejected() {
+                            bad.push(format!("{}:{place}: {reason}", events.name()));
+                        }
+                    }
+                    bar.set_position(done + events.consumed());
                 }
+                done += events.consumed();
             }
             if !bad.is_empty() {
+                bar.finish_and_clear();
                 for b in &bad {
                     writeln!(out, "{b}")?;
                 }
@@ -60,24 +107,36 @@ impl Args {
                 return Ok(ExitCode::from(crate::exit::CHECK_FAILED));
             }
         }
-        for (name, bytes) in &inputs {
-            let events = super::split_events(bytes);
-            for chunk in events.chunks(1000) {
-                let raws: Vec<&[u8]> = chunk.iter().map(|(_, e)| e.as_slice()).collect();
-                let outcomes = store
-                    .ingest_batch(&raws)
-                    .with_context(|| format!("store the events of {name}"))?;
-                for ((place, _), outcome) in chunk.iter().zip(outcomes) {
+        for file in &self.files {
+            let mut events = open(file)?;
+            loop {
+                let batch = events.next_batch()?;
+                if batch.is_empty() {
+                    break;
+                }
+                let raws: Vec<&[u8]> = batch.iter().map(|(_, e)| e.as_slice()).collect();
+                let outcomes = store.ingest_batch(&raws).with_context(|| {
+                    format!(
+                        "store the events of {} from {} on ({stored} stored before)",
+                        events.name(),
+                        batch[0].0
+                    )
+                })?;
+                for ((place, _), outcome) in batch.iter().zip(outcomes) {
                     match outcome {
                         Outcome::Stored { .. } => stored += 1,
                         Outcome::Duplicate { .. } => duplicates += 1,
                         Outcome::Rejected { reason } => {
-                            bad.push(format!("{name}:{place}: {reason}"))
+                            bad.push(format!("{}:{place}: {reason}", events.name()))
                         }
                     }
                 }
+                bar.set_position(done + events.consumed());
+                bar.set_message(format!("{stored} stored"));
             }
+            done += events.consumed();
         }
+        bar.finish_and_clear();
         match self.format {
             super::Format::Json => {
                 let summary = serde_json::json!({"stored": stored, "duplicates": duplicates, "rejected": bad});
@@ -100,4 +159,25 @@ impl Args {
             ExitCode::from(crate::exit::CHECK_FAILED)
         })
     }
+}
+
+/// A progress bar on standard error when it is a terminal: bytes of the
+/// inputs when their size is known, else a count.
+fn progress(bytes: Option<u64>) -> ProgressBar {
+    if !std::io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let (bar, template) = match bytes {
+        Some(total) => (
+            ProgressBar::new(total),
+            "{bytes}/{total_bytes} {wide_bar} {msg} {bytes_per_sec} eta {eta}",
+        ),
+        None => (
+            ProgressBar::new_spinner(),
+            "{spinner} {bytes} {msg} {bytes_per_sec}",
+        ),
+    };
+    bar.with_style(
+        ProgressStyle::with_template(template).unwrap_or_else(|_| ProgressStyle::default_bar()),
+    )
 }

@@ -3,6 +3,7 @@
 
 mod audit;
 mod demo;
+mod events;
 pub mod hash;
 mod ingest;
 mod lineage;

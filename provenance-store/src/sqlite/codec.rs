@@ -30,6 +30,11 @@ pub(crate) const TRAIN_AFTER: u64 = 256;
 /// hundredth of the samples' size.
 const DICTIONARY_BYTES: usize = 16 << 10;
 
+/// The largest event taken as a training sample, and the most bytes of
+/// samples in all (256 run events of 5 KB are 1.3 MB).
+const SAMPLE_MAX_BYTES: usize = 256 << 10;
+const SAMPLES_MAX_BYTES: usize = 8 << 20;
+
 /// zstd's level: with a dictionary, level 1 compresses as well as level 3
 /// at two thirds of the time.
 const LEVEL: i32 = 1;
@@ -105,10 +110,24 @@ impl Codecs {
         if self.writer.is_some() {
             return Ok(());
         }
-        let samples: Vec<Vec<u8>> = conn
-            .prepare("SELECT raw FROM event WHERE codec = 0 ORDER BY seq LIMIT ?1")?
-            .query_map([TRAIN_AFTER as i64], |r| r.get(0))?
-            .collect::<Result<_, _>>()?;
+        // The first events, as long as they are not too large: training
+        // holds the samples (and several times their size) in memory.
+        let mut samples: Vec<Vec<u8>> = Vec::new();
+        let mut total = 0;
+        let mut stmt = conn.prepare(
+            "SELECT raw FROM event WHERE codec = 0 AND length(raw) <= ?2 ORDER BY seq LIMIT ?1",
+        )?;
+        let mut rows = stmt.query(params![TRAIN_AFTER as i64, SAMPLE_MAX_BYTES as i64])?;
+        while let Some(row) = rows.next()? {
+            let sample: Vec<u8> = row.get(0)?;
+            total += sample.len();
+            samples.push(sample);
+            if total >= SAMPLES_MAX_BYTES {
+                break;
+            }
+        }
+        drop(rows);
+        drop(stmt);
         let Ok(dictionary) = zstd::dict::from_samples(&samples, DICTIONARY_BYTES) else {
             self.failed_at = Some(events);
             return Ok(());
