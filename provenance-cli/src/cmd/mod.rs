@@ -121,20 +121,6 @@ pub fn resolve_target(ctx: &Ctx, store: &Store, text: &str) -> anyhow::Result<Ta
     })
 }
 
-/// Reads a file, or standard input for `-`, naming it on failure.
-pub fn read_input(file: &Path) -> anyhow::Result<(String, Vec<u8>)> {
-    let name = file.display().to_string();
-    let bytes = if name == "-" {
-        let mut buf = Vec::new();
-        std::io::Read::read_to_end(&mut std::io::stdin(), &mut buf)
-            .context("read standard input")?;
-        buf
-    } else {
-        std::fs::read(file).with_context(|| format!("read {name}"))?
-    };
-    Ok((name, bytes))
-}
-
 /// Splits input into events: one JSON object, a JSON array of them, or NDJSON.
 /// Each comes with its place (`event 3` or `line 7`) for messages.
 pub fn split_events(bytes: &[u8]) -> Vec<(String, Vec<u8>)> {

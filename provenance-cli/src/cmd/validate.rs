@@ -21,20 +21,27 @@ impl Args {
         let mut failures = 0usize;
         let mut checked = 0usize;
         for file in &self.files {
-            let (name, bytes) = super::read_input(file)?;
-            for (place, raw) in super::split_events(&bytes) {
-                checked += 1;
-                let problems: Vec<String> = match Event::from_slice(&raw) {
-                    Ok(event) => validate(&event).iter().map(ToString::to_string).collect(),
-                    Err(e @ provenance_core::ParseError::Syntax { .. }) => {
-                        vec![format!("not JSON: {e}")]
-                    }
-                    Err(e) => vec![e.to_string()],
-                };
-                for problem in &problems {
-                    writeln!(out, "{name}:{place}: {problem}")?;
+            let mut events = super::events::EventReader::open(file)?;
+            loop {
+                let batch = events.next_batch()?;
+                if batch.is_empty() {
+                    break;
                 }
-                failures += usize::from(!problems.is_empty());
+                for (place, raw) in batch {
+                    let name = events.name();
+                    checked += 1;
+                    let problems: Vec<String> = match Event::from_slice(&raw) {
+                        Ok(event) => validate(&event).iter().map(ToString::to_string).collect(),
+                        Err(e @ provenance_core::ParseError::Syntax { .. }) => {
+                            vec![format!("not JSON: {e}")]
+                        }
+                        Err(e) => vec![e.to_string()],
+                    };
+                    for problem in &problems {
+                        writeln!(out, "{name}:{place}: {problem}")?;
+                    }
+                    failures += usize::from(!problems.is_empty());
+                }
             }
         }
         eprintln!("{checked} events checked, {failures} with deviations");
