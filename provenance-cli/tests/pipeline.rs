@@ -379,6 +379,46 @@ fn ingest_reports_bad_lines_and_strict_stores_nothing() {
     assert_eq!(again["duplicates"], 1);
 }
 
+/// Several transactions' worth of events stored together: every event
+/// counted once, and a bad line in the second transaction named by its own
+/// number; sent again, every event is found stored.
+#[test]
+fn ingest_counts_every_event_across_transactions() {
+    let s = Sandbox::new("ingest-count");
+    let mut text = String::new();
+    for i in 0..2500u32 {
+        if i == 1700 {
+            text.push_str("{\"eventType\": 7}\n");
+        }
+        text.push_str(&format!(
+            r#"{{"eventTime":"2024-05-01T12:00:00Z","producer":"https://e.org","schemaURL":"https://openlineage.io/spec/2-0-2/OpenLineage.json#/$defs/RunEvent","eventType":"START","run":{{"runId":"0190d2c4-7f3a-7c2e-9b1d-{i:012x}"}},"job":{{"namespace":"n","name":"j"}}}}"#
+        ));
+        text.push('\n');
+    }
+    let path = s.write("dump.ndjson", &text);
+    let out = s.prov(&["ingest", "--format", "json", &path]);
+    assert_eq!(out.status.code(), Some(1), "one line is bad");
+    let summary: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(summary["stored"], 2500, "{summary}");
+    assert_eq!(summary["duplicates"], 0, "{summary}");
+    let rejected = summary["rejected"].as_array().unwrap();
+    assert_eq!(rejected.len(), 1, "{summary}");
+    assert!(
+        rejected[0]
+            .as_str()
+            .unwrap()
+            .starts_with(&format!("{path}:line 1701: ")),
+        "{summary}"
+    );
+    let out = s.prov(&["ingest", "--format", "json", &path]);
+    let again: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        (&again["stored"], &again["duplicates"]),
+        (&0.into(), &2500.into()),
+        "{again}"
+    );
+}
+
 /// A dump much larger than what `prov ingest` keeps in memory: every event
 /// stored, the bad line named by its number, and the process's peak resident
 /// size under the file's (it used to read the whole file, then copy every

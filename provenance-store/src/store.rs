@@ -162,126 +162,171 @@ impl Store {
     /// found stored before); unreadable ones are rejected with the reason, and
     /// do not stop the others. On error nothing of the batch is stored.
     pub fn ingest_batch(&self, raws: &[&[u8]]) -> StoreResult<Vec<Outcome>> {
+        if raws.len() >= CHUNK {
+            return self
+                .pipelined(raws, raws.len())
+                .pop()
+                .expect("one result for one batch");
+        }
         let mut rejected: Vec<(usize, String)> = Vec::new();
-        let stored = if raws.len() < CHUNK {
-            let mut events = raws
-                .iter()
-                .enumerate()
-                .filter_map(|(i, raw)| match prepare(raw) {
-                    Ok(p) => Some(Ok(p)),
-                    Err(reason) => {
-                        rejected.push((i, reason));
-                        None
-                    }
-                });
-            self.backend.ingest(&mut events, &mut drop)?
-        } else {
-            // Parsing is pure CPU: other threads parse ahead while this one
-            // writes, so they overlap inside the one transaction. Chunks go
-            // to the parsers in turn and are taken back in the same turn, so
-            // the events keep their order. Written events go back to a
-            // parser to be freed there.
-            let parsers = std::thread::available_parallelism()
-                .map_or(1, usize::from)
-                .clamp(1, MAX_PARSERS);
-            let mut chunks = Vec::new();
-            let mut at = 0;
-            while at < raws.len() {
-                // A small first chunk, so that the writer starts soon.
-                let size = if at == 0 { FIRST_CHUNK } else { CHUNK };
-                chunks.push(at..(at + size).min(raws.len()));
-                at += size;
+        let mut events = raws
+            .iter()
+            .enumerate()
+            .filter_map(|(i, raw)| match prepare(raw) {
+                Ok(p) => Some(Ok(p)),
+                Err(reason) => {
+                    rejected.push((i, reason));
+                    None
+                }
+            });
+        let stored = self.backend.ingest(&mut events, &mut drop)?;
+        drop(events);
+        Ok(merge_outcomes(raws.len(), stored, rejected))
+    }
+
+    /// Stores many events in order, in transactions of `size` (each as
+    /// [`Store::ingest_batch`] would), parsing ahead across them so that
+    /// the parsers work while a transaction commits: for bulk loads. One
+    /// result per transaction, ending at the first that fails: those before
+    /// it are stored, none after it is tried.
+    pub fn ingest_batches(&self, raws: &[&[u8]], size: usize) -> Vec<StoreResult<Vec<Outcome>>> {
+        let size = size.max(1);
+        if raws.len() >= CHUNK {
+            return self.pipelined(raws, size);
+        }
+        let mut results = Vec::new();
+        for batch in raws.chunks(size) {
+            let result = self.ingest_batch(batch);
+            let failed = result.is_err();
+            results.push(result);
+            if failed {
+                break;
             }
-            let chunks = &chunks;
-            std::thread::scope(|scope| {
-                let mut receivers = Vec::new();
-                let mut spent_senders = Vec::new();
-                let mut threads = Vec::new();
-                for p in 0..parsers {
-                    let (tx, rx) = mpsc::sync_channel::<Parsed>(4);
-                    let (spent_tx, spent_rx) = mpsc::channel::<Vec<Prepared>>();
-                    let mut packer = self.backend.packer();
-                    let thread = std::thread::Builder::new()
-                        .name("prov-parse".into())
-                        .spawn_scoped(scope, move || {
-                            for range in chunks.iter().skip(p).step_by(parsers) {
-                                let parsed = range
-                                    .clone()
-                                    .map(|i| (i, prepare_packed(raws[i], &mut packer)))
-                                    .collect();
-                                if tx.send(parsed).is_err() {
-                                    break; // the writer stopped on an error
-                                }
-                                spent_rx.try_iter().for_each(drop);
+        }
+        results
+    }
+
+    /// Parsing is pure CPU: other threads parse ahead while this one writes,
+    /// so they overlap inside a transaction and across transactions. Chunks
+    /// go to the parsers in turn and are taken back in the same turn, so the
+    /// events keep their order. Written events go back to a parser to be
+    /// freed there.
+    fn pipelined(&self, raws: &[&[u8]], size: usize) -> Vec<StoreResult<Vec<Outcome>>> {
+        let parsers = std::thread::available_parallelism()
+            .map_or(1, usize::from)
+            .clamp(1, MAX_PARSERS);
+        let mut chunks = Vec::new();
+        let mut at = 0;
+        while at < raws.len() {
+            // A small first chunk, so that the writer starts soon.
+            let size = if at == 0 { FIRST_CHUNK } else { CHUNK };
+            chunks.push(at..(at + size).min(raws.len()));
+            at += size;
+        }
+        let chunks = &chunks;
+        std::thread::scope(|scope| {
+            let mut receivers = Vec::new();
+            let mut spent_senders = Vec::new();
+            let mut threads = Vec::new();
+            for p in 0..parsers {
+                let (tx, rx) = mpsc::sync_channel::<Parsed>(4);
+                let (spent_tx, spent_rx) = mpsc::channel::<Vec<Prepared>>();
+                let mut packer = self.backend.packer();
+                let thread = std::thread::Builder::new()
+                    .name("prov-parse".into())
+                    .spawn_scoped(scope, move || {
+                        for range in chunks.iter().skip(p).step_by(parsers) {
+                            let parsed = range
+                                .clone()
+                                .map(|i| (i, prepare_packed(raws[i], &mut packer)))
+                                .collect();
+                            if tx.send(parsed).is_err() {
+                                break; // the writer stopped on an error
                             }
-                            drop(tx);
-                            spent_rx.iter().for_each(drop);
-                        })
-                        .map_err(|e| StoreError::Backend {
+                            spent_rx.try_iter().for_each(drop);
+                        }
+                        drop(tx);
+                        spent_rx.iter().for_each(drop);
+                    });
+                match thread {
+                    Ok(thread) => threads.push(thread),
+                    Err(e) => {
+                        return vec![Err(StoreError::Backend {
                             context: "start a thread to parse the batch".into(),
                             source: Box::new(e),
-                        })?;
-                    receivers.push(rx);
-                    spent_senders.push(spent_tx);
-                    threads.push(thread);
+                        })];
+                    }
                 }
-                let mut next = 0;
-                let parsed = std::iter::from_fn(move || {
-                    let chunk = receivers[next % parsers].recv().ok();
-                    next += 1;
-                    chunk
-                });
+                receivers.push(rx);
+                spent_senders.push(spent_tx);
+            }
+            let mut next = 0;
+            let mut items = std::iter::from_fn(move || {
+                let chunk = receivers[next % parsers].recv().ok();
+                next += 1;
+                chunk
+            })
+            .take(chunks.len())
+            .flatten()
+            .peekable();
+            let mut written = Vec::with_capacity(CHUNK);
+            let mut turn = 0;
+            let mut spent = |p: Prepared| {
+                written.push(p);
+                if written.len() == CHUNK {
+                    let full = std::mem::replace(&mut written, Vec::with_capacity(CHUNK));
+                    // A parser frees them between its chunks, and after its
+                    // last one waits for the rest; should it have stopped,
+                    // the send fails and they drop here.
+                    let _ = spent_senders[turn % parsers].send(full);
+                    turn += 1;
+                }
+            };
+            let mut results = Vec::new();
+            for start in (0..raws.len()).step_by(size) {
+                let end = (start + size).min(raws.len());
                 // Every event of the batch comes back parsed or rejected; a
                 // parser that stops early (only a bug would make it panic)
                 // fails the batch instead of committing part of it.
-                let seen = std::cell::Cell::new(0);
-                let mut events = parsed
-                    .take(chunks.len())
-                    .flatten()
-                    .filter_map(|(i, result)| {
-                        seen.set(seen.get() + 1);
+                let mut rejected: Vec<(usize, String)> = Vec::new();
+                let mut seen = 0;
+                let mut events = std::iter::from_fn(|| {
+                    while let Some((i, result)) = items.next_if(|(i, _)| *i < end) {
+                        seen += 1;
                         match result {
-                            Ok(p) => Some(Ok(p)),
-                            Err(reason) => {
-                                rejected.push((i, reason));
-                                None
-                            }
+                            Ok(p) => return Some(Ok(p)),
+                            Err(reason) => rejected.push((i - start, reason)),
                         }
-                    })
-                    .chain(std::iter::from_fn(|| {
-                        (seen.get() < raws.len()).then(|| {
-                            seen.set(raws.len()); // said once
-                            Err(StoreError::Backend {
-                                context: "parse the batch".into(),
-                                source: "a parsing thread stopped before the batch's end".into(),
-                            })
-                        })
-                    }));
-                let mut written = Vec::with_capacity(CHUNK);
-                let mut turn = 0;
-                let result = self.backend.ingest(&mut events, &mut |p| {
-                    written.push(p);
-                    if written.len() == CHUNK {
-                        let full = std::mem::replace(&mut written, Vec::with_capacity(CHUNK));
-                        // A parser frees them between its chunks, and after
-                        // its last one waits for the rest; should it have
-                        // stopped, the send fails and they drop here.
-                        let _ = spent_senders[turn % parsers].send(full);
-                        turn += 1;
                     }
+                    (seen < end - start).then(|| {
+                        seen = end - start; // said once
+                        Err(StoreError::Backend {
+                            context: "parse the batch".into(),
+                            source: "a parsing thread stopped before the batch's end".into(),
+                        })
+                    })
                 });
-                let _ = spent_senders[0].send(written);
-                drop(spent_senders);
-                drop(events);
-                for thread in threads {
-                    thread
-                        .join()
-                        .unwrap_or_else(|p| std::panic::resume_unwind(p));
+                let result = self.backend.ingest(&mut events, &mut spent);
+                match result {
+                    Ok(stored) => results.push(Ok(merge_outcomes(end - start, stored, rejected))),
+                    Err(e) => {
+                        results.push(Err(e));
+                        break;
+                    }
                 }
-                result
-            })?
-        };
-        Ok(merge_outcomes(raws.len(), stored, rejected))
+            }
+            if let Some(last) = spent_senders.first() {
+                let _ = last.send(written);
+            }
+            drop(spent_senders);
+            drop(items);
+            for thread in threads {
+                thread
+                    .join()
+                    .unwrap_or_else(|p| std::panic::resume_unwind(p));
+            }
+            results
+        })
     }
 
     /// Reads and normalizes one raw event, ready for [`Store::ingest_parsed`].
@@ -917,6 +962,16 @@ mod tests {
         assert!(panicked.is_err(), "the parser's panic reaches the caller");
         // Not the 150 events before it: nothing.
         assert_eq!(store.verify_chain().unwrap().events, 0);
+        // In a bulk load, the batches before the one it stopped in are
+        // stored (each is a transaction), and none from that one on. The
+        // parser stopped in its chunk of events 136..200, so the batch of
+        // 100..150 could not be completed either.
+        let bulk = Store::in_memory().unwrap();
+        let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            bulk.ingest_batches(&batch, 50)
+        }));
+        assert!(panicked.is_err(), "the parser's panic reaches the caller");
+        assert_eq!(bulk.verify_chain().unwrap().events, 100);
         // And the store goes on.
         batch.remove(150);
         let outcomes = store.ingest_batch(&batch).unwrap();

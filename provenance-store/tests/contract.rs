@@ -82,6 +82,7 @@ contract!(
     runs_accumulate_facets_and_terminal_states_stick,
     a_batch_is_one_transaction_and_rejects_bad_events_by_index,
     a_large_batch_finds_its_own_repeats_and_rejects_by_index,
+    a_bulk_load_is_batches_in_order,
     the_chain_verifies_and_its_head_moves,
     audits_find_containers_derivations_and_unpinned_runs,
     cache_lookup_finds_the_latest_complete_run_with_outputs,
@@ -606,6 +607,63 @@ fn a_large_batch_finds_its_own_repeats_and_rejects_by_index(store: &Store) {
         "{again:?}"
     );
     assert_eq!(store.verify_chain().unwrap().events, 300);
+}
+
+/// `ingest_batches` parses ahead across its transactions: each batch's
+/// outcomes line up with its own events, and the whole is as if the batches
+/// had been sent one after the other.
+fn a_bulk_load_is_batches_in_order(store: &Store) {
+    let mut texts = Vec::new();
+    for n in 0..150u8 {
+        let job = format!("bulk{n}");
+        let outputs = [("/bulk", digest(n))];
+        let (_, events) = step(&job, &[], &outputs, "2026-01-01T00:00:00Z").events();
+        texts.extend(events.iter().map(|e| e.to_json()));
+    }
+    let mut batch: Vec<&[u8]> = texts.iter().map(|t| t.as_bytes()).collect();
+    batch.extend(texts[..100].iter().map(|t| t.as_bytes()));
+    batch.insert(170, b"[1, 2]");
+    let results = store.ingest_batches(&batch, 64);
+    assert_eq!(results.len(), 401usize.div_ceil(64));
+    let outcomes: Vec<Outcome> = results
+        .into_iter()
+        .enumerate()
+        .flat_map(|(b, r)| {
+            let o = r.unwrap();
+            assert_eq!(o.len(), (401 - b * 64).min(64), "batch {b}");
+            o
+        })
+        .collect();
+    for (i, outcome) in outcomes.iter().enumerate() {
+        match i {
+            170 => assert!(
+                matches!(outcome, Outcome::Rejected { .. }),
+                "{i}: {outcome:?}"
+            ),
+            0..170 => assert!(
+                matches!(outcome, Outcome::Stored { seq } if *seq == i as u64 + 1),
+                "{i}: {outcome:?}"
+            ),
+            171..301 => assert!(
+                matches!(outcome, Outcome::Stored { seq } if *seq == i as u64),
+                "{i}: {outcome:?}"
+            ),
+            _ => assert!(
+                matches!(outcome, Outcome::Duplicate { seq } if *seq == i as u64 - 300),
+                "{i}: {outcome:?}"
+            ),
+        }
+    }
+    assert_eq!(store.verify_chain().unwrap().events, 300);
+    // Fewer events than a parsing chunk take the plain path, batch by batch.
+    let small = store.ingest_batches(&batch[..10], 4);
+    assert_eq!(small.len(), 3);
+    assert!(small.iter().all(|r| {
+        r.as_ref()
+            .unwrap()
+            .iter()
+            .all(|o| matches!(o, Outcome::Duplicate { .. }))
+    }));
 }
 
 fn the_chain_verifies_and_its_head_moves(store: &Store) {
