@@ -14,10 +14,6 @@ pub(crate) enum Start {
     Runs(Vec<String>),
 }
 
-/// Compresses an event's bytes for storage: (codec, bytes), or `None` to
-/// store them as received.
-pub(crate) type Packer = Box<dyn FnMut(&[u8]) -> Option<(i64, Vec<u8>)> + Send>;
-
 pub(crate) trait Backend: Send + Sync {
     /// Appends the events, in order, to the log and the lineage model in one
     /// transaction; one outcome per event. The events may still be being
@@ -31,11 +27,6 @@ pub(crate) trait Backend: Send + Sync {
         batch: &mut dyn Iterator<Item = StoreResult<Prepared>>,
         spent: &mut dyn FnMut(Prepared),
     ) -> StoreResult<Vec<Outcome>>;
-    /// A compressor for events, made on the parsing thread so that the
-    /// writer only writes; `None` if the backend stores events as received.
-    fn packer(&self) -> Option<Packer> {
-        None
-    }
     /// Visits `(seq, raw, link)` in chain order until `visit` returns false.
     fn walk_chain(&self, visit: &mut dyn FnMut(u64, &[u8], &str) -> bool) -> StoreResult<()>;
     /// The last position and its link.

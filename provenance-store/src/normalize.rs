@@ -14,15 +14,12 @@ use sha2::{Digest, Sha256};
 /// An event ready to be stored.
 #[derive(Debug, PartialEq)]
 pub(crate) struct Prepared {
-    /// The bytes as received (empty when they are stored `packed`).
+    /// The bytes as received.
     pub raw: Vec<u8>,
     /// sha-256 of the event's JSON value, serialized sorted and compact.
     pub event_id: String,
     /// Hex sha-256 of `raw`, for the chain link.
     pub content: String,
-    /// `raw` already compressed for the backend: (codec, bytes). When set,
-    /// `raw` may have been emptied (the backend stores these bytes).
-    pub packed: Option<(i64, Vec<u8>)>,
     pub kind: &'static str,
     pub run_id: Option<String>,
     /// Event time, microseconds since the epoch, UTC.
@@ -80,18 +77,12 @@ pub(crate) struct DatasetPart {
 /// Parses, identifies and normalizes one raw event: well-formed run events
 /// by the fast reader, everything else by the full one.
 pub(crate) fn prepare(raw: &[u8]) -> Result<Prepared, String> {
-    let mut prepared = read(raw)?;
+    let mut prepared = match crate::reader::prepare_fast(raw) {
+        Some(prepared) => prepared,
+        None => prepare_full(raw)?,
+    };
     prepared.raw = raw.to_vec();
     Ok(prepared)
-}
-
-/// [`prepare`] without a copy of the bytes (`raw` is left empty), for a
-/// caller that stores them compressed.
-pub(crate) fn read(raw: &[u8]) -> Result<Prepared, String> {
-    match crate::reader::prepare_fast(raw) {
-        Some(prepared) => Ok(prepared),
-        None => prepare_full(raw),
-    }
 }
 
 /// The full reader: any event, and the error naming what is wrong. The
@@ -150,7 +141,6 @@ pub(crate) fn prepare_full(raw: &[u8]) -> Result<Prepared, String> {
         ),
     };
     Ok(Prepared {
-        packed: None,
         raw: Vec::new(),
         content: provenance_core::hex(&Sha256::digest(raw)),
         event_id,

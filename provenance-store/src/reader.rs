@@ -55,7 +55,6 @@ pub(crate) fn prepare_fast(raw: &[u8]) -> Option<Prepared> {
         Some(provenance_core::hex(&Sha256::digest(identity.as_slice())))
     })?;
     Some(Prepared {
-        packed: None,
         raw: Vec::new(),
         event_id,
         content: provenance_core::hex(&Sha256::digest(raw)),

@@ -108,22 +108,13 @@ const MAX_PARSERS: usize = 2;
 /// or why it was rejected).
 type Parsed = Vec<(usize, Result<Prepared, String>)>;
 
-/// Reads an event and, if the backend compresses, compresses it: on the
-/// parsing thread, off the writer's.
-fn prepare_packed(
-    raw: &[u8],
-    packer: &mut Option<crate::backend::Packer>,
-) -> Result<Prepared, String> {
+/// [`prepare`], in whose stead the unit tests can make a parsing thread panic.
+fn prepare_checked(raw: &[u8]) -> Result<Prepared, String> {
     #[cfg(test)]
     if raw == tests::PARSER_BUG {
         panic!("a bug in the parser (the unit tests' stand-in)");
     }
-    let mut prepared = crate::normalize::read(raw)?;
-    prepared.packed = packer.as_mut().and_then(|pack| pack(raw));
-    if prepared.packed.is_none() {
-        prepared.raw = raw.to_vec();
-    }
-    Ok(prepared)
+    prepare(raw)
 }
 
 impl Store {
@@ -231,14 +222,13 @@ impl Store {
             for p in 0..parsers {
                 let (tx, rx) = mpsc::sync_channel::<Parsed>(4);
                 let (spent_tx, spent_rx) = mpsc::channel::<Vec<Prepared>>();
-                let mut packer = self.backend.packer();
                 let thread = std::thread::Builder::new()
                     .name("prov-parse".into())
                     .spawn_scoped(scope, move || {
                         for range in chunks.iter().skip(p).step_by(parsers) {
                             let parsed = range
                                 .clone()
-                                .map(|i| (i, prepare_packed(raws[i], &mut packer)))
+                                .map(|i| (i, prepare_checked(raws[i])))
                                 .collect();
                             if tx.send(parsed).is_err() {
                                 break; // the writer stopped on an error

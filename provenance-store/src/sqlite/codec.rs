@@ -15,7 +15,6 @@
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
-use std::sync::Arc;
 
 use rusqlite::{Connection, OptionalExtension, params};
 
@@ -47,8 +46,6 @@ const MAX_EVENT_BYTES: u64 = 256 << 20;
 #[derive(Default)]
 pub(crate) struct Codecs {
     writer: Option<(i64, zstd::bulk::Compressor<'static>)>,
-    /// The writer's dictionary, for compressors on other threads.
-    shared: Option<(i64, Arc<Vec<u8>>)>,
     readers: HashMap<i64, zstd::bulk::Decompressor<'static>>,
     /// Events in the store when training last failed (too few or too alike
     /// samples); it is tried again once there are twice as many.
@@ -56,14 +53,6 @@ pub(crate) struct Codecs {
 }
 
 impl Codecs {
-    /// A compressor with the writer's dictionary, for another thread: it
-    /// gives the codec and bytes to store, or `None` to store `raw` as it is.
-    pub(crate) fn packer(&self) -> Option<crate::backend::Packer> {
-        let (id, dictionary) = self.shared.clone()?;
-        let mut compressor = zstd::bulk::Compressor::with_dictionary(LEVEL, &dictionary).ok()?;
-        Some(Box::new(move |raw: &[u8]| pack(&mut compressor, id, raw)))
-    }
-
     /// The codec and bytes to store for `raw`.
     pub(crate) fn encode<'r>(&mut self, raw: &'r [u8]) -> (i64, Cow<'r, [u8]>) {
         match &mut self.writer {
@@ -89,7 +78,6 @@ impl Codecs {
             && let Ok(compressor) = zstd::bulk::Compressor::with_dictionary(LEVEL, &bytes)
         {
             self.writer = Some((id, compressor));
-            self.shared = Some((id, Arc::new(bytes)));
         }
         Ok(())
     }
@@ -143,7 +131,6 @@ impl Codecs {
         let id = conn.last_insert_rowid();
         if let Ok(compressor) = zstd::bulk::Compressor::with_dictionary(LEVEL, &dictionary) {
             self.writer = Some((id, compressor));
-            self.shared = Some((id, Arc::new(dictionary)));
         }
         Ok(())
     }
@@ -151,7 +138,6 @@ impl Codecs {
     /// Forgets the writer's dictionary (its transaction was rolled back).
     pub(crate) fn forget_writer(&mut self) {
         self.writer = None;
-        self.shared = None;
     }
 
     /// The bytes received, from what was stored with `codec`.

@@ -917,12 +917,7 @@ impl Backend for Sqlite {
                 }
                 .map_err(backend(format!("record event {seq} in the lineage model")))?;
                 let link = chain::link_with_content(&previous, seq, &event.content);
-                let (codec, stored) = match &event.packed {
-                    Some((codec, packed)) => {
-                        (*codec, std::borrow::Cow::Borrowed(packed.as_slice()))
-                    }
-                    None => codecs.encode(&event.raw),
-                };
+                let (codec, stored) = codecs.encode(&event.raw);
                 w.tx.prepare_cached(
                     "INSERT INTO event (seq, event_id, raw, codec, link, kind, run_id, run, event_time, received_at)
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
@@ -1001,13 +996,6 @@ impl Backend for Sqlite {
         }
         self.checkpoint_if_large();
         Ok(outcomes)
-    }
-
-    fn packer(&self) -> Option<crate::backend::Packer> {
-        self.codecs
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .packer()
     }
 
     fn walk_chain(&self, visit: &mut dyn FnMut(u64, &[u8], &str) -> bool) -> StoreResult<()> {
