@@ -559,43 +559,42 @@ fn a_batch_is_one_transaction_and_rejects_bad_events_by_index(store: &Store) {
     ));
 }
 
-/// Large batches are parsed on a second thread while they are written: the
+/// 150 steps' events (300), then the first 100 again, with an event that
+/// cannot be read at index 170: 401 in all.
+fn steps_repeated_with_a_bad_one(prefix: &str) -> Vec<Vec<u8>> {
+    let mut events: Vec<Vec<u8>> = Vec::new();
+    for n in 0..150u8 {
+        let job = format!("{prefix}{n}");
+        let outputs = [("/out", digest(n))];
+        let (_, made) = step(&job, &[], &outputs, "2026-01-01T00:00:00Z").events();
+        events.extend(made.iter().map(|e| e.to_json().into_bytes()));
+    }
+    events.extend_from_within(..100);
+    events.insert(170, b"[1, 2]".to_vec());
+    events
+}
+
+/// The outcomes of [`steps_repeated_with_a_bad_one`] sent to an empty store.
+fn assert_stored_once_in_order(outcomes: &[Outcome]) {
+    assert_eq!(outcomes.len(), 401);
+    for (i, outcome) in outcomes.iter().enumerate() {
+        let ok = match i {
+            170 => matches!(outcome, Outcome::Rejected { .. }),
+            0..170 => matches!(outcome, Outcome::Stored { seq } if *seq == i as u64 + 1),
+            171..301 => matches!(outcome, Outcome::Stored { seq } if *seq == i as u64),
+            _ => matches!(outcome, Outcome::Duplicate { seq } if *seq == i as u64 - 300),
+        };
+        assert!(ok, "{i}: {outcome:?}");
+    }
+}
+
+/// Large batches are parsed on other threads while they are written: the
 /// outcomes must still line up with the input, and an event repeated within
 /// the batch (its run new in that batch) must be found.
 fn a_large_batch_finds_its_own_repeats_and_rejects_by_index(store: &Store) {
-    let mut texts = Vec::new();
-    for n in 0..150u8 {
-        let job = format!("j{n}");
-        let outputs = [("/out", digest(n))];
-        let (_, events) = step(&job, &[], &outputs, "2026-01-01T00:00:00Z").events();
-        texts.extend(events.iter().map(|e| e.to_json()));
-    }
-    // 300 events, then the first 100 again, with a bad one among them.
-    let mut batch: Vec<&[u8]> = texts.iter().map(|t| t.as_bytes()).collect();
-    batch.extend(texts[..100].iter().map(|t| t.as_bytes()));
-    batch.insert(170, b"[1, 2]");
-    let outcomes = store.ingest_batch(&batch).unwrap();
-    assert_eq!(outcomes.len(), 401);
-    for (i, outcome) in outcomes.iter().enumerate() {
-        match i {
-            170 => assert!(
-                matches!(outcome, Outcome::Rejected { .. }),
-                "{i}: {outcome:?}"
-            ),
-            0..170 => assert!(
-                matches!(outcome, Outcome::Stored { seq } if *seq == i as u64 + 1),
-                "{i}: {outcome:?}"
-            ),
-            171..301 => assert!(
-                matches!(outcome, Outcome::Stored { seq } if *seq == i as u64),
-                "{i}: {outcome:?}"
-            ),
-            _ => assert!(
-                matches!(outcome, Outcome::Duplicate { seq } if *seq == i as u64 - 300),
-                "{i}: {outcome:?}"
-            ),
-        }
-    }
+    let events = steps_repeated_with_a_bad_one("j");
+    let batch: Vec<&[u8]> = events.iter().map(Vec::as_slice).collect();
+    assert_stored_once_in_order(&store.ingest_batch(&batch).unwrap());
     assert_eq!(store.verify_chain().unwrap().events, 300);
     // And again as a batch of its own: all found, nothing stored.
     let again = store.ingest_batch(&batch).unwrap();
@@ -613,16 +612,8 @@ fn a_large_batch_finds_its_own_repeats_and_rejects_by_index(store: &Store) {
 /// outcomes line up with its own events, and the whole is as if the batches
 /// had been sent one after the other.
 fn a_bulk_load_is_batches_in_order(store: &Store) {
-    let mut texts = Vec::new();
-    for n in 0..150u8 {
-        let job = format!("bulk{n}");
-        let outputs = [("/bulk", digest(n))];
-        let (_, events) = step(&job, &[], &outputs, "2026-01-01T00:00:00Z").events();
-        texts.extend(events.iter().map(|e| e.to_json()));
-    }
-    let mut batch: Vec<&[u8]> = texts.iter().map(|t| t.as_bytes()).collect();
-    batch.extend(texts[..100].iter().map(|t| t.as_bytes()));
-    batch.insert(170, b"[1, 2]");
+    let events = steps_repeated_with_a_bad_one("bulk");
+    let batch: Vec<&[u8]> = events.iter().map(Vec::as_slice).collect();
     let results = store.ingest_batches(&batch, 64);
     assert_eq!(results.len(), 401usize.div_ceil(64));
     let outcomes: Vec<Outcome> = results
@@ -634,26 +625,7 @@ fn a_bulk_load_is_batches_in_order(store: &Store) {
             o
         })
         .collect();
-    for (i, outcome) in outcomes.iter().enumerate() {
-        match i {
-            170 => assert!(
-                matches!(outcome, Outcome::Rejected { .. }),
-                "{i}: {outcome:?}"
-            ),
-            0..170 => assert!(
-                matches!(outcome, Outcome::Stored { seq } if *seq == i as u64 + 1),
-                "{i}: {outcome:?}"
-            ),
-            171..301 => assert!(
-                matches!(outcome, Outcome::Stored { seq } if *seq == i as u64),
-                "{i}: {outcome:?}"
-            ),
-            _ => assert!(
-                matches!(outcome, Outcome::Duplicate { seq } if *seq == i as u64 - 300),
-                "{i}: {outcome:?}"
-            ),
-        }
-    }
+    assert_stored_once_in_order(&outcomes);
     assert_eq!(store.verify_chain().unwrap().events, 300);
     // Fewer events than a parsing chunk take the plain path, batch by batch.
     let small = store.ingest_batches(&batch[..10], 4);
