@@ -305,8 +305,8 @@ impl Store {
                     }
                 }
             }
-            if let Some(last) = spent_senders.first() {
-                let _ = last.send(written);
+            if let Some(parser) = spent_senders.first() {
+                let _ = parser.send(written);
             }
             drop(spent_senders);
             drop(items);
