@@ -92,8 +92,11 @@ pub struct CopyReport {
     pub head: Option<String>,
 }
 
-/// Events per transaction when copying a store.
+/// Events per transaction when copying a store, transactions stored at a
+/// time (parsed ahead across them), and their bytes at most.
 const COPY_BATCH: usize = 1000;
+const COPY_AHEAD: usize = 8;
+const COPY_AHEAD_BYTES: usize = 16 << 20;
 
 /// Events parsed ahead at a time by the parsing thread of a large batch.
 const CHUNK: usize = 64;
@@ -420,32 +423,40 @@ impl Store {
         let mut batch: Vec<(u64, Vec<u8>)> = Vec::with_capacity(COPY_BATCH);
         let mut last: Option<String> = None;
         let mut copied = 0u64;
+        let mut bytes = 0;
+        // Several transactions at a time, parsed ahead across them.
         let mut flush = |batch: &mut Vec<(u64, Vec<u8>)>| -> StoreResult<()> {
             let raws: Vec<&[u8]> = batch.iter().map(|(_, raw)| raw.as_slice()).collect();
-            let outcomes = destination.ingest_batch(&raws)?;
-            for ((seq, _), outcome) in batch.iter().zip(outcomes) {
-                if outcome != (Outcome::Stored { seq: *seq }) {
-                    return Err(StoreError::Integrity {
-                        location: destination.location(),
-                        reason: format!(
-                            "event {seq} of the source was not stored at the same position ({outcome:?})"
-                        ),
-                    });
+            let mut sent = batch.iter();
+            for outcomes in destination.ingest_batches(&raws, COPY_BATCH) {
+                let outcomes = outcomes?;
+                let count = outcomes.len() as u64;
+                for (outcome, (seq, _)) in outcomes.into_iter().zip(sent.by_ref()) {
+                    if outcome != (Outcome::Stored { seq: *seq }) {
+                        return Err(StoreError::Integrity {
+                            location: destination.location(),
+                            reason: format!(
+                                "event {seq} of the source was not stored at the same position ({outcome:?})"
+                            ),
+                        });
+                    }
                 }
+                copied += count;
+                progress(copied, total);
             }
-            copied += batch.len() as u64;
-            progress(copied, total);
             batch.clear();
             Ok(())
         };
         self.backend.walk_chain(&mut |seq, raw, link| {
             batch.push((seq, raw.to_vec()));
+            bytes += raw.len();
             last = Some(format!("{seq}:{link}"));
-            if batch.len() == COPY_BATCH
-                && let Err(e) = flush(&mut batch)
-            {
-                failure = Some(e);
-                return false;
+            if batch.len() == COPY_AHEAD * COPY_BATCH || bytes >= COPY_AHEAD_BYTES {
+                bytes = 0;
+                if let Err(e) = flush(&mut batch) {
+                    failure = Some(e);
+                    return false;
+                }
             }
             true
         })?;
