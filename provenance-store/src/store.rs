@@ -162,20 +162,7 @@ impl Store {
                 .pop()
                 .expect("one result for one batch");
         }
-        let mut rejected: Vec<(usize, String)> = Vec::new();
-        let mut events = raws
-            .iter()
-            .enumerate()
-            .filter_map(|(i, raw)| match prepare(raw) {
-                Ok(p) => Some(Ok(p)),
-                Err(reason) => {
-                    rejected.push((i, reason));
-                    None
-                }
-            });
-        let stored = self.backend.ingest(&mut events, &mut drop)?;
-        drop(events);
-        Ok(merge_outcomes(raws.len(), stored, rejected))
+        self.ingest_parsed(raws.iter().map(|raw| Store::parse(raw)).collect())
     }
 
     /// Stores many events in order, in transactions of `size` (each as

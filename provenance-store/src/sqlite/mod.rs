@@ -346,19 +346,12 @@ fn identity_prefix(event_id: &str) -> Option<u64> {
 impl Writer<'_, '_> {
     fn named(&mut self, table: Named, namespace: &str, name: &str) -> rusqlite::Result<i64> {
         key(&mut self.learned.key, &[table.table(), namespace, name]);
-        let k = self.learned.key.as_str();
-        if let Some(&id) = self
-            .cache
-            .named
-            .get(k)
-            .or_else(|| self.learned.named.get(k))
-        {
-            return Ok(id);
-        }
-        let id = upsert_named(&self.tx, table, namespace, name)?;
-        let k = self.learned.key.clone();
-        self.learned.named.insert(k, id);
-        Ok(id)
+        cached_id(
+            &self.cache.named,
+            &mut self.learned.named,
+            &self.learned.key,
+            || upsert_named(&self.tx, table, namespace, name),
+        )
     }
 
     /// Content-addressed versions (`sha256:`) never change once written, so
@@ -375,20 +368,29 @@ impl Writer<'_, '_> {
             return upsert_version(&self.tx, dataset, version, part, time);
         }
         key(&mut self.learned.key, &[&dataset.to_string(), version]);
-        let k = self.learned.key.as_str();
-        if let Some(&id) = self
-            .cache
-            .versions
-            .get(k)
-            .or_else(|| self.learned.versions.get(k))
-        {
-            return Ok(id);
-        }
-        let id = upsert_version(&self.tx, dataset, version, part, time)?;
-        let k = self.learned.key.clone();
-        self.learned.versions.insert(k, id);
-        Ok(id)
+        cached_id(
+            &self.cache.versions,
+            &mut self.learned.versions,
+            &self.learned.key,
+            || upsert_version(&self.tx, dataset, version, part, time),
+        )
     }
+}
+
+/// The id under `key` in the shared cache or among the ids this transaction
+/// learned; otherwise the one `insert` finds or makes, learned.
+fn cached_id(
+    cache: &HashMap<String, i64>,
+    learned: &mut HashMap<String, i64>,
+    key: &str,
+    insert: impl FnOnce() -> rusqlite::Result<i64>,
+) -> rusqlite::Result<i64> {
+    if let Some(&id) = cache.get(key).or_else(|| learned.get(key)) {
+        return Ok(id);
+    }
+    let id = insert()?;
+    learned.insert(key.to_owned(), id);
+    Ok(id)
 }
 
 /// The tables of things known by namespace and name.
