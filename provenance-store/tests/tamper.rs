@@ -32,16 +32,25 @@ impl Drop for TempStore {
 }
 
 /// A store with ten events, closed again.
+/// `count` run events of a new run each, of jobs `{job}0`, `{job}1`, ...
+fn run_events(count: usize, kind: EventType, job: &str) -> Vec<Vec<u8>> {
+    (0..count)
+        .map(|i| {
+            let event = RunEvent::new(
+                kind.clone(),
+                Run::new(RunId::new_v7()),
+                Job::new("ns", format!("{job}{i}")),
+            );
+            Event::Run(event).to_json().into_bytes()
+        })
+        .collect()
+}
+
 fn filled(name: &str) -> TempStore {
     let t = TempStore::new(name);
     let store = Store::open(t.path()).unwrap();
-    for i in 0..10 {
-        let event = RunEvent::new(
-            EventType::Complete,
-            Run::new(RunId::new_v7()),
-            Job::new("ns", format!("job{i}")),
-        );
-        store.ingest_event(&Event::Run(event)).unwrap();
+    for event in run_events(10, EventType::Complete, "job") {
+        store.ingest(&event).unwrap();
     }
     assert!(store.verify_chain().unwrap().broken.is_none());
     t
@@ -67,16 +76,7 @@ fn broken_at(t: &TempStore) -> (u64, String) {
 fn compressed(name: &str) -> TempStore {
     let t = TempStore::new(name);
     let store = Store::open(t.path()).unwrap();
-    let events: Vec<Vec<u8>> = (0..1200)
-        .map(|i| {
-            let event = RunEvent::new(
-                EventType::Complete,
-                Run::new(RunId::new_v7()),
-                Job::new("ns", format!("job{i}")),
-            );
-            Event::Run(event).to_json().into_bytes()
-        })
-        .collect();
+    let events = run_events(1200, EventType::Complete, "job");
     for batch in events.chunks(100) {
         let raws: Vec<&[u8]> = batch.iter().map(Vec::as_slice).collect();
         store.ingest_batch(&raws).unwrap();
@@ -115,16 +115,7 @@ fn a_second_handle_opened_before_the_dictionary_reads_compressed_events() {
     let t = TempStore::new("packed-reader");
     let reader = Store::open(t.path()).unwrap();
     let writer = Store::open(t.path()).unwrap();
-    let sent: Vec<Vec<u8>> = (0..1000)
-        .map(|i| {
-            let event = RunEvent::new(
-                EventType::Start,
-                Run::new(RunId::new_v7()),
-                Job::new("ns", format!("job{i}")),
-            );
-            Event::Run(event).to_json().into_bytes()
-        })
-        .collect();
+    let sent = run_events(1000, EventType::Start, "job");
     for batch in sent.chunks(100) {
         let raws: Vec<&[u8]> = batch.iter().map(Vec::as_slice).collect();
         writer.ingest_batch(&raws).unwrap();
@@ -286,16 +277,7 @@ fn a_store_from_a_newer_prov_is_refused() {
 #[test]
 fn a_store_of_schema_1_is_upgraded_and_keeps_its_chain() {
     let t = TempStore::new("schema1");
-    let sent: Vec<Vec<u8>> = (0..3)
-        .map(|i| {
-            let event = RunEvent::new(
-                EventType::Start,
-                Run::new(RunId::new_v7()),
-                Job::new("ns", format!("old{i}")),
-            );
-            Event::Run(event).to_json().into_bytes()
-        })
-        .collect();
+    let sent = run_events(3, EventType::Start, "old");
     {
         // What a prov of schema 1 left: its tables, and three chained events.
         let conn = Connection::open(&t.0).unwrap();
