@@ -13,7 +13,8 @@ use serde_json::{Map, Value};
 use crate::facets::{
     DatasetKind, FacetKind, Facets, InputKind, JobKind, OutputKind, PRODUCER, RunKind,
 };
-use crate::{EventTime, RunId, json};
+use crate::json::Object;
+use crate::{EventTime, RunId};
 
 /// The schema URL of the OpenLineage spec version this crate writes.
 pub const OPENLINEAGE_SPEC_URL: &str = "https://openlineage.io/spec/2-0-2/OpenLineage.json";
@@ -352,33 +353,9 @@ impl Event {
     }
 }
 
-/// A JSON object written member by member.
-struct Object<'a> {
-    out: &'a mut Vec<u8>,
-    first: bool,
-}
-
-impl<'a> Object<'a> {
-    fn open(out: &'a mut Vec<u8>) -> Self {
-        out.push(b'{');
-        Object { out, first: true }
-    }
-
-    /// Writes `"key":` and returns the buffer for the value.
-    fn key(&mut self, key: &str) -> &mut Vec<u8> {
-        if !self.first {
-            self.out.push(b',');
-        }
-        self.first = false;
-        json::write_str(self.out, key);
-        self.out.push(b':');
-        self.out
-    }
-
-    fn str(&mut self, key: &str, value: &str) {
-        json::write_str(self.key(key), value);
-    }
-
+/// The members of events: every event starts with the same three, and holds
+/// facets and lists of datasets.
+impl Object<'_> {
     /// `eventTime`, `producer` and `schemaURL`, which every event starts with.
     fn head(&mut self, time: &EventTime, producer: &str, schema_url: &Option<String>) {
         self.str("eventTime", time.as_str());
@@ -388,13 +365,18 @@ impl<'a> Object<'a> {
         }
     }
 
-    fn facets<K: FacetKind>(&mut self, key: &str, facets: &Facets<K>) {
+    fn facets<K: FacetKind>(&mut self, key: &'static str, facets: &Facets<K>) {
         if !facets.is_absent() {
             facets.write_json(self.key(key));
         }
     }
 
-    fn datasets<D>(&mut self, key: &str, list: &Option<Vec<D>>, write: fn(&D, &mut Vec<u8>)) {
+    fn datasets<D>(
+        &mut self,
+        key: &'static str,
+        list: &Option<Vec<D>>,
+        write: fn(&D, &mut Vec<u8>),
+    ) {
         if let Some(list) = list {
             let out = self.key(key);
             out.push(b'[');
@@ -406,14 +388,6 @@ impl<'a> Object<'a> {
             }
             out.push(b']');
         }
-    }
-
-    /// The members this crate does not model, then `}`.
-    fn close(mut self, extra: &Map<String, Value>) {
-        for (key, value) in extra {
-            json::write_value(self.key(key), value);
-        }
-        self.out.push(b'}');
     }
 }
 

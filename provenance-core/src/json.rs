@@ -65,18 +65,22 @@ fn escape_bits(chunk: u64) -> u64 {
     (control | quote | backslash) & splat(0x80)
 }
 
-/// Whether any byte of `bytes` needs escaping, eight bytes at a time (the
-/// tail padded with spaces, which need none).
+/// Whether any byte of `bytes` needs escaping, eight bytes at a time. The
+/// tail is the last eight bytes (overlapping the words before, which only
+/// checks some bytes twice), read straight from the string: padding it on the
+/// stack made each call stall on the load of what it had just stored.
 #[inline]
 fn needs_escape(bytes: &[u8]) -> bool {
-    let chunks = bytes.chunks_exact(8);
-    let tail = chunks.remainder();
-    let mut padded = [b' '; 8];
-    padded[..tail.len()].copy_from_slice(tail);
-    let bits = chunks.fold(escape_bits(u64::from_ne_bytes(padded)), |bits, c| {
-        bits | escape_bits(u64::from_ne_bytes(c.try_into().expect("eight bytes")))
-    });
-    bits != 0
+    let word = |c: &[u8]| escape_bits(u64::from_ne_bytes(c.try_into().expect("eight bytes")));
+    match bytes.len() {
+        0..8 => bytes.iter().any(|&b| b == b'"' || b == b'\\' || b < 0x20),
+        n => {
+            bytes
+                .chunks_exact(8)
+                .fold(word(&bytes[n - 8..]), |bits, c| bits | word(c))
+                != 0
+        }
+    }
 }
 
 /// Appends `s` as a JSON string, quoted and escaped as serde_json does.
@@ -127,26 +131,123 @@ fn write_escaped(out: &mut Vec<u8>, bytes: &[u8]) {
     out.push(b'"');
 }
 
-/// Appends the decimal digits of `n`.
-fn write_u64(out: &mut Vec<u8>, mut n: u64) {
-    let mut digits = [0u8; 20];
-    let mut at = digits.len();
-    loop {
-        at -= 1;
-        digits[at] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
+/// A JSON object written member by member: the hand-written writers of
+/// events and facets, which write the members in the order, and with the
+/// omissions, of the type's `Serialize` (each writer is tested against
+/// serde_json).
+///
+/// Member names given as `&'static str` are the crate's own literals, plain
+/// ASCII that needs no escape, and are copied as they are; the keys of maps
+/// (`extra`, checksums) are data and are escaped.
+pub(crate) struct Object<'a> {
+    out: &'a mut Vec<u8>,
+    first: bool,
+}
+
+impl<'a> Object<'a> {
+    pub(crate) fn open(out: &'a mut Vec<u8>) -> Self {
+        out.push(b'{');
+        Object { out, first: true }
+    }
+
+    /// Writes `"name":` and returns the buffer for the value.
+    pub(crate) fn key(&mut self, name: &'static str) -> &mut Vec<u8> {
+        debug_assert!(!needs_escape(name.as_bytes()), "member name {name:?}");
+        let comma: &[u8] = if self.first { b"\"" } else { b",\"" };
+        self.first = false;
+        self.out.extend_from_slice(comma);
+        self.out.extend_from_slice(name.as_bytes());
+        self.out.extend_from_slice(b"\":");
+        self.out
+    }
+
+    /// Writes the escaped `"key":` of a map's entry and returns the buffer
+    /// for the value.
+    pub(crate) fn entry(&mut self, key: &str) -> &mut Vec<u8> {
+        if !self.first {
+            self.out.push(b',');
+        }
+        self.first = false;
+        write_str(self.out, key);
+        self.out.push(b':');
+        self.out
+    }
+
+    pub(crate) fn str(&mut self, name: &'static str, value: &str) {
+        write_str(self.key(name), value);
+    }
+
+    /// The member if there is a value (`skip_serializing_if = "Option::is_none"`).
+    pub(crate) fn opt_str(&mut self, name: &'static str, value: Option<&str>) {
+        if let Some(value) = value {
+            self.str(name, value);
         }
     }
-    out.extend_from_slice(&digits[at..]);
+
+    pub(crate) fn u64(&mut self, name: &'static str, value: u64) {
+        write_u64(self.key(name), value);
+    }
+
+    pub(crate) fn opt_u64(&mut self, name: &'static str, value: Option<u64>) {
+        if let Some(value) = value {
+            self.u64(name, value);
+        }
+    }
+
+    pub(crate) fn opt_i64(&mut self, name: &'static str, value: Option<i64>) {
+        if let Some(value) = value {
+            write_i64(self.key(name), value);
+        }
+    }
+
+    pub(crate) fn bool(&mut self, name: &'static str, value: bool) {
+        let text: &[u8] = if value { b"true" } else { b"false" };
+        self.key(name).extend_from_slice(text);
+    }
+
+    /// An array of strings.
+    pub(crate) fn strs(&mut self, name: &'static str, values: &[String]) {
+        let out = self.key(name);
+        out.push(b'[');
+        for (i, value) in values.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            write_str(out, value);
+        }
+        out.push(b']');
+    }
+
+    /// A JSON object given as a map.
+    pub(crate) fn map(
+        &mut self,
+        name: &'static str,
+        map: &serde_json::Map<String, serde_json::Value>,
+    ) {
+        Object::open(self.key(name)).close(map);
+    }
+
+    /// The members of `extra` (those the type does not model), then `}`.
+    pub(crate) fn close(mut self, extra: &serde_json::Map<String, serde_json::Value>) {
+        for (key, value) in extra {
+            write_value(self.entry(key), value);
+        }
+        self.end();
+    }
+
+    /// `}`, for a type without `extra`.
+    pub(crate) fn end(self) {
+        self.out.push(b'}');
+    }
+}
+
+/// Appends the decimal digits of `n`.
+fn write_u64(out: &mut Vec<u8>, n: u64) {
+    out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
 }
 
 fn write_i64(out: &mut Vec<u8>, n: i64) {
-    if n < 0 {
-        out.push(b'-');
-    }
-    write_u64(out, n.unsigned_abs());
+    out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
 }
 
 /// Floats are rare in events; serde_json writes them (its shortest

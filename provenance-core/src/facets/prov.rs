@@ -11,8 +11,9 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use super::{DatasetKind, ExecutionParametersRunFacet, Facet, FacetBase, RunKind};
+use super::{DatasetKind, ExecutionParametersRunFacet, Facet, FacetBase, RunKind, open_facet};
 use crate::canonical::{CanonicalError, canonical_json, canonical_sha256};
+use crate::json::Object;
 use crate::oci::{ImageRefError, ImageReference};
 
 /// Where the schemas of the `prov` facets are published, one folder per version.
@@ -25,7 +26,7 @@ pub const SHA256: &str = "sha-256";
 pub const MD5: &str = "md5";
 
 macro_rules! prov_facet {
-    ($ty:ident, $key:literal, $kind:ty, $version:literal) => {
+    ($ty:ident, $key:literal, $kind:ty, $version:literal $(, $write:ident)?) => {
         impl Facet for $ty {
             const KEY: &'static str = $key;
             const SCHEMA_URL: &'static str = concat!(
@@ -36,6 +37,11 @@ macro_rules! prov_facet {
                 ".json"
             );
             type Kind = $kind;
+            $(
+                fn write_json(&self, out: &mut Vec<u8>) {
+                    self.$write(out);
+                }
+            )?
         }
     };
 }
@@ -118,7 +124,13 @@ pub struct ProvContainerRunFacet {
     #[serde(flatten)]
     pub extra: Map<String, Value>,
 }
-prov_facet!(ProvContainerRunFacet, "prov_container", RunKind, "1-1-0");
+prov_facet!(
+    ProvContainerRunFacet,
+    "prov_container",
+    RunKind,
+    "1-1-0",
+    write_text
+);
 
 impl ProvContainerRunFacet {
     /// The facet for `image` as given, run by `runtime`. A digest in the
@@ -226,7 +238,13 @@ pub struct ProvParametersRunFacet {
     #[serde(flatten)]
     pub extra: Map<String, Value>,
 }
-prov_facet!(ProvParametersRunFacet, "prov_parameters", RunKind, "1-0-0");
+prov_facet!(
+    ProvParametersRunFacet,
+    "prov_parameters",
+    RunKind,
+    "1-0-0",
+    write_text
+);
 
 impl ProvParametersRunFacet {
     /// The facet for `parameters`, hashed canonically.
@@ -299,7 +317,8 @@ prov_facet!(
     ProvChecksumDatasetFacet,
     "prov_checksum",
     DatasetKind,
-    "1-0-0"
+    "1-0-0",
+    write_text
 );
 
 impl ProvChecksumDatasetFacet {
@@ -395,7 +414,13 @@ pub struct ProvExecutionRunFacet {
     #[serde(flatten)]
     pub extra: Map<String, Value>,
 }
-prov_facet!(ProvExecutionRunFacet, "prov_execution", RunKind, "1-0-0");
+prov_facet!(
+    ProvExecutionRunFacet,
+    "prov_execution",
+    RunKind,
+    "1-0-0",
+    write_text
+);
 
 /// One piece of software and its version.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -421,7 +446,13 @@ pub struct ProvSoftwareRunFacet {
     #[serde(flatten)]
     pub extra: Map<String, Value>,
 }
-prov_facet!(ProvSoftwareRunFacet, "prov_software", RunKind, "1-0-0");
+prov_facet!(
+    ProvSoftwareRunFacet,
+    "prov_software",
+    RunKind,
+    "1-0-0",
+    write_text
+);
 
 impl ProvSoftwareRunFacet {
     /// The facet for `(name, version)` pairs.
@@ -520,7 +551,8 @@ prov_facet!(
     ProvFingerprintRunFacet,
     "prov_fingerprint",
     RunKind,
-    "1-0-0"
+    "1-0-0",
+    write_text
 );
 
 /// `prov_cache`: this run did not execute its command; its outputs were
@@ -596,6 +628,136 @@ pub const PROV_FACET_SCHEMA_URLS: [&str; 8] = [
     ProvCacheRunFacet::SCHEMA_URL,
     ProvRerunRunFacet::SCHEMA_URL,
 ];
+
+// The text of the facets emitted on every step, written member by member in
+// the order of their `Serialize` (see `Facet::write_json`).
+
+impl DigestSource {
+    /// The name this source has in JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DigestSource::Given => "given",
+            DigestSource::Registry => "registry",
+            DigestSource::Runtime => "runtime",
+            DigestSource::ImageFile => "image_file",
+            DigestSource::Cache => "cache",
+            DigestSource::None => "none",
+        }
+    }
+}
+
+impl ContainerRuntime {
+    /// The name this runtime has in JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ContainerRuntime::Docker => "docker",
+            ContainerRuntime::Podman => "podman",
+            ContainerRuntime::Apptainer => "apptainer",
+            ContainerRuntime::None => "none",
+        }
+    }
+}
+
+impl ChecksumKind {
+    /// The name this kind has in JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChecksumKind::File => "file",
+            ChecksumKind::Directory => "directory",
+        }
+    }
+}
+
+impl ProvContainerRunFacet {
+    fn write_text(&self, out: &mut Vec<u8>) {
+        let mut o = open_facet(out, &self.base);
+        o.str("image", &self.image);
+        o.str("registry", &self.registry);
+        o.str("repository", &self.repository);
+        o.opt_str("tag", self.tag.as_deref());
+        o.opt_str("digest", self.digest.as_deref());
+        o.str("digestSource", self.digest_source.as_str());
+        o.bool("pinned", self.pinned);
+        o.str("runtime", self.runtime.as_str());
+        o.opt_str("resolvedAt", self.resolved_at.as_deref());
+        o.opt_str("unpinnedReason", self.unpinned_reason.as_deref());
+        o.close(&self.extra);
+    }
+}
+
+impl ProvParametersRunFacet {
+    fn write_text(&self, out: &mut Vec<u8>) {
+        let mut o = open_facet(out, &self.base);
+        o.map("parameters", &self.parameters);
+        o.str("sha256", &self.sha256);
+        o.str("canonicalization", &self.canonicalization);
+        o.close(&self.extra);
+    }
+}
+
+impl ProvChecksumDatasetFacet {
+    fn write_text(&self, out: &mut Vec<u8>) {
+        let mut o = open_facet(out, &self.base);
+        o.str("kind", self.kind.as_str());
+        o.u64("size", self.size);
+        let mut sums = Object::open(o.key("checksums"));
+        for (algorithm, hex) in &self.checksums {
+            crate::json::write_str(sums.entry(algorithm), hex);
+        }
+        sums.end();
+        o.opt_u64("fileCount", self.file_count);
+        o.opt_str("merkle", self.merkle.as_deref());
+        o.opt_str("modifiedTime", self.modified_time.as_deref());
+        o.close(&self.extra);
+    }
+}
+
+impl ProvExecutionRunFacet {
+    fn write_text(&self, out: &mut Vec<u8>) {
+        let mut o = open_facet(out, &self.base);
+        o.strs("argv", &self.argv);
+        o.str("workingDirectory", &self.working_directory);
+        o.opt_i64("exitCode", self.exit_code.map(i64::from));
+        o.opt_i64("signal", self.signal.map(i64::from));
+        o.u64("wallTimeMs", self.wall_time_ms);
+        o.opt_u64("cpuTimeMs", self.cpu_time_ms);
+        o.opt_u64("peakRssBytes", self.peak_rss_bytes);
+        o.str("host", &self.host);
+        o.str("user", &self.user);
+        o.str("startTime", &self.start_time);
+        o.str("endTime", &self.end_time);
+        o.close(&self.extra);
+    }
+}
+
+impl ProvSoftwareRunFacet {
+    fn write_text(&self, out: &mut Vec<u8>) {
+        let mut o = open_facet(out, &self.base);
+        let list = o.key("tools");
+        list.push(b'[');
+        for (i, tool) in self.tools.iter().enumerate() {
+            if i > 0 {
+                list.push(b',');
+            }
+            let mut t = Object::open(list);
+            t.str("name", &tool.name);
+            t.str("version", &tool.version);
+            t.end();
+        }
+        list.push(b']');
+        o.str("provenanceVersion", &self.provenance_version);
+        o.close(&self.extra);
+    }
+}
+
+impl ProvFingerprintRunFacet {
+    fn write_text(&self, out: &mut Vec<u8>) {
+        let mut o = open_facet(out, &self.base);
+        o.str("sha256", &self.sha256);
+        o.str("scheme", &self.scheme);
+        o.close(&self.extra);
+    }
+}
 
 #[cfg(test)]
 mod tests {

@@ -7,12 +7,13 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use super::{DatasetKind, Facet, FacetBase, JobKind, OutputKind, RunKind};
+use super::{DatasetKind, Facet, FacetBase, JobKind, OutputKind, RunKind, open_facet};
 use crate::RunId;
+use crate::json::Object;
 
 /// Declares the `Facet` impl of a standard facet: key, schema URL and kind.
 macro_rules! facet {
-    ($ty:ident, $key:literal, $kind:ty, $file:literal) => {
+    ($ty:ident, $key:literal, $kind:ty, $file:literal $(, $write:ident)?) => {
         impl Facet for $ty {
             const KEY: &'static str = $key;
             const SCHEMA_URL: &'static str = concat!(
@@ -22,6 +23,11 @@ macro_rules! facet {
                 stringify!($ty)
             );
             type Kind = $kind;
+            $(
+                fn write_json(&self, out: &mut Vec<u8>) {
+                    self.$write(out);
+                }
+            )?
         }
     };
 }
@@ -103,7 +109,8 @@ facet!(
     ParentRunFacet,
     "parent",
     RunKind,
-    "1-2-0/ParentRunFacet.json"
+    "1-2-0/ParentRunFacet.json",
+    write_text
 );
 
 impl ParentRunFacet {
@@ -246,7 +253,8 @@ facet!(
     ExecutionParametersRunFacet,
     "executionParameters",
     RunKind,
-    "1-0-0/ExecutionParametersRunFacet.json"
+    "1-0-0/ExecutionParametersRunFacet.json",
+    write_text
 );
 
 impl ExecutionParametersRunFacet {
@@ -341,7 +349,8 @@ facet!(
     ProcessingEngineRunFacet,
     "processing_engine",
     RunKind,
-    "1-1-1/ProcessingEngineRunFacet.json"
+    "1-1-1/ProcessingEngineRunFacet.json",
+    write_text
 );
 
 impl ProcessingEngineRunFacet {
@@ -379,7 +388,8 @@ facet!(
     JobTypeJobFacet,
     "jobType",
     JobKind,
-    "2-0-4/JobTypeJobFacet.json"
+    "2-0-4/JobTypeJobFacet.json",
+    write_text
 );
 
 impl JobTypeJobFacet {
@@ -640,7 +650,8 @@ facet!(
     DatasetVersionDatasetFacet,
     "version",
     DatasetKind,
-    "1-0-1/DatasetVersionDatasetFacet.json"
+    "1-0-1/DatasetVersionDatasetFacet.json",
+    write_text
 );
 
 impl DatasetVersionDatasetFacet {
@@ -678,7 +689,8 @@ facet!(
     StorageDatasetFacet,
     "storage",
     DatasetKind,
-    "1-0-1/StorageDatasetFacet.json"
+    "1-0-1/StorageDatasetFacet.json",
+    write_text
 );
 
 impl StorageDatasetFacet {
@@ -713,7 +725,8 @@ facet!(
     DatasetTypeDatasetFacet,
     "datasetType",
     DatasetKind,
-    "1-0-1/DatasetTypeDatasetFacet.json"
+    "1-0-1/DatasetTypeDatasetFacet.json",
+    write_text
 );
 
 impl DatasetTypeDatasetFacet {
@@ -829,7 +842,8 @@ facet!(
     OutputStatisticsOutputDatasetFacet,
     "outputStatistics",
     OutputKind,
-    "1-0-2/OutputStatisticsOutputDatasetFacet.json"
+    "1-0-2/OutputStatisticsOutputDatasetFacet.json",
+    write_text
 );
 
 impl OutputStatisticsOutputDatasetFacet {
@@ -905,5 +919,120 @@ impl SourceCodeLocationJobFacet {
             branch: None,
             extra: Map::new(),
         }
+    }
+}
+
+// The text of the facets emitted on every step, written member by member in
+// the order of their `Serialize` (see `Facet::write_json`).
+
+impl RunRef {
+    fn write_text(&self, out: &mut Vec<u8>) {
+        let mut o = Object::open(out);
+        o.str("runId", self.run_id.encode(&mut [0; 36]));
+        o.close(&self.extra);
+    }
+}
+
+impl JobRef {
+    fn write_text(&self, out: &mut Vec<u8>) {
+        let mut o = Object::open(out);
+        o.str("namespace", &self.namespace);
+        o.str("name", &self.name);
+        o.close(&self.extra);
+    }
+}
+
+impl ParentRunFacet {
+    fn write_text(&self, out: &mut Vec<u8>) {
+        let mut o = open_facet(out, &self.base);
+        self.run.write_text(o.key("run"));
+        self.job.write_text(o.key("job"));
+        if let Some(root) = &self.root {
+            let mut r = Object::open(o.key("root"));
+            root.run.write_text(r.key("run"));
+            root.job.write_text(r.key("job"));
+            r.close(&root.extra);
+        }
+        o.close(&self.extra);
+    }
+}
+
+impl ExecutionParametersRunFacet {
+    fn write_text(&self, out: &mut Vec<u8>) {
+        let mut o = open_facet(out, &self.base);
+        let list = o.key("parameters");
+        list.push(b'[');
+        for (i, p) in self.parameters.iter().enumerate() {
+            if i > 0 {
+                list.push(b',');
+            }
+            let mut e = Object::open(list);
+            e.str("key", &p.key);
+            e.opt_str("name", p.name.as_deref());
+            e.opt_str("description", p.description.as_deref());
+            e.opt_str("value", p.value.as_deref());
+            e.close(&p.extra);
+        }
+        list.push(b']');
+        o.close(&self.extra);
+    }
+}
+
+impl ProcessingEngineRunFacet {
+    fn write_text(&self, out: &mut Vec<u8>) {
+        let mut o = open_facet(out, &self.base);
+        o.str("version", &self.version);
+        o.opt_str("name", self.name.as_deref());
+        o.opt_str(
+            "openlineageAdapterVersion",
+            self.openlineage_adapter_version.as_deref(),
+        );
+        o.close(&self.extra);
+    }
+}
+
+impl JobTypeJobFacet {
+    fn write_text(&self, out: &mut Vec<u8>) {
+        let mut o = open_facet(out, &self.base);
+        o.str("processingType", &self.processing_type);
+        o.str("integration", &self.integration);
+        o.opt_str("jobType", self.job_type.as_deref());
+        o.close(&self.extra);
+    }
+}
+
+impl DatasetVersionDatasetFacet {
+    fn write_text(&self, out: &mut Vec<u8>) {
+        let mut o = open_facet(out, &self.base);
+        o.str("datasetVersion", &self.dataset_version);
+        o.close(&self.extra);
+    }
+}
+
+impl StorageDatasetFacet {
+    fn write_text(&self, out: &mut Vec<u8>) {
+        let mut o = open_facet(out, &self.base);
+        o.str("storageLayer", &self.storage_layer);
+        o.opt_str("fileFormat", self.file_format.as_deref());
+        o.close(&self.extra);
+    }
+}
+
+impl DatasetTypeDatasetFacet {
+    fn write_text(&self, out: &mut Vec<u8>) {
+        let mut o = open_facet(out, &self.base);
+        o.str("datasetType", &self.dataset_type);
+        o.opt_str("subType", self.sub_type.as_deref());
+        o.close(&self.extra);
+    }
+}
+
+impl OutputStatisticsOutputDatasetFacet {
+    fn write_text(&self, out: &mut Vec<u8>) {
+        let mut o = open_facet(out, &self.base);
+        o.opt_u64("rowCount", self.row_count);
+        o.opt_u64("size", self.size);
+        o.opt_u64("fileCount", self.file_count);
+        o.close(&self.extra);
     }
 }
