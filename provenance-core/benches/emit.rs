@@ -27,7 +27,7 @@ use provenance_core::facets::*;
 use provenance_core::recorder::Recorder;
 use provenance_core::transport::{FileTransport, Transport};
 use provenance_core::{Event, EventType, InputDataset, Job, OutputDataset, Run, RunEvent, RunId};
-use serde_json::json;
+use serde_json::{Value, json};
 
 const HEX: &str = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
 
@@ -50,8 +50,12 @@ fn event(i: usize, root: RunId) -> Event {
         &ParentRunFacet::new(root, JobRef::new("genomics", "wgs"))
             .with_root(root, JobRef::new("genomics", "wgs")),
     );
-    let params = json!({"threads": 8, "sample": format!("S{i}"), "reference": "GRCh38"});
-    let params = ProvParametersRunFacet::new(params.as_object().unwrap().clone()).unwrap();
+    let Value::Object(params) =
+        json!({"threads": 8, "sample": format!("S{i}"), "reference": "GRCh38"})
+    else {
+        unreachable!()
+    };
+    let params = ProvParametersRunFacet::new(params).unwrap();
     run.facets.set(&params.execution_parameters().unwrap());
     run.facets.set(&params);
     run.facets.set(

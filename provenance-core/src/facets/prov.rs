@@ -249,7 +249,12 @@ prov_facet!(
 impl ProvParametersRunFacet {
     /// The facet for `parameters`, hashed canonically.
     pub fn new(parameters: Map<String, Value>) -> Result<Self, CanonicalError> {
-        let sha256 = canonical_sha256(&Value::Object(parameters.clone()))?;
+        // Hashed as the object it is, without a copy.
+        let parameters = Value::Object(parameters);
+        let sha256 = canonical_sha256(&parameters)?;
+        let Value::Object(parameters) = parameters else {
+            unreachable!("made an object above")
+        };
         Ok(ProvParametersRunFacet {
             base: FacetBase::ours::<Self>(),
             parameters,
