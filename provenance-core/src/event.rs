@@ -14,7 +14,7 @@ use crate::facets::{
     DatasetKind, FacetKind, Facets, InputKind, JobKind, OutputKind, PRODUCER, RunKind,
 };
 use crate::json::Object;
-use crate::{EventTime, RunId};
+use crate::{EventTime, RunId, json};
 
 /// The schema URL of the OpenLineage spec version this crate writes.
 pub const OPENLINEAGE_SPEC_URL: &str = "https://openlineage.io/spec/2-0-2/OpenLineage.json";
@@ -293,43 +293,82 @@ impl Event {
         String::from_utf8(out).expect("JSON text is UTF-8")
     }
 
-    /// Appends the event as compact JSON text to `out`, a buffer the caller
-    /// can reuse. Facets stored from their Rust types are copied as the text
-    /// they were serialized to; the rest is written here. The members come
-    /// in the order of the `Serialize` impls, and the text is the JSON value
-    /// that [`Event::to_value`] gives (tested).
+    /// Appends the event's canonical text to `out`, a buffer the caller can
+    /// reuse: its JSON value ([`Event::to_value`]) as serde_json writes it,
+    /// compact, with the members of every object in sorted order (tested).
+    /// A store's identity of an event is the hash of this text, so for the
+    /// events this crate writes the identity is the hash of the bytes sent.
+    ///
+    /// Facets stored from their Rust types are copied as the text they were
+    /// written to; the rest is written here. An event holding members this
+    /// crate does not model (outside facets) is written through its value.
     pub fn write_json(&self, out: &mut Vec<u8>) {
+        if self.has_extra() {
+            json::write_value(out, &self.to_value());
+            return;
+        }
+        // The members of each object in sorted order.
         match self {
             Event::Run(e) => {
                 let mut o = Object::open(out);
-                o.head(&e.event_time, &e.producer, &e.schema_url);
+                o.str("eventTime", e.event_time.as_str());
                 if let Some(t) = &e.event_type {
                     o.str("eventType", t.as_str());
                 }
-                e.run.write_json(o.key("run"));
-                e.job.write_json(o.key("job"));
                 o.datasets("inputs", &e.inputs, InputDataset::write_json);
+                e.job.write_json(o.key("job"));
                 o.datasets("outputs", &e.outputs, OutputDataset::write_json);
-                o.close(&e.extra);
+                o.str("producer", &e.producer);
+                e.run.write_json(o.key("run"));
+                o.opt_str("schemaURL", e.schema_url.as_deref());
+                o.end();
             }
             Event::Dataset(e) => {
                 let mut o = Object::open(out);
-                o.head(&e.event_time, &e.producer, &e.schema_url);
                 let d = &e.dataset;
                 let mut dataset = Object::open(o.key("dataset"));
-                dataset.str("namespace", &d.namespace);
-                dataset.str("name", &d.name);
                 dataset.facets("facets", &d.facets);
-                dataset.close(&d.extra);
-                o.close(&e.extra);
+                dataset.str("name", &d.name);
+                dataset.str("namespace", &d.namespace);
+                dataset.end();
+                o.str("eventTime", e.event_time.as_str());
+                o.str("producer", &e.producer);
+                o.opt_str("schemaURL", e.schema_url.as_deref());
+                o.end();
             }
             Event::Job(e) => {
                 let mut o = Object::open(out);
-                o.head(&e.event_time, &e.producer, &e.schema_url);
-                e.job.write_json(o.key("job"));
+                o.str("eventTime", e.event_time.as_str());
                 o.datasets("inputs", &e.inputs, InputDataset::write_json);
+                e.job.write_json(o.key("job"));
                 o.datasets("outputs", &e.outputs, OutputDataset::write_json);
-                o.close(&e.extra);
+                o.str("producer", &e.producer);
+                o.opt_str("schemaURL", e.schema_url.as_deref());
+                o.end();
+            }
+        }
+    }
+
+    /// Whether the event holds members this crate does not model, outside
+    /// its facets.
+    fn has_extra(&self) -> bool {
+        fn datasets<D>(list: &Option<Vec<D>>, extra: fn(&D) -> &Map<String, Value>) -> bool {
+            list.iter().flatten().any(|d| !extra(d).is_empty())
+        }
+        match self {
+            Event::Run(e) => {
+                !e.extra.is_empty()
+                    || !e.run.extra.is_empty()
+                    || !e.job.extra.is_empty()
+                    || datasets(&e.inputs, |d| &d.extra)
+                    || datasets(&e.outputs, |d| &d.extra)
+            }
+            Event::Dataset(e) => !e.extra.is_empty() || !e.dataset.extra.is_empty(),
+            Event::Job(e) => {
+                !e.extra.is_empty()
+                    || !e.job.extra.is_empty()
+                    || datasets(&e.inputs, |d| &d.extra)
+                    || datasets(&e.outputs, |d| &d.extra)
             }
         }
     }
@@ -353,18 +392,8 @@ impl Event {
     }
 }
 
-/// The members of events: every event starts with the same three, and holds
-/// facets and lists of datasets.
+/// The members of events that hold facets and lists of datasets.
 impl Object<'_> {
-    /// `eventTime`, `producer` and `schemaURL`, which every event starts with.
-    fn head(&mut self, time: &EventTime, producer: &str, schema_url: &Option<String>) {
-        self.str("eventTime", time.as_str());
-        self.str("producer", producer);
-        if let Some(url) = schema_url {
-            self.str("schemaURL", url);
-        }
-    }
-
     fn facets<K: FacetKind>(&mut self, key: &'static str, facets: &Facets<K>) {
         if !facets.is_absent() {
             facets.write_json(self.key(key));
@@ -391,44 +420,47 @@ impl Object<'_> {
     }
 }
 
+// The parts of an event without `extra` members (see `Event::write_json`),
+// their members in sorted order.
+
 impl Run {
     fn write_json(&self, out: &mut Vec<u8>) {
         let mut o = Object::open(out);
-        o.str("runId", self.run_id.encode(&mut [0; 36]));
         o.facets("facets", &self.facets);
-        o.close(&self.extra);
+        o.str("runId", self.run_id.encode(&mut [0; 36]));
+        o.end();
     }
 }
 
 impl Job {
     fn write_json(&self, out: &mut Vec<u8>) {
         let mut o = Object::open(out);
-        o.str("namespace", &self.namespace);
-        o.str("name", &self.name);
         o.facets("facets", &self.facets);
-        o.close(&self.extra);
+        o.str("name", &self.name);
+        o.str("namespace", &self.namespace);
+        o.end();
     }
 }
 
 impl InputDataset {
     fn write_json(&self, out: &mut Vec<u8>) {
         let mut o = Object::open(out);
-        o.str("namespace", &self.namespace);
-        o.str("name", &self.name);
         o.facets("facets", &self.facets);
         o.facets("inputFacets", &self.input_facets);
-        o.close(&self.extra);
+        o.str("name", &self.name);
+        o.str("namespace", &self.namespace);
+        o.end();
     }
 }
 
 impl OutputDataset {
     fn write_json(&self, out: &mut Vec<u8>) {
         let mut o = Object::open(out);
-        o.str("namespace", &self.namespace);
-        o.str("name", &self.name);
         o.facets("facets", &self.facets);
+        o.str("name", &self.name);
+        o.str("namespace", &self.namespace);
         o.facets("outputFacets", &self.output_facets);
-        o.close(&self.extra);
+        o.end();
     }
 }
 

@@ -49,10 +49,18 @@ fn every_example_event_round_trips_to_the_same_json_value() {
             path.display()
         );
         // Through text too, as the store and the transports will do: the text
-        // written is the same JSON value.
+        // written is the same JSON value, in its canonical form (serde_json's
+        // text of the value: compact, members sorted), which is what a store
+        // hashes for the event's identity.
         let text = event.to_json();
         let written: Value = serde_json::from_str(&text).unwrap();
         assert_eq!(&written, original, "{} written as text", path.display());
+        assert_eq!(
+            text,
+            serde_json::to_string(original).unwrap(),
+            "{} written canonically",
+            path.display()
+        );
         let again = Event::from_slice(text.as_bytes()).unwrap();
         assert_eq!(again, event, "{}", path.display());
         round_tripped += 1;

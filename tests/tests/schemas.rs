@@ -389,11 +389,15 @@ fn every_event_we_build_passes_the_official_schemas_and_ours() {
         let value = event.to_value();
         let errors = schemas.event_errors(&value);
         assert!(errors.is_empty(), "{errors:#?}");
-        // The text the transports write is that same JSON.
+        // The text the transports write is that same JSON, in canonical form.
         let mut line = Vec::new();
         event.write_json(&mut line);
         let written: Value = serde_json::from_slice(&line).unwrap();
         assert_eq!(written, value);
+        assert_eq!(
+            String::from_utf8(line.clone()).unwrap(),
+            serde_json::to_string(&value).unwrap()
+        );
         assert_eq!(event.to_json().as_bytes(), &line[..]);
         assert_eq!(validate(&event), vec![]);
         assert_eq!(Event::from_value(value).unwrap(), event);

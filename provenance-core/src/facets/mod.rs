@@ -89,24 +89,26 @@ pub trait Facet: Serialize + DeserializeOwned {
     /// Whether this is a run, job, dataset, input or output facet.
     type Kind: FacetKind;
 
-    /// Appends the facet as compact JSON text: the bytes serde_json writes
-    /// for it. The default serializes through serde. The facets this crate
-    /// emits on every step write themselves, member by member, which is
-    /// several times faster; a test holds each to serde_json's bytes.
+    /// Appends the facet's canonical text: its JSON value as serde_json
+    /// writes it, compact, with the members of every object sorted (so that
+    /// an event's text is its canonical text, see [`crate::Event::write_json`]).
+    /// The default goes through the value. The facets this crate emits on
+    /// every step write themselves member by member, several times faster; a
+    /// test holds each to the value's bytes.
     fn write_json(&self, out: &mut Vec<u8>) {
-        facet_text(out, self);
+        canonical_text(out, self);
     }
 }
 
 /// Opens a facet's object and writes its base members, for the facets that
-/// write their own text.
+/// write their own text; their other members all sort after these.
 fn open_facet<'a>(out: &'a mut Vec<u8>, base: &FacetBase) -> Object<'a> {
     let mut o = Object::open(out);
-    o.str("_producer", &base.producer);
-    o.str("_schemaURL", &base.schema_url);
     if let Some(deleted) = base.deleted {
         o.bool("_deleted", deleted);
     }
+    o.str("_producer", &base.producer);
+    o.str("_schemaURL", &base.schema_url);
     o
 }
 
@@ -210,15 +212,13 @@ thread_local! {
     static SCRATCH: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
 }
 
-/// Appends `facet` as compact JSON text.
-fn facet_text<F: Serialize>(out: &mut Vec<u8>, facet: &F) {
-    let len = out.len();
-    if crate::json::write(out, facet).is_err() {
-        // Something the fast writer leaves to serde_json. Facet types hold
-        // strings, numbers, booleans and maps, which serde_json always writes.
-        out.truncate(len);
-        serde_json::to_writer(out, facet).expect("facet types convert to JSON");
-    }
+/// Appends `facet`'s canonical text: its JSON value as serde_json writes
+/// it, compact, members sorted.
+pub(crate) fn canonical_text<F: Serialize>(out: &mut Vec<u8>, facet: &F) {
+    // Facet types hold strings, numbers, booleans, lists and maps with
+    // string keys, which always convert.
+    let value = serde_json::to_value(facet).expect("facet types convert to JSON");
+    crate::json::write_value(out, &value);
 }
 
 impl<K: FacetKind> Facets<K> {
@@ -435,11 +435,12 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    /// `facet` writes itself as serde_json writes it, byte for byte.
+    /// `facet` writes itself as serde_json writes its JSON value (members
+    /// sorted), byte for byte.
     fn assert_written_as_serde<F: Facet>(facet: &F) {
         let mut ours = Vec::new();
         facet.write_json(&mut ours);
-        let theirs = serde_json::to_vec(facet).unwrap();
+        let theirs = serde_json::to_vec(&serde_json::to_value(facet).unwrap()).unwrap();
         assert_eq!(
             String::from_utf8(ours).unwrap(),
             String::from_utf8(theirs).unwrap(),
@@ -719,12 +720,13 @@ mod tests {
         facets.set(&facet);
         facets.insert_raw("zzz", json!({"n": 1}));
         facets.insert_raw("aaa", json!([1, 2]));
-        // Written as stored, in key order, whether set or inserted.
+        // Written as stored, in key order, whether set or inserted: the
+        // canonical text of the facets' value.
         let mut text = Vec::new();
         facets.write_json(&mut text);
         let expected = format!(
             r#"{{"aaa":[1,2],"parent":{},"zzz":{{"n":1}}}}"#,
-            serde_json::to_string(&facet).unwrap()
+            serde_json::to_value(&facet).unwrap()
         );
         assert_eq!(String::from_utf8(text).unwrap(), expected);
         // Through serde, the same JSON value.

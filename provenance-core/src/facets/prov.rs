@@ -11,7 +11,9 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use super::{DatasetKind, ExecutionParametersRunFacet, Facet, FacetBase, RunKind, open_facet};
+use super::{
+    DatasetKind, ExecutionParametersRunFacet, Facet, FacetBase, RunKind, canonical_text, open_facet,
+};
 use crate::canonical::{CanonicalError, canonical_json, canonical_sha256};
 use crate::json::Object;
 use crate::oci::{ImageRefError, ImageReference};
@@ -635,7 +637,8 @@ pub const PROV_FACET_SCHEMA_URLS: [&str; 8] = [
 ];
 
 // The text of the facets emitted on every step, written member by member in
-// the order of their `Serialize` (see `Facet::write_json`).
+// sorted order (see `Facet::write_json`). One with members this crate does not
+// model is written through its value, where they fall into place.
 
 impl DigestSource {
     /// The name this source has in JSON.
@@ -675,69 +678,85 @@ impl ChecksumKind {
 
 impl ProvContainerRunFacet {
     fn write_text(&self, out: &mut Vec<u8>) {
+        if !self.extra.is_empty() {
+            return canonical_text(out, self);
+        }
         let mut o = open_facet(out, &self.base);
-        o.str("image", &self.image);
-        o.str("registry", &self.registry);
-        o.str("repository", &self.repository);
-        o.opt_str("tag", self.tag.as_deref());
         o.opt_str("digest", self.digest.as_deref());
         o.str("digestSource", self.digest_source.as_str());
+        o.str("image", &self.image);
         o.bool("pinned", self.pinned);
-        o.str("runtime", self.runtime.as_str());
+        o.str("registry", &self.registry);
+        o.str("repository", &self.repository);
         o.opt_str("resolvedAt", self.resolved_at.as_deref());
+        o.str("runtime", self.runtime.as_str());
+        o.opt_str("tag", self.tag.as_deref());
         o.opt_str("unpinnedReason", self.unpinned_reason.as_deref());
-        o.close(&self.extra);
+        o.end();
     }
 }
 
 impl ProvParametersRunFacet {
     fn write_text(&self, out: &mut Vec<u8>) {
+        if !self.extra.is_empty() {
+            return canonical_text(out, self);
+        }
         let mut o = open_facet(out, &self.base);
+        o.str("canonicalization", &self.canonicalization);
         o.map("parameters", &self.parameters);
         o.str("sha256", &self.sha256);
-        o.str("canonicalization", &self.canonicalization);
-        o.close(&self.extra);
+        o.end();
     }
 }
 
 impl ProvChecksumDatasetFacet {
     fn write_text(&self, out: &mut Vec<u8>) {
+        if !self.extra.is_empty() {
+            return canonical_text(out, self);
+        }
         let mut o = open_facet(out, &self.base);
-        o.str("kind", self.kind.as_str());
-        o.u64("size", self.size);
         let mut sums = Object::open(o.key("checksums"));
         for (algorithm, hex) in &self.checksums {
             crate::json::write_str(sums.entry(algorithm), hex);
         }
         sums.end();
         o.opt_u64("fileCount", self.file_count);
+        o.str("kind", self.kind.as_str());
         o.opt_str("merkle", self.merkle.as_deref());
         o.opt_str("modifiedTime", self.modified_time.as_deref());
-        o.close(&self.extra);
+        o.u64("size", self.size);
+        o.end();
     }
 }
 
 impl ProvExecutionRunFacet {
     fn write_text(&self, out: &mut Vec<u8>) {
+        if !self.extra.is_empty() {
+            return canonical_text(out, self);
+        }
         let mut o = open_facet(out, &self.base);
         o.strs("argv", &self.argv);
-        o.str("workingDirectory", &self.working_directory);
-        o.opt_i64("exitCode", self.exit_code.map(i64::from));
-        o.opt_i64("signal", self.signal.map(i64::from));
-        o.u64("wallTimeMs", self.wall_time_ms);
         o.opt_u64("cpuTimeMs", self.cpu_time_ms);
-        o.opt_u64("peakRssBytes", self.peak_rss_bytes);
-        o.str("host", &self.host);
-        o.str("user", &self.user);
-        o.str("startTime", &self.start_time);
         o.str("endTime", &self.end_time);
-        o.close(&self.extra);
+        o.opt_i64("exitCode", self.exit_code.map(i64::from));
+        o.str("host", &self.host);
+        o.opt_u64("peakRssBytes", self.peak_rss_bytes);
+        o.opt_i64("signal", self.signal.map(i64::from));
+        o.str("startTime", &self.start_time);
+        o.str("user", &self.user);
+        o.u64("wallTimeMs", self.wall_time_ms);
+        o.str("workingDirectory", &self.working_directory);
+        o.end();
     }
 }
 
 impl ProvSoftwareRunFacet {
     fn write_text(&self, out: &mut Vec<u8>) {
+        if !self.extra.is_empty() {
+            return canonical_text(out, self);
+        }
         let mut o = open_facet(out, &self.base);
+        o.str("provenanceVersion", &self.provenance_version);
         let list = o.key("tools");
         list.push(b'[');
         for (i, tool) in self.tools.iter().enumerate() {
@@ -750,17 +769,19 @@ impl ProvSoftwareRunFacet {
             t.end();
         }
         list.push(b']');
-        o.str("provenanceVersion", &self.provenance_version);
-        o.close(&self.extra);
+        o.end();
     }
 }
 
 impl ProvFingerprintRunFacet {
     fn write_text(&self, out: &mut Vec<u8>) {
+        if !self.extra.is_empty() {
+            return canonical_text(out, self);
+        }
         let mut o = open_facet(out, &self.base);
-        o.str("sha256", &self.sha256);
         o.str("scheme", &self.scheme);
-        o.close(&self.extra);
+        o.str("sha256", &self.sha256);
+        o.end();
     }
 }
 

@@ -7,7 +7,9 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use super::{DatasetKind, Facet, FacetBase, JobKind, OutputKind, RunKind, open_facet};
+use super::{
+    DatasetKind, Facet, FacetBase, JobKind, OutputKind, RunKind, canonical_text, open_facet,
+};
 use crate::RunId;
 use crate::json::Object;
 
@@ -923,42 +925,56 @@ impl SourceCodeLocationJobFacet {
 }
 
 // The text of the facets emitted on every step, written member by member in
-// the order of their `Serialize` (see `Facet::write_json`).
+// sorted order (see `Facet::write_json`). One with members this crate does not
+// model is written through its value, where they fall into place.
 
 impl RunRef {
     fn write_text(&self, out: &mut Vec<u8>) {
         let mut o = Object::open(out);
         o.str("runId", self.run_id.encode(&mut [0; 36]));
-        o.close(&self.extra);
+        o.end();
     }
 }
 
 impl JobRef {
     fn write_text(&self, out: &mut Vec<u8>) {
         let mut o = Object::open(out);
-        o.str("namespace", &self.namespace);
         o.str("name", &self.name);
-        o.close(&self.extra);
+        o.str("namespace", &self.namespace);
+        o.end();
     }
 }
 
 impl ParentRunFacet {
     fn write_text(&self, out: &mut Vec<u8>) {
+        let root_extra = self.root.as_ref().is_some_and(|r| {
+            !r.extra.is_empty() || !r.run.extra.is_empty() || !r.job.extra.is_empty()
+        });
+        if root_extra
+            || !self.extra.is_empty()
+            || !self.run.extra.is_empty()
+            || !self.job.extra.is_empty()
+        {
+            return canonical_text(out, self);
+        }
         let mut o = open_facet(out, &self.base);
-        self.run.write_text(o.key("run"));
         self.job.write_text(o.key("job"));
         if let Some(root) = &self.root {
             let mut r = Object::open(o.key("root"));
-            root.run.write_text(r.key("run"));
             root.job.write_text(r.key("job"));
-            r.close(&root.extra);
+            root.run.write_text(r.key("run"));
+            r.end();
         }
-        o.close(&self.extra);
+        self.run.write_text(o.key("run"));
+        o.end();
     }
 }
 
 impl ExecutionParametersRunFacet {
     fn write_text(&self, out: &mut Vec<u8>) {
+        if !self.extra.is_empty() || self.parameters.iter().any(|p| !p.extra.is_empty()) {
+            return canonical_text(out, self);
+        }
         let mut o = open_facet(out, &self.base);
         let list = o.key("parameters");
         list.push(b'[');
@@ -967,72 +983,90 @@ impl ExecutionParametersRunFacet {
                 list.push(b',');
             }
             let mut e = Object::open(list);
+            e.opt_str("description", p.description.as_deref());
             e.str("key", &p.key);
             e.opt_str("name", p.name.as_deref());
-            e.opt_str("description", p.description.as_deref());
             e.opt_str("value", p.value.as_deref());
-            e.close(&p.extra);
+            e.end();
         }
         list.push(b']');
-        o.close(&self.extra);
+        o.end();
     }
 }
 
 impl ProcessingEngineRunFacet {
     fn write_text(&self, out: &mut Vec<u8>) {
+        if !self.extra.is_empty() {
+            return canonical_text(out, self);
+        }
         let mut o = open_facet(out, &self.base);
-        o.str("version", &self.version);
         o.opt_str("name", self.name.as_deref());
         o.opt_str(
             "openlineageAdapterVersion",
             self.openlineage_adapter_version.as_deref(),
         );
-        o.close(&self.extra);
+        o.str("version", &self.version);
+        o.end();
     }
 }
 
 impl JobTypeJobFacet {
     fn write_text(&self, out: &mut Vec<u8>) {
+        if !self.extra.is_empty() {
+            return canonical_text(out, self);
+        }
         let mut o = open_facet(out, &self.base);
-        o.str("processingType", &self.processing_type);
         o.str("integration", &self.integration);
         o.opt_str("jobType", self.job_type.as_deref());
-        o.close(&self.extra);
+        o.str("processingType", &self.processing_type);
+        o.end();
     }
 }
 
 impl DatasetVersionDatasetFacet {
     fn write_text(&self, out: &mut Vec<u8>) {
+        if !self.extra.is_empty() {
+            return canonical_text(out, self);
+        }
         let mut o = open_facet(out, &self.base);
         o.str("datasetVersion", &self.dataset_version);
-        o.close(&self.extra);
+        o.end();
     }
 }
 
 impl StorageDatasetFacet {
     fn write_text(&self, out: &mut Vec<u8>) {
+        if !self.extra.is_empty() {
+            return canonical_text(out, self);
+        }
         let mut o = open_facet(out, &self.base);
-        o.str("storageLayer", &self.storage_layer);
         o.opt_str("fileFormat", self.file_format.as_deref());
-        o.close(&self.extra);
+        o.str("storageLayer", &self.storage_layer);
+        o.end();
     }
 }
 
 impl DatasetTypeDatasetFacet {
     fn write_text(&self, out: &mut Vec<u8>) {
+        if !self.extra.is_empty() {
+            return canonical_text(out, self);
+        }
         let mut o = open_facet(out, &self.base);
         o.str("datasetType", &self.dataset_type);
         o.opt_str("subType", self.sub_type.as_deref());
-        o.close(&self.extra);
+        o.end();
     }
 }
 
 impl OutputStatisticsOutputDatasetFacet {
     fn write_text(&self, out: &mut Vec<u8>) {
+        if !self.extra.is_empty() {
+            return canonical_text(out, self);
+        }
         let mut o = open_facet(out, &self.base);
+        o.opt_u64("fileCount", self.file_count);
         o.opt_u64("rowCount", self.row_count);
         o.opt_u64("size", self.size);
-        o.opt_u64("fileCount", self.file_count);
-        o.close(&self.extra);
+        o.end();
     }
 }
