@@ -142,7 +142,11 @@ pub(crate) fn prepare_full(raw: &[u8]) -> Result<Prepared, String> {
     };
     Ok(Prepared {
         raw: Vec::new(),
-        content: provenance_core::hex(&Sha256::digest(raw)),
+        // Bytes sent in canonical form are their identity text.
+        content: match identity == raw {
+            true => event_id.clone(),
+            false => provenance_core::hex(&Sha256::digest(raw)),
+        },
         event_id,
         kind,
         run_id,

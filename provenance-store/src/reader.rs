@@ -49,15 +49,21 @@ thread_local! {
 pub(crate) fn prepare_fast(raw: &[u8]) -> Option<Prepared> {
     let tree: Json<'_> = serde_json::from_slice(raw).ok()?;
     let event = run_event(&tree)?;
-    let event_id = IDENTITY.with_borrow_mut(|identity| {
+    let (event_id, canonical) = IDENTITY.with_borrow_mut(|identity| {
         identity.clear();
         write_canonical(&tree, identity).ok()?;
-        Some(provenance_core::hex(&Sha256::digest(identity.as_slice())))
+        let id = provenance_core::hex(&Sha256::digest(identity.as_slice()));
+        Some((id, identity.as_slice() == raw))
     })?;
     Some(Prepared {
         raw: Vec::new(),
+        // Bytes sent in canonical form (as provenance-core writes events)
+        // are their identity text, and hash to the same digest.
+        content: match canonical {
+            true => event_id.clone(),
+            false => provenance_core::hex(&Sha256::digest(raw)),
+        },
         event_id,
-        content: provenance_core::hex(&Sha256::digest(raw)),
         kind: "run",
         run_id: Some(event.run_id.clone()),
         time: event.time,
@@ -630,6 +636,48 @@ mod tests {
 
     /// The canonical text is serde_json's for the same value, whatever the
     /// spacing, order, repetition, escapes and number spellings.
+    #[test]
+    fn bytes_in_canonical_form_share_their_identity_hash_and_no_others_do() {
+        use provenance_core::{Event, Job, Run, RunEvent, RunId};
+        let sha = |bytes: &[u8]| provenance_core::hex(&Sha256::digest(bytes));
+        // An event as provenance-core writes it is in canonical form.
+        let ours = Event::Run(RunEvent::new(
+            EventType::Complete,
+            Run::new(RunId::new_v7()),
+            Job::new("genomics", "bwa_mem"),
+        ))
+        .to_json()
+        .into_bytes();
+        let mut raws = vec![ours.clone()];
+        for raw in example_events() {
+            // Each example as sent (spaced, in its own order), and canonical.
+            let value: Value = serde_json::from_slice(&raw).unwrap();
+            raws.push(serde_json::to_vec(&value).unwrap());
+            raws.push(raw);
+        }
+        let (mut read, mut shared) = (0, 0);
+        for raw in &raws {
+            let Ok(full) = prepare_full(raw) else {
+                continue; // the example whose run id is not a UUID
+            };
+            let canonical =
+                serde_json::to_vec(&serde_json::from_slice::<Value>(raw).unwrap()).unwrap();
+            for p in prepare_fast(raw).iter().chain([&full]) {
+                // The content hash is always that of the bytes; it is the
+                // identity hash exactly when the bytes are the identity text.
+                assert_eq!(p.content, sha(raw));
+                assert_eq!(p.event_id, full.event_id);
+                assert_eq!(p.content == p.event_id, canonical == *raw);
+            }
+            read += 1;
+            shared += usize::from(full.content == full.event_id);
+        }
+        let ours = prepare_fast(&ours).unwrap();
+        assert_eq!(ours.content, ours.event_id);
+        // Ours and the canonical copy of each example.
+        assert_eq!(shared, 1 + (read - 1) / 2);
+    }
+
     #[test]
     fn the_identity_text_is_serde_jsons_text_of_the_value() {
         let mut texts: Vec<String> = vec![
