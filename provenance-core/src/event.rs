@@ -407,15 +407,7 @@ impl Object<'_> {
         write: fn(&D, &mut Vec<u8>),
     ) {
         if let Some(list) = list {
-            let out = self.key(key);
-            out.push(b'[');
-            for (i, d) in list.iter().enumerate() {
-                if i > 0 {
-                    out.push(b',');
-                }
-                write(d, out);
-            }
-            out.push(b']');
+            self.list(key, list, write);
         }
     }
 }

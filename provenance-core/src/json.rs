@@ -205,17 +205,27 @@ impl<'a> Object<'a> {
         self.key(name).extend_from_slice(text);
     }
 
-    /// An array of strings.
-    pub(crate) fn strs(&mut self, name: &'static str, values: &[String]) {
+    /// An array, each item written by `write`.
+    pub(crate) fn list<T>(
+        &mut self,
+        name: &'static str,
+        items: &[T],
+        mut write: impl FnMut(&T, &mut Vec<u8>),
+    ) {
         let out = self.key(name);
         out.push(b'[');
-        for (i, value) in values.iter().enumerate() {
+        for (i, item) in items.iter().enumerate() {
             if i > 0 {
                 out.push(b',');
             }
-            write_str(out, value);
+            write(item, out);
         }
         out.push(b']');
+    }
+
+    /// An array of strings.
+    pub(crate) fn strs(&mut self, name: &'static str, values: &[String]) {
+        self.list(name, values, |value, out| write_str(out, value));
     }
 
     /// A JSON object given as a map.

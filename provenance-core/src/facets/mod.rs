@@ -100,16 +100,27 @@ pub trait Facet: Serialize + DeserializeOwned {
     }
 }
 
-/// Opens a facet's object and writes its base members, for the facets that
-/// write their own text; their other members all sort after these.
-fn open_facet<'a>(out: &'a mut Vec<u8>, base: &FacetBase) -> Object<'a> {
+/// Opens the object of `facet`, which writes its own text, and writes its
+/// base members (its other members all sort after these). A facet holding
+/// members this crate does not model is written whole through its value
+/// instead, where they fall into place, and there is nothing more to write.
+fn open_facet<'a, F: Serialize>(
+    out: &'a mut Vec<u8>,
+    facet: &F,
+    base: &FacetBase,
+    extra: &Map<String, Value>,
+) -> Option<Object<'a>> {
+    if !extra.is_empty() {
+        canonical_text(out, facet);
+        return None;
+    }
     let mut o = Object::open(out);
     if let Some(deleted) = base.deleted {
         o.bool("_deleted", deleted);
     }
     o.str("_producer", &base.producer);
     o.str("_schemaURL", &base.schema_url);
-    o
+    Some(o)
 }
 
 /// The members every facet carries (`_producer`, `_schemaURL`, and `_deleted`

@@ -11,9 +11,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use super::{
-    DatasetKind, ExecutionParametersRunFacet, Facet, FacetBase, RunKind, canonical_text, open_facet,
-};
+use super::{DatasetKind, ExecutionParametersRunFacet, Facet, FacetBase, RunKind, open_facet};
 use crate::canonical::{CanonicalError, canonical_json, canonical_sha256};
 use crate::json::Object;
 use crate::oci::{ImageRefError, ImageReference};
@@ -678,10 +676,9 @@ impl ChecksumKind {
 
 impl ProvContainerRunFacet {
     fn write_text(&self, out: &mut Vec<u8>) {
-        if !self.extra.is_empty() {
-            return canonical_text(out, self);
-        }
-        let mut o = open_facet(out, &self.base);
+        let Some(mut o) = open_facet(out, self, &self.base, &self.extra) else {
+            return;
+        };
         o.opt_str("digest", self.digest.as_deref());
         o.str("digestSource", self.digest_source.as_str());
         o.str("image", &self.image);
@@ -698,10 +695,9 @@ impl ProvContainerRunFacet {
 
 impl ProvParametersRunFacet {
     fn write_text(&self, out: &mut Vec<u8>) {
-        if !self.extra.is_empty() {
-            return canonical_text(out, self);
-        }
-        let mut o = open_facet(out, &self.base);
+        let Some(mut o) = open_facet(out, self, &self.base, &self.extra) else {
+            return;
+        };
         o.str("canonicalization", &self.canonicalization);
         o.map("parameters", &self.parameters);
         o.str("sha256", &self.sha256);
@@ -711,10 +707,9 @@ impl ProvParametersRunFacet {
 
 impl ProvChecksumDatasetFacet {
     fn write_text(&self, out: &mut Vec<u8>) {
-        if !self.extra.is_empty() {
-            return canonical_text(out, self);
-        }
-        let mut o = open_facet(out, &self.base);
+        let Some(mut o) = open_facet(out, self, &self.base, &self.extra) else {
+            return;
+        };
         let mut sums = Object::open(o.key("checksums"));
         for (algorithm, hex) in &self.checksums {
             crate::json::write_str(sums.entry(algorithm), hex);
@@ -731,10 +726,9 @@ impl ProvChecksumDatasetFacet {
 
 impl ProvExecutionRunFacet {
     fn write_text(&self, out: &mut Vec<u8>) {
-        if !self.extra.is_empty() {
-            return canonical_text(out, self);
-        }
-        let mut o = open_facet(out, &self.base);
+        let Some(mut o) = open_facet(out, self, &self.base, &self.extra) else {
+            return;
+        };
         o.strs("argv", &self.argv);
         o.opt_u64("cpuTimeMs", self.cpu_time_ms);
         o.str("endTime", &self.end_time);
@@ -752,33 +746,25 @@ impl ProvExecutionRunFacet {
 
 impl ProvSoftwareRunFacet {
     fn write_text(&self, out: &mut Vec<u8>) {
-        if !self.extra.is_empty() {
-            return canonical_text(out, self);
-        }
-        let mut o = open_facet(out, &self.base);
+        let Some(mut o) = open_facet(out, self, &self.base, &self.extra) else {
+            return;
+        };
         o.str("provenanceVersion", &self.provenance_version);
-        let list = o.key("tools");
-        list.push(b'[');
-        for (i, tool) in self.tools.iter().enumerate() {
-            if i > 0 {
-                list.push(b',');
-            }
-            let mut t = Object::open(list);
+        o.list("tools", &self.tools, |tool, out| {
+            let mut t = Object::open(out);
             t.str("name", &tool.name);
             t.str("version", &tool.version);
             t.end();
-        }
-        list.push(b']');
+        });
         o.end();
     }
 }
 
 impl ProvFingerprintRunFacet {
     fn write_text(&self, out: &mut Vec<u8>) {
-        if !self.extra.is_empty() {
-            return canonical_text(out, self);
-        }
-        let mut o = open_facet(out, &self.base);
+        let Some(mut o) = open_facet(out, self, &self.base, &self.extra) else {
+            return;
+        };
         o.str("scheme", &self.scheme);
         o.str("sha256", &self.sha256);
         o.end();

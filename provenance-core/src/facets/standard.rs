@@ -950,14 +950,12 @@ impl ParentRunFacet {
         let root_extra = self.root.as_ref().is_some_and(|r| {
             !r.extra.is_empty() || !r.run.extra.is_empty() || !r.job.extra.is_empty()
         });
-        if root_extra
-            || !self.extra.is_empty()
-            || !self.run.extra.is_empty()
-            || !self.job.extra.is_empty()
-        {
+        if root_extra || !self.run.extra.is_empty() || !self.job.extra.is_empty() {
             return canonical_text(out, self);
         }
-        let mut o = open_facet(out, &self.base);
+        let Some(mut o) = open_facet(out, self, &self.base, &self.extra) else {
+            return;
+        };
         self.job.write_text(o.key("job"));
         if let Some(root) = &self.root {
             let mut r = Object::open(o.key("root"));
@@ -972,34 +970,29 @@ impl ParentRunFacet {
 
 impl ExecutionParametersRunFacet {
     fn write_text(&self, out: &mut Vec<u8>) {
-        if !self.extra.is_empty() || self.parameters.iter().any(|p| !p.extra.is_empty()) {
+        if self.parameters.iter().any(|p| !p.extra.is_empty()) {
             return canonical_text(out, self);
         }
-        let mut o = open_facet(out, &self.base);
-        let list = o.key("parameters");
-        list.push(b'[');
-        for (i, p) in self.parameters.iter().enumerate() {
-            if i > 0 {
-                list.push(b',');
-            }
-            let mut e = Object::open(list);
+        let Some(mut o) = open_facet(out, self, &self.base, &self.extra) else {
+            return;
+        };
+        o.list("parameters", &self.parameters, |p, out| {
+            let mut e = Object::open(out);
             e.opt_str("description", p.description.as_deref());
             e.str("key", &p.key);
             e.opt_str("name", p.name.as_deref());
             e.opt_str("value", p.value.as_deref());
             e.end();
-        }
-        list.push(b']');
+        });
         o.end();
     }
 }
 
 impl ProcessingEngineRunFacet {
     fn write_text(&self, out: &mut Vec<u8>) {
-        if !self.extra.is_empty() {
-            return canonical_text(out, self);
-        }
-        let mut o = open_facet(out, &self.base);
+        let Some(mut o) = open_facet(out, self, &self.base, &self.extra) else {
+            return;
+        };
         o.opt_str("name", self.name.as_deref());
         o.opt_str(
             "openlineageAdapterVersion",
@@ -1012,10 +1005,9 @@ impl ProcessingEngineRunFacet {
 
 impl JobTypeJobFacet {
     fn write_text(&self, out: &mut Vec<u8>) {
-        if !self.extra.is_empty() {
-            return canonical_text(out, self);
-        }
-        let mut o = open_facet(out, &self.base);
+        let Some(mut o) = open_facet(out, self, &self.base, &self.extra) else {
+            return;
+        };
         o.str("integration", &self.integration);
         o.opt_str("jobType", self.job_type.as_deref());
         o.str("processingType", &self.processing_type);
@@ -1025,10 +1017,9 @@ impl JobTypeJobFacet {
 
 impl DatasetVersionDatasetFacet {
     fn write_text(&self, out: &mut Vec<u8>) {
-        if !self.extra.is_empty() {
-            return canonical_text(out, self);
-        }
-        let mut o = open_facet(out, &self.base);
+        let Some(mut o) = open_facet(out, self, &self.base, &self.extra) else {
+            return;
+        };
         o.str("datasetVersion", &self.dataset_version);
         o.end();
     }
@@ -1036,10 +1027,9 @@ impl DatasetVersionDatasetFacet {
 
 impl StorageDatasetFacet {
     fn write_text(&self, out: &mut Vec<u8>) {
-        if !self.extra.is_empty() {
-            return canonical_text(out, self);
-        }
-        let mut o = open_facet(out, &self.base);
+        let Some(mut o) = open_facet(out, self, &self.base, &self.extra) else {
+            return;
+        };
         o.opt_str("fileFormat", self.file_format.as_deref());
         o.str("storageLayer", &self.storage_layer);
         o.end();
@@ -1048,10 +1038,9 @@ impl StorageDatasetFacet {
 
 impl DatasetTypeDatasetFacet {
     fn write_text(&self, out: &mut Vec<u8>) {
-        if !self.extra.is_empty() {
-            return canonical_text(out, self);
-        }
-        let mut o = open_facet(out, &self.base);
+        let Some(mut o) = open_facet(out, self, &self.base, &self.extra) else {
+            return;
+        };
         o.str("datasetType", &self.dataset_type);
         o.opt_str("subType", self.sub_type.as_deref());
         o.end();
@@ -1060,10 +1049,9 @@ impl DatasetTypeDatasetFacet {
 
 impl OutputStatisticsOutputDatasetFacet {
     fn write_text(&self, out: &mut Vec<u8>) {
-        if !self.extra.is_empty() {
-            return canonical_text(out, self);
-        }
-        let mut o = open_facet(out, &self.base);
+        let Some(mut o) = open_facet(out, self, &self.base, &self.extra) else {
+            return;
+        };
         o.opt_u64("fileCount", self.file_count);
         o.opt_u64("rowCount", self.row_count);
         o.opt_u64("size", self.size);
