@@ -1,5 +1,7 @@
-//! The compact JSON writer of the emit path: a serde `Serializer` that appends
-//! to a `Vec<u8>`, and the string escaper it uses.
+//! The compact JSON writers of the emit path: [`Object`], with which events
+//! and the facets emitted on every step write themselves member by member; a
+//! serde `Serializer` that appends to a `Vec<u8>`, for JSON values; and the
+//! string escaper both use.
 //!
 //! An event is mostly strings (URLs, digests, names), and serde_json checks
 //! each byte of a string for a character to escape one at a time; profiling
@@ -132,9 +134,9 @@ fn write_escaped(out: &mut Vec<u8>, bytes: &[u8]) {
 }
 
 /// A JSON object written member by member: the hand-written writers of
-/// events and facets, which write the members in the order, and with the
-/// omissions, of the type's `Serialize` (each writer is tested against
-/// serde_json).
+/// events and facets, which write the members of a type's JSON value, with
+/// its omissions, in sorted order (each writer is tested against serde_json's
+/// text of the value).
 ///
 /// Member names given as `&'static str` are the crate's own literals, plain
 /// ASCII that needs no escape, and are copied as they are; the keys of maps
@@ -228,24 +230,20 @@ impl<'a> Object<'a> {
         self.list(name, values, |value, out| write_str(out, value));
     }
 
-    /// A JSON object given as a map.
+    /// A JSON object given as a map (whose keys are in sorted order).
     pub(crate) fn map(
         &mut self,
         name: &'static str,
         map: &serde_json::Map<String, serde_json::Value>,
     ) {
-        Object::open(self.key(name)).close(map);
-    }
-
-    /// The members of `extra` (those the type does not model), then `}`.
-    pub(crate) fn close(mut self, extra: &serde_json::Map<String, serde_json::Value>) {
-        for (key, value) in extra {
-            write_value(self.entry(key), value);
+        let mut o = Object::open(self.key(name));
+        for (key, value) in map {
+            write_value(o.entry(key), value);
         }
-        self.end();
+        o.end();
     }
 
-    /// `}`, for a type without `extra`.
+    /// `}`.
     pub(crate) fn end(self) {
         self.out.push(b'}');
     }
