@@ -245,16 +245,33 @@ fn run(backend: &Backend) -> Numbers {
     // INSERT of the same bytes in the same batches.
     let (mut ours, mut bulk, mut bare) = (Vec::new(), Vec::new(), Vec::new());
     let (mut ratios, mut bulk_ratios) = (Vec::new(), Vec::new());
+    // CPU time of this process (every thread) per event, bulk and bare: what
+    // the work costs, which a busy shared machine blurs less than the rate.
+    let (mut bulk_cpu, mut bare_cpu) = (Vec::new(), Vec::new());
+    let per_event = |seconds: f64| seconds * 1e6 / ingest_events.len() as f64;
     for round in 0..rounds.max(1) {
         let location = backend.location(&format!("small{round}"));
         let o = ingest_rate(&location, &ingest_events);
         backend.discard(&location);
         let location = backend.location(&format!("bulk{round}"));
-        let k = bulk_rate(&location, &ingest_events);
+        let (k, k_cpu) = with_cpu(|| bulk_rate(&location, &ingest_events));
         backend.discard(&location);
-        let b = backend.bare_insert_rate(&ingest_events, round);
+        let (b, b_cpu) = with_cpu(|| backend.bare_insert_rate(&ingest_events, round));
+        let cpu = match (k_cpu, b_cpu, backend) {
+            // PostgreSQL's work is in its server, not in this process.
+            (Some(k_cpu), Some(b_cpu), Backend::Sqlite(_)) => {
+                bulk_cpu.push(per_event(k_cpu));
+                bare_cpu.push(per_event(b_cpu));
+                format!(
+                    "  CPU us/event: bulk {:.1} bare {:.1}",
+                    per_event(k_cpu),
+                    per_event(b_cpu)
+                )
+            }
+            _ => String::new(),
+        };
         println!(
-            "  round {}: prov {o:>7.0}  bulk {k:>7.0}  bare {b:>7.0}  ratios {:.2} {:.2}",
+            "  round {}: prov {o:>7.0}  bulk {k:>7.0}  bare {b:>7.0}  ratios {:.2} {:.2}{cpu}",
             round + 1,
             o / b,
             k / b
@@ -281,6 +298,13 @@ fn run(backend: &Backend) -> Numbers {
         median(&mut ratios),
         median(&mut bulk_ratios)
     );
+    if !bulk_cpu.is_empty() {
+        println!(
+            "CPU per event:       bulk {:.1} us, bare {:.1} us   (this process, all threads; medians)",
+            median(&mut bulk_cpu),
+            median(&mut bare_cpu)
+        );
+    }
     if let Backend::Sqlite(dir) = backend {
         println!(
             "\n## ingest: the same, into a store in use ({} events a round, after a warm-up round)",
@@ -364,6 +388,28 @@ fn run(backend: &Backend) -> Numbers {
         small_p50,
         large_p50,
     }
+}
+
+/// What `f` returns, and the CPU seconds this process (all its threads)
+/// used meanwhile; `None` where /proc cannot tell.
+fn with_cpu<T>(f: impl FnOnce() -> T) -> (T, Option<f64>) {
+    let before = cpu_seconds();
+    let value = f();
+    let used = cpu_seconds()
+        .zip(before)
+        .map(|(after, before)| after - before);
+    (value, used)
+}
+
+/// User plus system CPU seconds of this process, from /proc/self/stat
+/// (Linux; its clock ticks are 1/100 s).
+fn cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // After the command name in parentheses: the state (field 3), ..., utime
+    // (field 14) and stime (field 15).
+    let fields: Vec<&str> = stat[stat.rfind(')')? + 1..].split_whitespace().collect();
+    let ticks = |i: usize| fields.get(i - 3)?.parse::<f64>().ok();
+    Some((ticks(14)? + ticks(15)?) / 100.0)
 }
 
 fn ingest_rate(location: &str, events: &[Vec<u8>]) -> f64 {
