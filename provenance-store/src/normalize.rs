@@ -142,17 +142,24 @@ pub(crate) fn prepare_full(raw: &[u8]) -> Result<Prepared, String> {
     };
     Ok(Prepared {
         raw: Vec::new(),
-        // Bytes sent in canonical form are their identity text.
-        content: match identity == raw {
-            true => event_id.clone(),
-            false => provenance_core::hex(&Sha256::digest(raw)),
-        },
+        content: content_hash(raw, &identity, &event_id),
         event_id,
         kind,
         run_id,
         time,
         body,
     })
+}
+
+/// The sha-256 hex of the event's bytes as received. Bytes sent in canonical
+/// form (as provenance-core writes events) are their identity text, whose
+/// hash, `event_id`, is already known.
+pub(crate) fn content_hash(raw: &[u8], identity: &[u8], event_id: &str) -> String {
+    if identity == raw {
+        event_id.to_owned()
+    } else {
+        provenance_core::hex(&Sha256::digest(raw))
+    }
 }
 
 /// What the derivation rules need of a JSON value: both readers' trees

@@ -24,7 +24,9 @@ use serde_json::Number;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use crate::normalize::{Body, DatasetPart, Node, Prepared, RunPart, columns, dataset};
+use crate::normalize::{
+    Body, DatasetPart, Node, Prepared, RunPart, columns, content_hash, dataset,
+};
 
 /// A JSON value whose strings borrow from the input where they can.
 #[derive(Debug, Clone, PartialEq)]
@@ -49,20 +51,16 @@ thread_local! {
 pub(crate) fn prepare_fast(raw: &[u8]) -> Option<Prepared> {
     let tree: Json<'_> = serde_json::from_slice(raw).ok()?;
     let event = run_event(&tree)?;
-    let (event_id, canonical) = IDENTITY.with_borrow_mut(|identity| {
+    let (event_id, content) = IDENTITY.with_borrow_mut(|identity| {
         identity.clear();
         write_canonical(&tree, identity).ok()?;
         let id = provenance_core::hex(&Sha256::digest(identity.as_slice()));
-        Some((id, identity.as_slice() == raw))
+        let content = content_hash(raw, identity, &id);
+        Some((id, content))
     })?;
     Some(Prepared {
         raw: Vec::new(),
-        // Bytes sent in canonical form (as provenance-core writes events)
-        // are their identity text, and hash to the same digest.
-        content: match canonical {
-            true => event_id.clone(),
-            false => provenance_core::hex(&Sha256::digest(raw)),
-        },
+        content,
         event_id,
         kind: "run",
         run_id: Some(event.run_id.clone()),
