@@ -46,6 +46,14 @@ fn run_events(count: usize, kind: EventType, job: &str) -> Vec<Vec<u8>> {
         .collect()
 }
 
+/// The bytes of the first `limit` stored events, in order.
+fn stored(store: &Store, limit: u64) -> Vec<Vec<u8>> {
+    let page = store
+        .events(provenance_store::Page { offset: 0, limit })
+        .unwrap();
+    page.items.into_iter().map(|(_, raw)| raw).collect()
+}
+
 fn filled(name: &str) -> TempStore {
     let t = TempStore::new(name);
     let store = Store::open(t.path()).unwrap();
@@ -83,14 +91,9 @@ fn compressed(name: &str) -> TempStore {
     }
     assert!(store.verify_chain().unwrap().broken.is_none());
     // Every event reads back as the bytes sent, compressed or not.
-    let back = store
-        .events(provenance_store::Page {
-            offset: 0,
-            limit: 2000,
-        })
-        .unwrap();
-    assert_eq!(back.items.len(), 1200);
-    for ((_, raw), sent) in back.items.iter().zip(&events) {
+    let back = stored(&store, 2000);
+    assert_eq!(back.len(), 1200);
+    for (raw, sent) in back.iter().zip(&events) {
         assert_eq!(raw, sent);
     }
     drop(store);
@@ -120,14 +123,7 @@ fn a_second_handle_opened_before_the_dictionary_reads_compressed_events() {
         let raws: Vec<&[u8]> = batch.iter().map(Vec::as_slice).collect();
         writer.ingest_batch(&raws).unwrap();
     }
-    let back = reader
-        .events(provenance_store::Page {
-            offset: 0,
-            limit: 1000,
-        })
-        .unwrap();
-    let back: Vec<Vec<u8>> = back.items.into_iter().map(|(_, raw)| raw).collect();
-    assert_eq!(back, sent);
+    assert_eq!(stored(&reader, 1000), sent);
     assert!(reader.verify_chain().unwrap().broken.is_none());
     let packed: i64 = Connection::open(&t.0)
         .unwrap()
@@ -338,14 +334,7 @@ fn a_store_of_schema_1_is_upgraded_and_keeps_its_chain() {
         "{ids:?}"
     );
     assert!(ids.iter().any(|id| id.starts_with("run:")), "{ids:?}");
-    let back = store
-        .events(provenance_store::Page {
-            offset: 0,
-            limit: 10,
-        })
-        .unwrap();
-    let back: Vec<Vec<u8>> = back.items.into_iter().map(|(_, raw)| raw).collect();
-    assert_eq!(back, sent);
+    assert_eq!(stored(&store, 10), sent);
     let version: i64 = Connection::open(&t.0)
         .unwrap()
         .query_row("PRAGMA user_version", [], |r| r.get(0))
