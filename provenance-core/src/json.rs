@@ -20,16 +20,7 @@ pub(crate) fn write_value(out: &mut Vec<u8>, value: &Value) {
         Value::Bool(b) => out.extend_from_slice(if *b { b"true" } else { b"false" }),
         Value::Number(n) => write_number(out, n),
         Value::String(s) => write_str(out, s),
-        Value::Array(items) => {
-            out.push(b'[');
-            for (i, item) in items.iter().enumerate() {
-                if i > 0 {
-                    out.push(b',');
-                }
-                write_value(out, item);
-            }
-            out.push(b']');
-        }
+        Value::Array(items) => write_list(out, items, |item, out| write_value(out, item)),
         Value::Object(map) => {
             out.push(b'{');
             for (i, (key, member)) in map.iter().enumerate() {
@@ -43,6 +34,18 @@ pub(crate) fn write_value(out: &mut Vec<u8>, value: &Value) {
             out.push(b'}');
         }
     }
+}
+
+/// Appends an array, each item written by `write`.
+fn write_list<T>(out: &mut Vec<u8>, items: &[T], mut write: impl FnMut(&T, &mut Vec<u8>)) {
+    out.push(b'[');
+    for (i, item) in items.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        write(item, out);
+    }
+    out.push(b']');
 }
 
 /// Bytes of a 64-bit word, each set to `b`.
@@ -209,17 +212,9 @@ impl<'a> Object<'a> {
         &mut self,
         name: &'static str,
         items: &[T],
-        mut write: impl FnMut(&T, &mut Vec<u8>),
+        write: impl FnMut(&T, &mut Vec<u8>),
     ) {
-        let out = self.key(name);
-        out.push(b'[');
-        for (i, item) in items.iter().enumerate() {
-            if i > 0 {
-                out.push(b',');
-            }
-            write(item, out);
-        }
-        out.push(b']');
+        write_list(self.key(name), items, write);
     }
 
     /// An array of strings.
