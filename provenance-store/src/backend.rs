@@ -2,11 +2,14 @@
 //! the chained log and the small lookups the lineage walk is built from. No
 //! driver type appears here; backends turn their errors into [`StoreError`].
 
+use std::sync::Arc;
+
 use serde_json::{Map, Value};
 
 use crate::StoreResult;
 use crate::model::{Outcome, Page, Paged, RunFilter, RunRecord, Target, VersionRecord};
 use crate::normalize::Prepared;
+use crate::sqlite::codec::Dictionary;
 
 /// Where a lineage walk starts: dataset versions (by id) or runs.
 pub(crate) enum Start {
@@ -27,6 +30,12 @@ pub(crate) trait Backend: Send + Sync {
         batch: &mut dyn Iterator<Item = StoreResult<Prepared>>,
         spent: &mut dyn FnMut(Prepared),
     ) -> StoreResult<Vec<Outcome>>;
+    /// The dictionary events may be compressed with before they reach
+    /// [`Backend::ingest`] (in [`Prepared::packed`]), if the backend stores
+    /// them compressed; it must be one the store holds.
+    fn dictionary(&self) -> Option<Arc<Dictionary>> {
+        None
+    }
     /// Visits `(seq, raw, link)` in chain order until `visit` returns false.
     fn walk_chain(&self, visit: &mut dyn FnMut(u64, &[u8], &str) -> bool) -> StoreResult<()>;
     /// The last position and its link.

@@ -16,6 +16,9 @@ use sha2::{Digest, Sha256};
 pub(crate) struct Prepared {
     /// The bytes as received.
     pub raw: Vec<u8>,
+    /// `raw` compressed ahead of the writer: (codec, bytes), see
+    /// [`crate::backend::Backend::dictionary`].
+    pub packed: Option<(i64, Vec<u8>)>,
     /// sha-256 of the event's JSON value, serialized sorted and compact.
     pub event_id: String,
     /// Hex sha-256 of `raw`, for the chain link.
@@ -142,6 +145,7 @@ pub(crate) fn prepare_full(raw: &[u8]) -> Result<Prepared, String> {
     };
     Ok(Prepared {
         raw: Vec::new(),
+        packed: None,
         content: content_hash(raw, &identity, &event_id),
         event_id,
         kind,

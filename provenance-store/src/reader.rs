@@ -60,6 +60,7 @@ pub(crate) fn prepare_fast(raw: &[u8]) -> Option<Prepared> {
     })?;
     Some(Prepared {
         raw: Vec::new(),
+        packed: None,
         content,
         event_id,
         kind: "run",

@@ -13,6 +13,7 @@ use crate::backend::{Backend, Start};
 use crate::model::*;
 use crate::normalize::{Prepared, prepare};
 use crate::sqlite::Sqlite;
+use crate::sqlite::codec::Packer;
 use crate::{StoreError, StoreResult, chain};
 
 /// The deepest a "derived from" closure walks before it reports itself truncated.
@@ -205,6 +206,7 @@ impl Store {
             at += size;
         }
         let chunks = &chunks;
+        let backend = &*self.backend;
         std::thread::scope(|scope| {
             let mut receivers = Vec::new();
             let mut spent_senders = Vec::new();
@@ -215,10 +217,20 @@ impl Store {
                 let thread = std::thread::Builder::new()
                     .name("prov-parse".into())
                     .spawn_scoped(scope, move || {
+                        let mut packer = Packer::default();
                         for range in chunks.iter().skip(p).step_by(parsers) {
+                            // As of the writer's last commit: a dictionary
+                            // trained during this call is used once it is.
+                            let dictionary = backend.dictionary();
                             let parsed = range
                                 .clone()
-                                .map(|i| (i, prepare_checked(raws[i])))
+                                .map(|i| {
+                                    let mut prepared = prepare_checked(raws[i]);
+                                    if let (Ok(p), Some(d)) = (&mut prepared, &dictionary) {
+                                        p.packed = packer.pack(d, &p.raw);
+                                    }
+                                    (i, prepared)
+                                })
                                 .collect();
                             if tx.send(parsed).is_err() {
                                 break; // the writer stopped on an error
@@ -932,6 +944,36 @@ mod tests {
 
     /// An "event" on which the parsing thread panics, as a bug would make it.
     pub(super) const PARSER_BUG: &[u8] = b"{\"prov-test\": \"panic in the parser\"}";
+
+    #[test]
+    fn the_parsers_compress_with_the_dictionary_once_it_is_committed() {
+        let events: Vec<Vec<u8>> = (0..700)
+            .map(|i| {
+                let run = Run::new(RunId::new_v7());
+                let e = RunEvent::new(EventType::Start, run, Job::new("ns", format!("j{i}")));
+                Event::Run(e).to_json().into_bytes()
+            })
+            .collect();
+        let raws: Vec<&[u8]> = events.iter().map(Vec::as_slice).collect();
+        let store = Store::in_memory().unwrap();
+        assert!(store.backend.dictionary().is_none());
+        // 300 events: enough to train on, after their commit.
+        store.ingest_batch(&raws[..300]).unwrap();
+        let shared = store.backend.dictionary().expect("trained after 256");
+        for result in store.ingest_batches(&raws[300..], 100) {
+            result.unwrap();
+        }
+        assert_eq!(store.backend.dictionary().unwrap().id, shared.id);
+        let page = store
+            .events(crate::Page {
+                offset: 0,
+                limit: 1000,
+            })
+            .unwrap();
+        let back: Vec<&[u8]> = page.items.iter().map(|(_, raw)| raw.as_slice()).collect();
+        assert_eq!(back, raws);
+        assert!(store.verify_chain().unwrap().broken.is_none());
+    }
 
     #[test]
     fn a_parser_that_stops_midway_stores_nothing_of_the_batch() {

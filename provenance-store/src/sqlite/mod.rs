@@ -2,6 +2,7 @@
 //! immediate transactions for writes, cached prepared statements, and
 //! versioned migrations kept as files in `migrations/sqlite/`.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -13,7 +14,7 @@ use rusqlite::types::Value as SqlValue;
 use rusqlite::{Connection, ErrorCode, OptionalExtension, TransactionBehavior, params};
 use serde_json::{Map, Value};
 
-mod codec;
+pub(crate) mod codec;
 
 use crate::backend::{Backend, Start};
 use crate::chain;
@@ -57,6 +58,10 @@ pub(crate) struct Sqlite {
     checkpointer: Mutex<Option<Checkpointer>>,
     /// How event bytes are compressed (locked after `conn`, when both are).
     codecs: Mutex<codec::Codecs>,
+    /// The dictionary new events are compressed with, as of the last write,
+    /// for the threads that compress ahead of the writer (which holds
+    /// `codecs` for a whole transaction).
+    dictionary: Mutex<Option<Arc<codec::Dictionary>>>,
 }
 
 /// The size of the write-ahead log at which it is copied into the database
@@ -253,6 +258,7 @@ impl Sqlite {
             ids: Mutex::new(IdCache::default()),
             checkpointer: Mutex::new(None),
             codecs: Mutex::new(codec::Codecs::default()),
+            dictionary: Mutex::new(None),
         };
         store.migrate()?;
         Ok(store)
@@ -819,6 +825,13 @@ impl Sqlite {
 }
 
 impl Backend for Sqlite {
+    fn dictionary(&self) -> Option<Arc<codec::Dictionary>> {
+        self.dictionary
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
     fn ingest(
         &self,
         batch: &mut dyn Iterator<Item = StoreResult<Prepared>>,
@@ -919,7 +932,11 @@ impl Backend for Sqlite {
                 }
                 .map_err(backend(format!("record event {seq} in the lineage model")))?;
                 let link = chain::link_with_content(&previous, seq, &event.content);
-                let (codec, stored) = codecs.encode(&event.raw);
+                let (codec, stored) = match &event.packed {
+                    // Compressed ahead with a dictionary this store holds.
+                    Some((codec, packed)) => (*codec, Cow::Borrowed(packed.as_slice())),
+                    None => codecs.encode(&event.raw),
+                };
                 w.tx.prepare_cached(
                     "INSERT INTO event (seq, event_id, raw, codec, link, kind, run_id, run, event_time, received_at)
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
@@ -996,6 +1013,8 @@ impl Backend for Sqlite {
                 codecs.forget_writer();
             }
         }
+        // Committed (loaded from the store, or trained and committed above).
+        *self.dictionary.lock().unwrap_or_else(|e| e.into_inner()) = codecs.dictionary();
         self.checkpoint_if_large();
         Ok(outcomes)
     }
@@ -1020,7 +1039,7 @@ impl Backend for Sqlite {
             // cannot match the link, and the position is reported altered.
             let raw = codecs
                 .decode(&conn, codec, raw)
-                .unwrap_or(std::borrow::Cow::Borrowed(raw));
+                .unwrap_or(Cow::Borrowed(raw));
             if !visit(seq as u64, &raw, &link) {
                 break;
             }
