@@ -11,7 +11,9 @@ use std::time::Duration;
 
 use provenance_core::EventType;
 use rusqlite::types::Value as SqlValue;
-use rusqlite::{Connection, ErrorCode, OptionalExtension, TransactionBehavior, params};
+use rusqlite::{
+    CachedStatement, Connection, ErrorCode, OptionalExtension, TransactionBehavior, params,
+};
 use serde_json::{Map, Value};
 
 pub(crate) mod codec;
@@ -324,7 +326,8 @@ impl Sqlite {
 /// What an ingest transaction reads and writes: the transaction, the shared
 /// id cache, and the ids it learns.
 struct Writer<'t, 'c> {
-    tx: rusqlite::Transaction<'t>,
+    tx: &'t rusqlite::Transaction<'t>,
+    hot: Hot<'t>,
     cache: &'c IdCache,
     learned: Learned,
     /// The runs this transaction has touched, written at its end (a START
@@ -342,6 +345,62 @@ struct Writer<'t, 'c> {
     fresh: std::collections::HashSet<(i64, u64)>,
 }
 
+/// The statements an ingest runs for most events, taken from the
+/// connection's statement cache once per transaction rather than once per
+/// use (each lookup there hashes the SQL text: about a third of a
+/// microsecond, a few per event).
+struct Hot<'t> {
+    find_event: CachedStatement<'t>,
+    insert_event: CachedStatement<'t>,
+    find_run: CachedStatement<'t>,
+    insert_run: CachedStatement<'t>,
+    insert_dataset: CachedStatement<'t>,
+    insert_version: CachedStatement<'t>,
+    insert_input: CachedStatement<'t>,
+    insert_output: CachedStatement<'t>,
+}
+
+impl<'t> Hot<'t> {
+    fn prepare(tx: &'t rusqlite::Transaction<'t>) -> rusqlite::Result<Self> {
+        Ok(Hot {
+            find_event: tx
+                .prepare_cached("SELECT seq FROM event WHERE run IS ?1 AND event_id = ?2")?,
+            insert_event: tx.prepare_cached(
+                "INSERT INTO event (seq, event_id, raw, codec, link, kind, run_id, run, event_time,
+                    received_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+            )?,
+            find_run: tx.prepare_cached(
+                "SELECT id, job_id, state, started_at, ended_at, first_seen, parent_run_id,
+                    root_run_id, fingerprint, container_image, container_registry,
+                    container_repository, container_tag, container_digest, params_sha256,
+                    exit_code, user_name, host
+                 FROM run WHERE run_id = ?1",
+            )?,
+            insert_run: tx.prepare_cached(
+                "INSERT INTO run (id, run_id, job_id, state, started_at, ended_at, first_seen,
+                    parent_run_id, root_run_id, fingerprint, container_image, container_registry,
+                    container_repository, container_tag, container_digest, params_sha256,
+                    exit_code, user_name, host)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16,
+                    ?17, ?18, ?19)",
+            )?,
+            insert_dataset: tx
+                .prepare_cached("INSERT OR IGNORE INTO dataset (namespace, name) VALUES (?1, ?2)")?,
+            insert_version: tx.prepare_cached(
+                "INSERT OR IGNORE INTO dataset_version (dataset_id, version, digest, size, created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+            )?,
+            insert_input: tx.prepare_cached(
+                "INSERT OR IGNORE INTO run_input (run, version_id, event_time) VALUES (?1, ?2, ?3)",
+            )?,
+            insert_output: tx.prepare_cached(
+                "INSERT OR IGNORE INTO run_output (run, version_id, event_time) VALUES (?1, ?2, ?3)",
+            )?,
+        })
+    }
+}
+
 /// The first 64 bits of an event identity (hex), to filter lookups.
 fn identity_prefix(event_id: &str) -> Option<u64> {
     event_id
@@ -356,7 +415,7 @@ impl Writer<'_, '_> {
             &self.cache.named,
             &mut self.learned.named,
             &self.learned.key,
-            || upsert_named(&self.tx, table, namespace, name),
+            || upsert_named(self.tx, &mut self.hot, table, namespace, name),
         )
     }
 
@@ -371,14 +430,14 @@ impl Writer<'_, '_> {
     ) -> rusqlite::Result<i64> {
         let cacheable = version.starts_with("sha256:");
         if !cacheable {
-            return upsert_version(&self.tx, dataset, version, part, time);
+            return upsert_version(self.tx, &mut self.hot, dataset, version, part, time);
         }
         key(&mut self.learned.key, &[&dataset.to_string(), version]);
         cached_id(
             &self.cache.versions,
             &mut self.learned.versions,
             &self.learned.key,
-            || upsert_version(&self.tx, dataset, version, part, time),
+            || upsert_version(self.tx, &mut self.hot, dataset, version, part, time),
         )
     }
 }
@@ -417,28 +476,25 @@ impl Named {
 
 fn upsert_named(
     tx: &rusqlite::Transaction<'_>,
+    hot: &mut Hot<'_>,
     table: Named,
     namespace: &str,
     name: &str,
 ) -> rusqlite::Result<i64> {
     // Insert first: a name not in the id cache is mostly a new one. (OR
     // IGNORE and the row id, rather than RETURNING, which costs SQLite a
-    // result table per statement.)
-    let (insert, select) = match table {
-        Named::Job => (
-            "INSERT OR IGNORE INTO job (namespace, name) VALUES (?1, ?2)",
-            "SELECT id FROM job WHERE namespace = ?1 AND name = ?2",
-        ),
-        Named::Dataset => (
-            "INSERT OR IGNORE INTO dataset (namespace, name) VALUES (?1, ?2)",
-            "SELECT id FROM dataset WHERE namespace = ?1 AND name = ?2",
-        ),
+    // result table per statement.) Jobs are few: theirs is not kept hot.
+    let select = match table {
+        Named::Job => "SELECT id FROM job WHERE namespace = ?1 AND name = ?2",
+        Named::Dataset => "SELECT id FROM dataset WHERE namespace = ?1 AND name = ?2",
     };
-    if tx
-        .prepare_cached(insert)?
-        .execute(params![namespace, name])?
-        == 1
-    {
+    let inserted = match table {
+        Named::Job => tx
+            .prepare_cached("INSERT OR IGNORE INTO job (namespace, name) VALUES (?1, ?2)")?
+            .execute(params![namespace, name])?,
+        Named::Dataset => hot.insert_dataset.execute(params![namespace, name])?,
+    };
+    if inserted == 1 {
         return Ok(tx.last_insert_rowid());
     }
     tx.prepare_cached(select)?
@@ -447,6 +503,7 @@ fn upsert_named(
 
 fn upsert_version(
     tx: &rusqlite::Transaction<'_>,
+    hot: &mut Hot<'_>,
     dataset: i64,
     version: &str,
     part: &DatasetPart,
@@ -456,12 +513,9 @@ fn upsert_version(
     // one named again (and not content-addressed) is read, and updated only
     // to fill a gap, so that an unchanged row and its indexes are left alone.
     let size = part.size.map(|s| s as i64);
-    let inserted = tx
-        .prepare_cached(
-            "INSERT OR IGNORE INTO dataset_version (dataset_id, version, digest, size, created_at)
-             VALUES (?1, ?2, ?3, ?4, ?5)",
-        )?
-        .execute(params![dataset, version, part.digest, size, time])?;
+    let inserted =
+        hot.insert_version
+            .execute(params![dataset, version, part.digest, size, time])?;
     if inserted == 1 {
         return Ok(tx.last_insert_rowid());
     }
@@ -503,7 +557,7 @@ fn input_version(w: &mut Writer<'_, '_>, part: &DatasetPart, time: i64) -> rusql
         .optional()?;
     match latest {
         Some(id) => Ok(id),
-        None => upsert_version(&w.tx, dataset, "unknown", part, time),
+        None => upsert_version(w.tx, &mut w.hot, dataset, "unknown", part, time),
     }
 }
 
@@ -524,13 +578,8 @@ fn run_key(w: &mut Writer<'_, '_>, run_id: &str) -> rusqlite::Result<Option<i64>
         return Ok(Some(state.key));
     }
     let found: Option<(i64, i64, Vec<SqlValue>)> = w
-        .tx
-        .prepare_cached(
-            "SELECT id, job_id, state, started_at, ended_at, first_seen, parent_run_id, root_run_id,
-                fingerprint, container_image, container_registry, container_repository,
-                container_tag, container_digest, params_sha256, exit_code, user_name, host
-             FROM run WHERE run_id = ?1",
-        )?
+        .hot
+        .find_run
         .query_row([run_id], |r| {
             let row = (2..2 + RUN_MERGED.len())
                 .map(|i| r.get(i))
@@ -559,16 +608,9 @@ fn flush_runs(w: &mut Writer<'_, '_>) -> rusqlite::Result<()> {
     runs.sort_by_key(|(_, state)| state.key);
     for (run_id, state) in runs {
         match &state.stored {
-            Some(stored) => update_run(&w.tx, state.key, stored, &state.row)?,
+            Some(stored) => update_run(w.tx, state.key, stored, &state.row)?,
             None => {
-                let mut insert = w.tx.prepare_cached(
-                    "INSERT INTO run (id, run_id, job_id, state, started_at, ended_at, first_seen,
-                        parent_run_id, root_run_id, fingerprint, container_image, container_registry,
-                        container_repository, container_tag, container_digest, params_sha256,
-                        exit_code, user_name, host)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16,
-                        ?17, ?18, ?19)",
-                )?;
+                let insert = &mut w.hot.insert_run;
                 insert.raw_bind_parameter(1, state.key)?;
                 insert.raw_bind_parameter(2, &run_id)?;
                 insert.raw_bind_parameter(3, state.job)?;
@@ -622,10 +664,7 @@ fn apply_run(w: &mut Writer<'_, '_>, run: &RunPart, time: i64) -> rusqlite::Resu
     for input in &run.inputs {
         let version = input_version(w, input, time)?;
         if w.edges.insert((true, key, version)) {
-            w.tx.prepare_cached(
-                "INSERT OR IGNORE INTO run_input (run, version_id, event_time) VALUES (?1, ?2, ?3)",
-            )?
-            .execute(params![key, version, time])?;
+            w.hot.insert_input.execute(params![key, version, time])?;
         }
     }
     for output in &run.outputs {
@@ -636,10 +675,7 @@ fn apply_run(w: &mut Writer<'_, '_>, run: &RunPart, time: i64) -> rusqlite::Resu
             .unwrap_or_else(|| format!("run:{}", run.run_id));
         let version = w.version(dataset, &version, output, time)?;
         if w.edges.insert((false, key, version)) {
-            w.tx.prepare_cached(
-                "INSERT OR IGNORE INTO run_output (run, version_id, event_time) VALUES (?1, ?2, ?3)",
-            )?
-            .execute(params![key, version, time])?;
+            w.hot.insert_output.execute(params![key, version, time])?;
         }
     }
     Ok(key)
@@ -850,132 +886,133 @@ impl Backend for Sqlite {
             // (cold, never wrong).
             let mut snapshot = std::mem::take(&mut *ids);
             let scratch = std::mem::take(&mut snapshot.scratch);
-            let mut w = Writer {
-                tx,
-                cache: &snapshot,
-                learned: scratch.learned,
-                runs: scratch.runs,
-                last_run_key: None,
-                edges: scratch.edges,
-                fresh: scratch.fresh,
-            };
-            let received = now_micros();
-            let (mut seq, mut previous): (u64, String) =
-                w.tx.query_row(
-                    "SELECT seq, link FROM event ORDER BY seq DESC LIMIT 1",
-                    [],
-                    |r| Ok((r.get::<_, i64>(0)? as u64, r.get(1)?)),
-                )
-                .optional()
-                .map_err(backend("read the chain head"))?
-                .unwrap_or((0, chain::GENESIS.to_owned()));
-            codecs
-                .load_writer(&w.tx)
-                .map_err(backend("read the store's compression dictionary"))?;
-            let mut outcomes = Vec::new();
-            for prepared in batch {
-                // An error drops the transaction, which rolls it back.
-                let prepared = prepared?;
-                let event = &prepared;
-                // The same event has the same run: it is looked for among
-                // the events of its run (or of no run), under the write lock.
-                let run = match &event.body {
-                    Body::Run(run) => run_key(&mut w, &run.run_id)
-                        .map_err(backend("look for an earlier copy of an event"))?,
-                    _ => None,
+            // The writer borrows the transaction (its statements are the
+            // connection's): it ends before the commit.
+            let (outcomes, seq, mut learned, runs, mut edges, mut fresh) = {
+                let hot = Hot::prepare(&tx).map_err(backend("prepare the store's writes"))?;
+                let mut w = Writer {
+                    tx: &tx,
+                    hot,
+                    cache: &snapshot,
+                    learned: scratch.learned,
+                    runs: scratch.runs,
+                    last_run_key: None,
+                    edges: scratch.edges,
+                    fresh: scratch.fresh,
                 };
-                let prefix = identity_prefix(&event.event_id);
-                let fresh_run = match (&event.body, run) {
-                    (Body::Run(part), Some(key)) => w
-                        .runs
-                        .get(&part.run_id)
-                        .filter(|state| state.stored.is_none())
-                        .map(|_| key),
-                    _ => None,
-                };
-                let unseen = match (fresh_run, prefix) {
-                    (Some(key), Some(prefix)) => !w.fresh.contains(&(key, prefix)),
-                    _ => false,
-                };
-                let earlier: Option<i64> = if unseen {
-                    None // a run this transaction created, and not this event
-                } else if run.is_some() || event.run_id.is_none() {
-                    w.tx.prepare_cached("SELECT seq FROM event WHERE run IS ?1 AND event_id = ?2")
-                        .and_then(|mut s| {
-                            s.query_row(params![run, event.event_id], |r| r.get(0))
-                                .optional()
-                        })
-                        .map_err(backend("look for an earlier copy of an event"))?
-                } else {
-                    None // a run not seen before: a new event
-                };
-                if let Some(earlier) = earlier {
-                    outcomes.push(Outcome::Duplicate {
-                        seq: earlier as u64,
-                    });
-                    spent(prepared);
-                    continue;
-                }
-                seq += 1;
-                let run = match &event.body {
-                    Body::Run(run) => apply_run(&mut w, run, event.time).map(Some),
-                    Body::Dataset(part) => w
-                        .named(Named::Dataset, &part.namespace, &part.name)
-                        .and_then(|id| match &part.version {
-                            Some(v) => w.version(id, v, part, event.time).map(drop),
-                            None => Ok(()),
-                        })
-                        .map(|()| None),
-                    Body::Job { namespace, name } => {
-                        w.named(Named::Job, namespace, name).map(|_| None)
+                let received = now_micros();
+                let (mut seq, mut previous): (u64, String) =
+                    w.tx.query_row(
+                        "SELECT seq, link FROM event ORDER BY seq DESC LIMIT 1",
+                        [],
+                        |r| Ok((r.get::<_, i64>(0)? as u64, r.get(1)?)),
+                    )
+                    .optional()
+                    .map_err(backend("read the chain head"))?
+                    .unwrap_or((0, chain::GENESIS.to_owned()));
+                codecs
+                    .load_writer(w.tx)
+                    .map_err(backend("read the store's compression dictionary"))?;
+                let mut outcomes = Vec::new();
+                for prepared in batch {
+                    // An error drops the transaction, which rolls it back.
+                    let prepared = prepared?;
+                    let event = &prepared;
+                    // The same event has the same run: it is looked for among
+                    // the events of its run (or of no run), under the write lock.
+                    let run = match &event.body {
+                        Body::Run(run) => run_key(&mut w, &run.run_id)
+                            .map_err(backend("look for an earlier copy of an event"))?,
+                        _ => None,
+                    };
+                    let prefix = identity_prefix(&event.event_id);
+                    let fresh_run = match (&event.body, run) {
+                        (Body::Run(part), Some(key)) => w
+                            .runs
+                            .get(&part.run_id)
+                            .filter(|state| state.stored.is_none())
+                            .map(|_| key),
+                        _ => None,
+                    };
+                    let unseen = match (fresh_run, prefix) {
+                        (Some(key), Some(prefix)) => !w.fresh.contains(&(key, prefix)),
+                        _ => false,
+                    };
+                    let earlier: Option<i64> = if unseen {
+                        None // a run this transaction created, and not this event
+                    } else if run.is_some() || event.run_id.is_none() {
+                        w.hot
+                            .find_event
+                            .query_row(params![run, event.event_id], |r| r.get(0))
+                            .optional()
+                            .map_err(backend("look for an earlier copy of an event"))?
+                    } else {
+                        None // a run not seen before: a new event
+                    };
+                    if let Some(earlier) = earlier {
+                        outcomes.push(Outcome::Duplicate {
+                            seq: earlier as u64,
+                        });
+                        spent(prepared);
+                        continue;
                     }
+                    seq += 1;
+                    let run = match &event.body {
+                        Body::Run(run) => apply_run(&mut w, run, event.time).map(Some),
+                        Body::Dataset(part) => w
+                            .named(Named::Dataset, &part.namespace, &part.name)
+                            .and_then(|id| match &part.version {
+                                Some(v) => w.version(id, v, part, event.time).map(drop),
+                                None => Ok(()),
+                            })
+                            .map(|()| None),
+                        Body::Job { namespace, name } => {
+                            w.named(Named::Job, namespace, name).map(|_| None)
+                        }
+                    }
+                    .map_err(backend(format!("record event {seq} in the lineage model")))?;
+                    let link = chain::link_with_content(&previous, seq, &event.content);
+                    let (codec, stored) = match &event.packed {
+                        // Compressed ahead with a dictionary this store holds.
+                        Some((codec, packed)) => (*codec, Cow::Borrowed(packed.as_slice())),
+                        None => codecs.encode(&event.raw),
+                    };
+                    w.hot
+                        .insert_event
+                        .execute(params![
+                            seq as i64,
+                            event.event_id,
+                            stored.as_ref(),
+                            codec,
+                            link,
+                            event.kind,
+                            event.run_id,
+                            run,
+                            event.time,
+                            received
+                        ])
+                        .map_err(backend("append an event"))?;
+                    if let (Some(key), Some(prefix)) = (run, prefix)
+                        && w.runs
+                            .get(event.run_id.as_deref().unwrap_or_default())
+                            .is_some_and(|s| s.stored.is_none())
+                    {
+                        w.fresh.insert((key, prefix));
+                    }
+                    previous = link;
+                    outcomes.push(Outcome::Stored { seq });
+                    spent(prepared);
                 }
-                .map_err(backend(format!("record event {seq} in the lineage model")))?;
-                let link = chain::link_with_content(&previous, seq, &event.content);
-                let (codec, stored) = match &event.packed {
-                    // Compressed ahead with a dictionary this store holds.
-                    Some((codec, packed)) => (*codec, Cow::Borrowed(packed.as_slice())),
-                    None => codecs.encode(&event.raw),
-                };
-                w.tx.prepare_cached(
-                    "INSERT INTO event (seq, event_id, raw, codec, link, kind, run_id, run, event_time, received_at)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-                )
-                .and_then(|mut s| {
-                    s.execute(params![
-                        seq as i64,
-                        event.event_id,
-                        stored.as_ref(),
-                        codec,
-                        link,
-                        event.kind,
-                        event.run_id,
-                        run,
-                        event.time,
-                        received
-                    ])
-                })
-                .map_err(backend("append an event"))?;
-                if let (Some(key), Some(prefix)) = (run, prefix)
-                    && w.runs
-                        .get(event.run_id.as_deref().unwrap_or_default())
-                        .is_some_and(|s| s.stored.is_none())
-                {
-                    w.fresh.insert((key, prefix));
-                }
-                previous = link;
-                outcomes.push(Outcome::Stored { seq });
-                spent(prepared);
-            }
-            flush_runs(&mut w).map_err(backend("record the batch's runs"))?;
-            let Writer {
-                tx,
-                mut learned,
-                runs,
-                mut edges,
-                mut fresh,
-                ..
-            } = w;
+                flush_runs(&mut w).map_err(backend("record the batch's runs"))?;
+                let Writer {
+                    learned,
+                    runs,
+                    edges,
+                    fresh,
+                    ..
+                } = w;
+                (outcomes, seq, learned, runs, edges, fresh)
+            };
             let committed = tx.commit();
             // The cache goes back whatever happened; new ids only if committed.
             *ids = snapshot;
