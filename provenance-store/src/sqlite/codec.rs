@@ -54,23 +54,29 @@ pub(crate) struct Dictionary {
 /// writer needs them, so that the one writer does not (a tenth of its time).
 #[derive(Default)]
 pub(crate) struct Packer {
-    compressor: Option<(i64, zstd::bulk::Compressor<'static>)>,
+    /// The dictionary its context was made with: the same one (not only the
+    /// same id, which another store may give another dictionary).
+    compressor: Option<(Arc<Dictionary>, zstd::bulk::Compressor<'static>)>,
 }
 
 impl Packer {
     /// `raw` as stored with `dictionary`, if compressing makes it smaller.
-    pub(crate) fn pack(&mut self, dictionary: &Dictionary, raw: &[u8]) -> Option<(i64, Vec<u8>)> {
+    pub(crate) fn pack(
+        &mut self,
+        dictionary: &Arc<Dictionary>,
+        raw: &[u8],
+    ) -> Option<(i64, Vec<u8>)> {
         if self
             .compressor
             .as_ref()
-            .is_none_or(|(id, _)| *id != dictionary.id)
+            .is_none_or(|(made_with, _)| !Arc::ptr_eq(made_with, dictionary))
         {
             let compressor =
                 zstd::bulk::Compressor::with_dictionary(LEVEL, &dictionary.bytes).ok()?;
-            self.compressor = Some((dictionary.id, compressor));
+            self.compressor = Some((Arc::clone(dictionary), compressor));
         }
-        let (id, compressor) = self.compressor.as_mut()?;
-        pack(compressor, *id, raw)
+        let (made_with, compressor) = self.compressor.as_mut()?;
+        pack(compressor, made_with.id, raw)
     }
 }
 
@@ -248,7 +254,7 @@ mod tests {
 
     /// A store's dictionary table holding two dictionaries trained on the
     /// same kind of events (ids 1 and 2).
-    fn dictionaries() -> (Connection, [Dictionary; 2]) {
+    fn dictionaries() -> (Connection, [Arc<Dictionary>; 2]) {
         let conn = Connection::open_in_memory().unwrap();
         conn.execute_batch("CREATE TABLE dictionary (id INTEGER PRIMARY KEY, bytes BLOB NOT NULL)")
             .unwrap();
@@ -260,7 +266,7 @@ mod tests {
                 params![id, bytes],
             )
             .unwrap();
-            Dictionary { id, bytes }
+            Arc::new(Dictionary { id, bytes })
         });
         (conn, made)
     }
@@ -283,6 +289,31 @@ mod tests {
                 codecs.decode(&conn, other, &packed).ok().as_deref(),
                 Some(raw.as_slice())
             );
+        }
+    }
+
+    #[test]
+    fn a_packer_given_another_stores_dictionary_of_the_same_id_uses_that_one() {
+        let (first_store, [first, _]) = dictionaries();
+        // Another store's dictionary 1, trained on other events.
+        let (other_store, [_, other]) = dictionaries();
+        let other = Arc::new(Dictionary {
+            id: first.id,
+            bytes: other.bytes.clone(),
+        });
+        other_store
+            .execute(
+                "UPDATE dictionary SET bytes = ?2 WHERE id = ?1",
+                params![other.id, other.bytes],
+            )
+            .unwrap();
+        assert_ne!(first.bytes, other.bytes);
+        let raw = event(4321);
+        let mut packer = Packer::default();
+        for (dictionary, store) in [(&first, &first_store), (&other, &other_store)] {
+            let (codec, packed) = packer.pack(dictionary, &raw).unwrap();
+            let back = Codecs::default().decode(store, codec, &packed).unwrap();
+            assert_eq!(back, raw);
         }
     }
 
