@@ -945,15 +945,20 @@ mod tests {
     /// An "event" on which the parsing thread panics, as a bug would make it.
     pub(super) const PARSER_BUG: &[u8] = b"{\"prov-test\": \"panic in the parser\"}";
 
-    #[test]
-    fn the_parsers_compress_with_the_dictionary_once_it_is_committed() {
-        let events: Vec<Vec<u8>> = (0..700)
+    /// START events of `n` runs, of jobs of their own.
+    fn starts(n: usize) -> Vec<Vec<u8>> {
+        (0..n)
             .map(|i| {
                 let run = Run::new(RunId::new_v7());
                 let e = RunEvent::new(EventType::Start, run, Job::new("ns", format!("j{i}")));
                 Event::Run(e).to_json().into_bytes()
             })
-            .collect();
+            .collect()
+    }
+
+    #[test]
+    fn the_parsers_compress_with_the_dictionary_once_it_is_committed() {
+        let events = starts(700);
         let raws: Vec<&[u8]> = events.iter().map(Vec::as_slice).collect();
         let store = Store::in_memory().unwrap();
         assert!(store.backend.dictionary().is_none());
@@ -977,13 +982,7 @@ mod tests {
 
     #[test]
     fn a_parser_that_stops_midway_stores_nothing_of_the_batch() {
-        let events: Vec<Vec<u8>> = (0..200)
-            .map(|i| {
-                let run = Run::new(RunId::new_v7());
-                let e = RunEvent::new(EventType::Start, run, Job::new("ns", format!("j{i}")));
-                Event::Run(e).to_json().into_bytes()
-            })
-            .collect();
+        let events = starts(200);
         let mut batch: Vec<&[u8]> = events.iter().map(Vec::as_slice).collect();
         batch.insert(150, PARSER_BUG);
         let store = Store::in_memory().unwrap();
