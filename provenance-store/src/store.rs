@@ -108,6 +108,20 @@ const FIRST_CHUNK: usize = 8;
 /// Threads that parse a large batch ahead of its writer, at most.
 const MAX_PARSERS: usize = 2;
 
+/// Chunks a parser may have parsed that the writer has not yet taken. The
+/// writer takes chunks from the parsers in turn, so it waits whenever the
+/// parser whose turn it is fell behind (descheduled, say): a deeper queue
+/// rides that out. Measured on two cores, 40,000 events: with 4, the writer
+/// waited about 0.1 s of its 0.83 s for a parser; with 16, about 0.01 s.
+/// (16 x 64 events of a few KB each, per parser.)
+const CHUNKS_AHEAD: usize = 16;
+
+/// How much nicer than the writer the parsers run (Linux). The writer is
+/// the one thread every event passes through; with three busy threads on
+/// two cores a fair scheduler takes a third of its time away for parsers
+/// that are ahead anyway.
+const PARSER_NICENESS: i32 = 10;
+
 /// A chunk of a batch as a parser hands it over: (index in the batch, event
 /// or why it was rejected).
 type Parsed = Vec<(usize, Result<Prepared, String>)>;
@@ -119,6 +133,20 @@ fn prepare_checked(raw: &[u8]) -> Result<Prepared, String> {
         panic!("a bug in the parser (the unit tests' stand-in)");
     }
     prepare(raw)
+}
+
+/// Lowers the calling parser thread's priority by [`PARSER_NICENESS`] (on
+/// Linux a thread has a nice value of its own). Best effort: where it fails
+/// or is not offered, the parsers only compete with the writer as equals.
+fn give_way_to_the_writer() {
+    #[cfg(target_os = "linux")]
+    {
+        use rustix::process::{getpriority_process, setpriority_process};
+        let me = Some(rustix::thread::gettid());
+        if let Ok(nice) = getpriority_process(me) {
+            let _ = setpriority_process(me, (nice + PARSER_NICENESS).min(19));
+        }
+    }
 }
 
 impl Store {
@@ -212,11 +240,12 @@ impl Store {
             let mut spent_senders = Vec::new();
             let mut threads = Vec::new();
             for p in 0..parsers {
-                let (tx, rx) = mpsc::sync_channel::<Parsed>(4);
+                let (tx, rx) = mpsc::sync_channel::<Parsed>(CHUNKS_AHEAD);
                 let (spent_tx, spent_rx) = mpsc::channel::<Vec<Prepared>>();
                 let thread = std::thread::Builder::new()
                     .name("prov-parse".into())
                     .spawn_scoped(scope, move || {
+                        give_way_to_the_writer();
                         let mut packer = Packer::default();
                         for range in chunks.iter().skip(p).step_by(parsers) {
                             // As of the writer's last commit: a dictionary
@@ -954,6 +983,23 @@ mod tests {
                 Event::Run(e).to_json().into_bytes()
             })
             .collect()
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_parsing_thread_runs_nicer_than_the_thread_that_started_it() {
+        use rustix::process::getpriority_process;
+        let writer = getpriority_process(Some(rustix::thread::gettid())).unwrap();
+        let parser = std::thread::spawn(|| {
+            super::give_way_to_the_writer();
+            getpriority_process(Some(rustix::thread::gettid())).unwrap()
+        })
+        .join()
+        .unwrap();
+        assert_eq!(parser, (writer + super::PARSER_NICENESS).min(19));
+        // Only that thread: this one keeps its priority.
+        let after = getpriority_process(Some(rustix::thread::gettid())).unwrap();
+        assert_eq!(after, writer);
     }
 
     #[test]
