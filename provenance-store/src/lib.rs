@@ -22,6 +22,7 @@
 //! ```
 #![deny(missing_docs)]
 
+mod ahead;
 mod backend;
 pub mod chain;
 mod error;

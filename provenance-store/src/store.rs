@@ -9,6 +9,7 @@ use std::sync::mpsc;
 use provenance_core::Event;
 use serde_json::{Map, Value, json};
 
+use crate::ahead::{Board, CHUNK, InOrder, Parsed};
 use crate::backend::{Backend, Start};
 use crate::model::*;
 use crate::normalize::{Prepared, prepare};
@@ -99,55 +100,14 @@ const COPY_BATCH: usize = 1000;
 const COPY_AHEAD: usize = 8;
 const COPY_AHEAD_BYTES: usize = 16 << 20;
 
-/// Events parsed ahead at a time by the parsing thread of a large batch.
-const CHUNK: usize = 64;
-
-/// The first chunk of a large batch (the writer waits for it).
-const FIRST_CHUNK: usize = 8;
-
-/// Threads that parse a large batch ahead of its writer, at most.
+/// Threads that parse a large batch ahead of its writer, at most: one core
+/// is the writer's (which parses too, see [`crate::ahead`]).
 const MAX_PARSERS: usize = 2;
 
-/// Chunks a parser may have parsed that the writer has not yet taken. The
-/// writer takes chunks from the parsers in turn, so it waits whenever the
-/// parser whose turn it is fell behind (descheduled, say): a deeper queue
-/// rides that out. Measured on two cores, 40,000 events: with 4, the writer
-/// waited about 0.1 s of its 0.83 s for a parser; with 16, about 0.01 s.
+/// Chunks a parser may have parsed that the writer has not yet taken. A
+/// deep queue lets the parsers stay ahead through the writer's commits.
 /// (16 x 64 events of a few KB each, per parser.)
 const CHUNKS_AHEAD: usize = 16;
-
-/// How much nicer than the writer the parsers run (Linux). The writer is
-/// the one thread every event passes through; with three busy threads on
-/// two cores a fair scheduler takes a third of its time away for parsers
-/// that are ahead anyway.
-const PARSER_NICENESS: i32 = 10;
-
-/// A chunk of a batch as a parser hands it over: (index in the batch, event
-/// or why it was rejected).
-type Parsed = Vec<(usize, Result<Prepared, String>)>;
-
-/// [`prepare`], in whose stead the unit tests can make a parsing thread panic.
-fn prepare_checked(raw: &[u8]) -> Result<Prepared, String> {
-    #[cfg(test)]
-    if raw == tests::PARSER_BUG {
-        panic!("a bug in the parser (the unit tests' stand-in)");
-    }
-    prepare(raw)
-}
-
-/// Lowers the calling parser thread's priority by [`PARSER_NICENESS`] (on
-/// Linux a thread has a nice value of its own). Best effort: where it fails
-/// or is not offered, the parsers only compete with the writer as equals.
-fn give_way_to_the_writer() {
-    #[cfg(target_os = "linux")]
-    {
-        use rustix::process::{getpriority_process, setpriority_process};
-        let me = Some(rustix::thread::gettid());
-        if let Ok(nice) = getpriority_process(me) {
-            let _ = setpriority_process(me, (nice + PARSER_NICENESS).min(19));
-        }
-    }
-}
 
 impl Store {
     /// Opens the store at `location`: a SQLite file path (created if missing),
@@ -217,51 +177,31 @@ impl Store {
     }
 
     /// Parsing is pure CPU: other threads parse ahead while this one writes,
-    /// so they overlap inside a transaction and across transactions. Chunks
-    /// go to the parsers in turn and are taken back in the same turn, so the
-    /// events keep their order. Written events go back to a parser to be
-    /// freed there.
+    /// so they overlap inside a transaction and across transactions, and
+    /// this one parses too when it would otherwise wait (see
+    /// [`crate::ahead`]). The events are written in order. Written events go
+    /// back to a parser to be freed there.
     fn pipelined(&self, raws: &[&[u8]], size: usize) -> Vec<StoreResult<Vec<Outcome>>> {
         let parsers = std::thread::available_parallelism()
             .map_or(1, usize::from)
-            .clamp(1, MAX_PARSERS);
-        let mut chunks = Vec::new();
-        let mut at = 0;
-        while at < raws.len() {
-            // A small first chunk, so that the writer starts soon.
-            let size = if at == 0 { FIRST_CHUNK } else { CHUNK };
-            chunks.push(at..(at + size).min(raws.len()));
-            at += size;
-        }
-        let chunks = &chunks;
+            .saturating_sub(1)
+            .min(MAX_PARSERS);
+        let board = &Board::new(raws.len());
         let backend = &*self.backend;
         std::thread::scope(|scope| {
-            let mut receivers = Vec::new();
+            let mut queues = Vec::new();
             let mut spent_senders = Vec::new();
             let mut threads = Vec::new();
             for p in 0..parsers {
-                let (tx, rx) = mpsc::sync_channel::<Parsed>(CHUNKS_AHEAD);
+                let (tx, rx) = mpsc::sync_channel::<(usize, Parsed)>(CHUNKS_AHEAD);
                 let (spent_tx, spent_rx) = mpsc::channel::<Vec<Prepared>>();
                 let thread = std::thread::Builder::new()
                     .name("prov-parse".into())
                     .spawn_scoped(scope, move || {
-                        give_way_to_the_writer();
                         let mut packer = Packer::default();
-                        for range in chunks.iter().skip(p).step_by(parsers) {
-                            // As of the writer's last commit: a dictionary
-                            // trained during this call is used once it is.
-                            let dictionary = backend.dictionary();
-                            let parsed = range
-                                .clone()
-                                .map(|i| {
-                                    let mut prepared = prepare_checked(raws[i]);
-                                    if let (Ok(p), Some(d)) = (&mut prepared, &dictionary) {
-                                        p.packed = packer.pack(d, &p.raw);
-                                    }
-                                    (i, prepared)
-                                })
-                                .collect();
-                            if tx.send(parsed).is_err() {
+                        while let Some(k) = board.next_for_parser(p) {
+                            let parsed = board.parse(k, raws, backend, &mut packer);
+                            if tx.send((k, parsed)).is_err() {
                                 break; // the writer stopped on an error
                             }
                             spent_rx.try_iter().for_each(drop);
@@ -278,18 +218,12 @@ impl Store {
                         })];
                     }
                 }
-                receivers.push(rx);
+                queues.push(rx);
                 spent_senders.push(spent_tx);
             }
-            let mut next = 0;
-            let mut items = std::iter::from_fn(move || {
-                let chunk = receivers[next % parsers].recv().ok();
-                next += 1;
-                chunk
-            })
-            .take(chunks.len())
-            .flatten()
-            .peekable();
+            let mut items = InOrder::new(board, raws, backend, queues)
+                .flatten()
+                .peekable();
             let mut written = Vec::with_capacity(CHUNK);
             let mut turn = 0;
             let mut spent = |p: Prepared| {
@@ -297,9 +231,11 @@ impl Store {
                 if written.len() == CHUNK {
                     let full = std::mem::replace(&mut written, Vec::with_capacity(CHUNK));
                     // A parser frees them between its chunks, and after its
-                    // last one waits for the rest; should it have stopped,
-                    // the send fails and they drop here.
-                    let _ = spent_senders[turn % parsers].send(full);
+                    // last one waits for the rest; should it have stopped
+                    // (or should there be none), they drop here.
+                    if let Some(parser) = spent_senders.get(turn % parsers.max(1)) {
+                        let _ = parser.send(full);
+                    }
                     turn += 1;
                 }
             };
@@ -967,15 +903,15 @@ fn run_data(record: Option<RunRecord>, facets: &Map<String, Value>) -> Value {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::{Store, redact};
     use provenance_core::{Event, EventType, Job, Run, RunEvent, RunId};
 
     /// An "event" on which the parsing thread panics, as a bug would make it.
-    pub(super) const PARSER_BUG: &[u8] = b"{\"prov-test\": \"panic in the parser\"}";
+    pub(crate) const PARSER_BUG: &[u8] = b"{\"prov-test\": \"panic in the parser\"}";
 
     /// START events of `n` runs, of jobs of their own.
-    fn starts(n: usize) -> Vec<Vec<u8>> {
+    pub(crate) fn starts(n: usize) -> Vec<Vec<u8>> {
         (0..n)
             .map(|i| {
                 let run = Run::new(RunId::new_v7());
@@ -983,23 +919,6 @@ mod tests {
                 Event::Run(e).to_json().into_bytes()
             })
             .collect()
-    }
-
-    #[cfg(target_os = "linux")]
-    #[test]
-    fn a_parsing_thread_runs_nicer_than_the_thread_that_started_it() {
-        use rustix::process::getpriority_process;
-        let writer = getpriority_process(Some(rustix::thread::gettid())).unwrap();
-        let parser = std::thread::spawn(|| {
-            super::give_way_to_the_writer();
-            getpriority_process(Some(rustix::thread::gettid())).unwrap()
-        })
-        .join()
-        .unwrap();
-        assert_eq!(parser, (writer + super::PARSER_NICENESS).min(19));
-        // Only that thread: this one keeps its priority.
-        let after = getpriority_process(Some(rustix::thread::gettid())).unwrap();
-        assert_eq!(after, writer);
     }
 
     #[test]
