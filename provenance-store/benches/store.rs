@@ -285,11 +285,11 @@ fn run(backend: &Backend) -> Numbers {
     let ours = median(&mut ours);
     let bare = median(&mut bare);
     println!(
-        "prov store ingest:   {:>9.0} events/s   (median of {rounds}; target >= 50,000 on SQLite)",
+        "prov store ingest:   {:>9.0} events/s   (median of {rounds}; one ingest_batch call per batch; target >= 50,000 on SQLite)",
         ours
     );
     println!(
-        "prov bulk ingest:    {:>9.0} events/s   (ingest_batches, same transactions)",
+        "prov bulk ingest:    {:>9.0} events/s   (median; ingest_batches, as prov ingest: same transactions; target >= 50,000 on SQLite)",
         median(&mut bulk)
     );
     println!("bare {name} INSERT:  {:>9.0} events/s", bare);
