@@ -14,6 +14,7 @@
 
 use std::collections::BTreeMap;
 use std::ops::Range;
+use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, TryRecvError};
 
@@ -134,8 +135,10 @@ pub(crate) struct InOrder<'a> {
     backend: &'a dyn Backend,
     /// One queue per parsing thread, in the order of their numbers.
     queues: Vec<Receiver<(usize, Parsed)>>,
-    /// Chunks the writer parsed ahead of the one it needs.
-    own: BTreeMap<usize, Parsed>,
+    /// Chunks the writer parsed ahead of the one it needs, or the panic
+    /// parsing one raised, to be raised again when the writer reaches it
+    /// (so that the batches before it are stored, as when a parser stops).
+    own: BTreeMap<usize, std::thread::Result<Parsed>>,
     packer: Packer,
     next: usize,
 }
@@ -181,8 +184,10 @@ impl Iterator for InOrder<'_> {
             return None;
         }
         self.next += 1;
-        if let Some(chunk) = self.own.remove(&k) {
-            return Some(chunk);
+        match self.own.remove(&k) {
+            Some(Ok(chunk)) => return Some(chunk),
+            Some(Err(panic)) => std::panic::resume_unwind(panic),
+            None => {}
         }
         let owner = match self.board.take(k, WRITER) {
             Ok(()) => return Some(self.parse(k)),
@@ -201,7 +206,11 @@ impl Iterator for InOrder<'_> {
             let helped = self.own.len() < WRITER_AHEAD
                 && match self.board.take_next(WRITER) {
                     Some(later) => {
-                        let chunk = self.parse(later);
+                        let chunk =
+                            std::panic::catch_unwind(AssertUnwindSafe(|| self.parse(later)));
+                        if chunk.is_err() {
+                            self.packer = Packer::default(); // in whatever state it was left
+                        }
                         self.own.insert(later, chunk);
                         true
                     }
@@ -320,6 +329,32 @@ mod tests {
             .iter()
             .filter(|o| o.load(Ordering::Relaxed) == WRITER);
         assert_eq!(by_writer.count(), board.len() - parsed_by_parser);
+    }
+
+    #[test]
+    fn a_panic_parsing_ahead_is_raised_when_the_writer_reaches_its_chunk() {
+        let mut events = starts(300);
+        events.insert(250, crate::store::tests::PARSER_BUG.to_vec()); // in chunk 4, 200..264
+        let raws: Vec<&[u8]> = events.iter().map(Vec::as_slice).collect();
+        let backend = Sqlite::open(None).unwrap();
+        let board = Board::new(raws.len());
+        // A parser holds the first chunk, so the writer parses ahead first,
+        // the chunk with the bug among them.
+        let (tx, rx) = mpsc::sync_channel(4);
+        assert!(board.take(0, 1).is_ok());
+        let (board, raws, backend) = (&board, &raws, &backend);
+        std::thread::scope(|s| {
+            s.spawn(move || {
+                std::thread::sleep(Duration::from_millis(50));
+                let mut packer = Packer::default();
+                let _ = tx.send((0, board.parse(0, raws, backend, &mut packer)));
+            });
+            let mut chunks = InOrder::new(board, raws, backend, vec![rx]);
+            let before: Vec<usize> = (0..4).flat_map(|_| indexes(chunks.next())).collect();
+            assert_eq!(before, (0..200).collect::<Vec<_>>(), "the chunks before it");
+            let panicked = std::panic::catch_unwind(AssertUnwindSafe(|| chunks.next()));
+            assert!(panicked.is_err(), "the panic comes with its chunk");
+        });
     }
 
     #[test]
