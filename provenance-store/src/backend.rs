@@ -22,9 +22,10 @@ pub(crate) trait Backend: Send + Sync {
     /// transaction; one outcome per event. The events may still be being
     /// parsed while earlier ones are written; an `Err` among them (the
     /// parsing stopped) abandons the transaction and is returned. Each event,
-    /// once written, is handed to `spent`, so that the caller can free it on
-    /// the thread that made it (freeing some forty small allocations made on
-    /// another thread costs the writer a tenth of its time).
+    /// once written, is handed to `spent`, in the order given, so that the
+    /// caller can free it on the thread that made it (freeing some forty
+    /// small allocations made on another thread costs the writer a tenth of
+    /// its time). A backend may also drop them itself.
     fn ingest(
         &self,
         batch: &mut dyn Iterator<Item = StoreResult<Prepared>>,

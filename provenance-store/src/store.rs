@@ -2,14 +2,15 @@
 //! chain check, and the lineage and audit queries live here, written once
 //! against the backend's small lookups.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::cell::RefCell;
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::path::Path;
 use std::sync::mpsc;
 
 use provenance_core::Event;
 use serde_json::{Map, Value, json};
 
-use crate::ahead::{Board, CHUNK, InOrder, Parsed};
+use crate::ahead::{Board, CHUNK, InOrder, Parsed, ParsedBy};
 use crate::backend::{Backend, Start};
 use crate::model::*;
 use crate::normalize::{Prepared, prepare};
@@ -179,8 +180,9 @@ impl Store {
     /// Parsing is pure CPU: other threads parse ahead while this one writes,
     /// so they overlap inside a transaction and across transactions, and
     /// this one parses too when it would otherwise wait (see
-    /// [`crate::ahead`]). The events are written in order. Written events go
-    /// back to a parser to be freed there.
+    /// [`crate::ahead`]). The events are written in order. Each written event
+    /// is freed by the thread that parsed it: the writer's at once, a
+    /// parser's back on that parser.
     fn pipelined(&self, raws: &[&[u8]], size: usize) -> Vec<StoreResult<Vec<Outcome>>> {
         let parsers = std::thread::available_parallelism()
             .map_or(1, usize::from)
@@ -222,11 +224,17 @@ impl Store {
                 spent_senders.push(spent_tx);
             }
             let mut items = InOrder::new(board, raws, backend, queues)
-                .flatten()
+                .flat_map(|(by, chunk)| chunk.into_iter().map(move |event| (by, event)))
                 .peekable();
+            // Who parsed each event handed to the backend and not yet spent
+            // (it spends them in the order it was given them).
+            let parsed_by = RefCell::new(VecDeque::new());
             let mut written = Vec::with_capacity(CHUNK);
             let mut turn = 0;
             let mut spent = |p: Prepared| {
+                if parsed_by.borrow_mut().pop_front() == Some(ParsedBy::Writer) {
+                    return; // dropped here, where it was made
+                }
                 written.push(p);
                 if written.len() == CHUNK {
                     let full = std::mem::replace(&mut written, Vec::with_capacity(CHUNK));
@@ -248,10 +256,13 @@ impl Store {
                 let mut rejected: Vec<(usize, String)> = Vec::new();
                 let mut seen = 0;
                 let mut events = std::iter::from_fn(|| {
-                    while let Some((i, result)) = items.next_if(|(i, _)| *i < end) {
+                    while let Some((by, (i, result))) = items.next_if(|(_, (i, _))| *i < end) {
                         seen += 1;
                         match result {
-                            Ok(p) => return Some(Ok(p)),
+                            Ok(p) => {
+                                parsed_by.borrow_mut().push_back(by);
+                                return Some(Ok(p));
+                            }
                             Err(reason) => rejected.push((i - start, reason)),
                         }
                     }
@@ -264,6 +275,8 @@ impl Store {
                     })
                 });
                 let result = self.backend.ingest(&mut events, &mut spent);
+                // A backend that frees them itself, or stopped, spent fewer.
+                parsed_by.borrow_mut().clear();
                 match result {
                     Ok(stored) => results.push(Ok(merge_outcomes(end - start, stored, rejected))),
                     Err(e) => {
