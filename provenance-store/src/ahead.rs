@@ -245,6 +245,13 @@ mod tests {
     use crate::sqlite::Sqlite;
     use crate::store::tests::starts;
 
+    /// The events as a batch, a store to parse them for, and their chunks.
+    fn batch(events: &[Vec<u8>]) -> (Vec<&[u8]>, Sqlite, Board) {
+        let raws: Vec<&[u8]> = events.iter().map(Vec::as_slice).collect();
+        let board = Board::new(raws.len());
+        (raws, Sqlite::open(None).unwrap(), board)
+    }
+
     /// The indexes of the events in `chunks`, in the order given.
     fn indexes(chunks: impl IntoIterator<Item = (ParsedBy, Parsed)>) -> Vec<usize> {
         chunks
@@ -293,9 +300,7 @@ mod tests {
     #[test]
     fn with_no_parser_the_writer_parses_every_chunk_in_order() {
         let events = starts(300);
-        let raws: Vec<&[u8]> = events.iter().map(Vec::as_slice).collect();
-        let backend = Sqlite::open(None).unwrap();
-        let board = Board::new(raws.len());
+        let (raws, backend, board) = batch(&events);
         let chunks = InOrder::new(&board, &raws, &backend, Vec::new());
         assert_eq!(indexes(chunks), (0..300).collect::<Vec<_>>());
     }
@@ -303,9 +308,7 @@ mod tests {
     #[test]
     fn the_writer_parses_later_chunks_while_a_slow_parser_works_and_keeps_the_order() {
         let events = starts(1200);
-        let raws: Vec<&[u8]> = events.iter().map(Vec::as_slice).collect();
-        let backend = Sqlite::open(None).unwrap();
-        let board = Board::new(raws.len());
+        let (raws, backend, board) = batch(&events);
         let (tx, rx) = mpsc::sync_channel(4);
         let (started_tx, started) = mpsc::channel();
         let (order, parsed_by_parser) = std::thread::scope(|s| {
@@ -355,9 +358,7 @@ mod tests {
     fn a_panic_parsing_ahead_is_raised_when_the_writer_reaches_its_chunk() {
         let mut events = starts(300);
         events.insert(250, crate::store::tests::PARSER_BUG.to_vec()); // in chunk 4, 200..264
-        let raws: Vec<&[u8]> = events.iter().map(Vec::as_slice).collect();
-        let backend = Sqlite::open(None).unwrap();
-        let board = Board::new(raws.len());
+        let (raws, backend, board) = batch(&events);
         // A parser holds the first chunk, so the writer parses ahead first,
         // the chunk with the bug among them.
         let (tx, rx) = mpsc::sync_channel(4);
@@ -380,9 +381,7 @@ mod tests {
     #[test]
     fn a_chunk_whose_parser_stopped_ends_the_chunks_there() {
         let events = starts(200);
-        let raws: Vec<&[u8]> = events.iter().map(Vec::as_slice).collect();
-        let backend = Sqlite::open(None).unwrap();
-        let board = Board::new(raws.len());
+        let (raws, backend, board) = batch(&events);
         // Parser 0 takes the second chunk and stops without handing it over.
         let (tx, rx) = mpsc::sync_channel::<(usize, Parsed)>(4);
         assert!(board.take(1, 1).is_ok());
