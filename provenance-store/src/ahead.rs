@@ -227,7 +227,13 @@ impl Iterator for InOrder<'_> {
                 };
             if !helped {
                 return match self.queues[owner - 1].recv() {
-                    Ok((_, chunk)) => Some((ParsedBy::Parser, chunk)),
+                    Ok((at, chunk)) => {
+                        debug_assert_eq!(
+                            at, k,
+                            "a parser's chunks arrive in the order it took them"
+                        );
+                        Some((ParsedBy::Parser, chunk))
+                    }
                     Err(_) => self.stopped(),
                 };
             }
