@@ -19,7 +19,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, TryRecvError};
 
 use crate::backend::Backend;
-use crate::normalize::{Prepared, prepare};
+use crate::normalize::{Prepared, read};
 use crate::sqlite::codec::Packer;
 
 /// Events per chunk.
@@ -118,9 +118,13 @@ impl Board {
         self.chunks[k]
             .clone()
             .map(|i| {
-                let mut prepared = prepare_checked(raws[i]);
-                if let (Ok(p), Some(d)) = (&mut prepared, &dictionary) {
-                    p.packed = packer.pack(d, &p.raw);
+                // The bytes are copied only if they are not kept compressed.
+                let mut prepared = read_checked(raws[i]);
+                if let Ok(p) = &mut prepared {
+                    p.packed = dictionary.as_ref().and_then(|d| packer.pack(d, raws[i]));
+                    if p.packed.is_none() {
+                        p.raw = raws[i].to_vec();
+                    }
                 }
                 (i, prepared)
             })
@@ -128,13 +132,13 @@ impl Board {
     }
 }
 
-/// [`prepare`], in whose stead the unit tests can make a parser panic.
-fn prepare_checked(raw: &[u8]) -> Result<Prepared, String> {
+/// [`read`], in whose stead the unit tests can make a parser panic.
+fn read_checked(raw: &[u8]) -> Result<Prepared, String> {
     #[cfg(test)]
     if raw == crate::store::tests::PARSER_BUG {
         panic!("a bug in the parser (the unit tests' stand-in)");
     }
-    prepare(raw)
+    read(raw)
 }
 
 /// The writer's side: the parsed chunks in order, parsing some itself.

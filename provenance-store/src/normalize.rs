@@ -14,9 +14,9 @@ use sha2::{Digest, Sha256};
 /// An event ready to be stored.
 #[derive(Debug, PartialEq)]
 pub(crate) struct Prepared {
-    /// The bytes as received.
+    /// The bytes as received (empty when they come `packed`).
     pub raw: Vec<u8>,
-    /// `raw` compressed ahead of the writer: (codec, bytes), see
+    /// The bytes compressed ahead of the writer: (codec, bytes), see
     /// [`crate::backend::Backend::dictionary`].
     pub packed: Option<(i64, Vec<u8>)>,
     /// sha-256 of the event's JSON value, serialized sorted and compact.
@@ -80,12 +80,18 @@ pub(crate) struct DatasetPart {
 /// Parses, identifies and normalizes one raw event: well-formed run events
 /// by the fast reader, everything else by the full one.
 pub(crate) fn prepare(raw: &[u8]) -> Result<Prepared, String> {
-    let mut prepared = match crate::reader::prepare_fast(raw) {
-        Some(prepared) => prepared,
-        None => prepare_full(raw)?,
-    };
+    let mut prepared = read(raw)?;
     prepared.raw = raw.to_vec();
     Ok(prepared)
+}
+
+/// [`prepare`] without the copy of the bytes (`raw` is empty), for a caller
+/// that keeps them compressed instead.
+pub(crate) fn read(raw: &[u8]) -> Result<Prepared, String> {
+    match crate::reader::prepare_fast(raw) {
+        Some(prepared) => Ok(prepared),
+        None => prepare_full(raw),
+    }
 }
 
 /// The full reader: any event, and the error naming what is wrong. The
