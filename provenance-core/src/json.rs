@@ -147,17 +147,21 @@ pub(crate) struct Object<'a> {
 }
 
 impl<'a> Object<'a> {
+    #[inline]
     pub(crate) fn open(out: &'a mut Vec<u8>) -> Self {
         out.push(b'{');
         Object { out, first: true }
     }
 
     /// Writes `"name":` and returns the buffer for the value.
+    #[inline]
     pub(crate) fn key(&mut self, name: &'static str) -> &mut Vec<u8> {
         debug_assert!(!needs_escape(name.as_bytes()), "member name {name:?}");
-        let comma: &[u8] = if self.first { b"\"" } else { b",\"" };
+        if !self.first {
+            self.out.push(b',');
+        }
         self.first = false;
-        self.out.extend_from_slice(comma);
+        self.out.push(b'"');
         self.out.extend_from_slice(name.as_bytes());
         self.out.extend_from_slice(b"\":");
         self.out
@@ -165,6 +169,7 @@ impl<'a> Object<'a> {
 
     /// Writes the escaped `"key":` of a map's entry and returns the buffer
     /// for the value.
+    #[inline]
     pub(crate) fn entry(&mut self, key: &str) -> &mut Vec<u8> {
         if !self.first {
             self.out.push(b',');
@@ -175,39 +180,46 @@ impl<'a> Object<'a> {
         self.out
     }
 
+    #[inline]
     pub(crate) fn str(&mut self, name: &'static str, value: &str) {
         write_str(self.key(name), value);
     }
 
     /// The member if there is a value (`skip_serializing_if = "Option::is_none"`).
+    #[inline]
     pub(crate) fn opt_str(&mut self, name: &'static str, value: Option<&str>) {
         if let Some(value) = value {
             self.str(name, value);
         }
     }
 
+    #[inline]
     pub(crate) fn u64(&mut self, name: &'static str, value: u64) {
         write_u64(self.key(name), value);
     }
 
+    #[inline]
     pub(crate) fn opt_u64(&mut self, name: &'static str, value: Option<u64>) {
         if let Some(value) = value {
             self.u64(name, value);
         }
     }
 
+    #[inline]
     pub(crate) fn opt_i64(&mut self, name: &'static str, value: Option<i64>) {
         if let Some(value) = value {
             write_i64(self.key(name), value);
         }
     }
 
+    #[inline]
     pub(crate) fn bool(&mut self, name: &'static str, value: bool) {
         let text: &[u8] = if value { b"true" } else { b"false" };
         self.key(name).extend_from_slice(text);
     }
 
     /// An array, each item written by `write`.
+    #[inline]
     pub(crate) fn list<T>(
         &mut self,
         name: &'static str,
@@ -218,11 +230,13 @@ impl<'a> Object<'a> {
     }
 
     /// An array of strings.
+    #[inline]
     pub(crate) fn strs(&mut self, name: &'static str, values: &[String]) {
         self.list(name, values, |value, out| write_str(out, value));
     }
 
     /// A JSON object given as a map (whose keys are in sorted order).
+    #[inline]
     pub(crate) fn map(&mut self, name: &'static str, map: &serde_json::Map<String, Value>) {
         let mut o = Object::open(self.key(name));
         for (key, value) in map {
@@ -232,16 +246,19 @@ impl<'a> Object<'a> {
     }
 
     /// `}`.
+    #[inline]
     pub(crate) fn end(self) {
         self.out.push(b'}');
     }
 }
 
 /// Appends the decimal digits of `n`.
+#[inline]
 fn write_u64(out: &mut Vec<u8>, n: u64) {
     out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
 }
 
+#[inline]
 fn write_i64(out: &mut Vec<u8>, n: i64) {
     out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
 }
