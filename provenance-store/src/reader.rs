@@ -42,6 +42,8 @@ pub(crate) enum Json<'a> {
 }
 
 thread_local! {
+    /// Whether the event being read held a number read as a double.
+    static FRACTIONAL: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
     /// The identity text of the event being read, kept between events.
     static IDENTITY: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
 }
@@ -49,7 +51,12 @@ thread_local! {
 /// Reads a well-formed run event (its bytes are not copied: `raw` is
 /// empty); `None` sends it to the full reader.
 pub(crate) fn prepare_fast(raw: &[u8]) -> Option<Prepared> {
+    FRACTIONAL.set(false);
     let tree: Json<'_> = serde_json::from_slice(raw).ok()?;
+    // A number read as a double may be one it rounded.
+    if FRACTIONAL.get() && crate::normalize::inexact_number(raw).is_err() {
+        return None;
+    }
     let event = run_event(&tree)?;
     let (event_id, content) = IDENTITY.with_borrow_mut(|identity| {
         identity.clear();
@@ -326,6 +333,7 @@ impl<'de> Visitor<'de> for JsonVisitor {
     }
 
     fn visit_f64<E>(self, v: f64) -> Result<Json<'de>, E> {
+        FRACTIONAL.set(true);
         // As serde_json's Value does: a number it cannot hold is null.
         Ok(Number::from_f64(v).map_or(Json::Null, Json::Num))
     }

@@ -81,6 +81,7 @@ contract!(
     an_overwritten_path_keeps_the_lineage_of_its_old_bytes,
     runs_accumulate_facets_and_terminal_states_stick,
     a_batch_is_one_transaction_and_rejects_bad_events_by_index,
+    a_number_the_value_would_round_is_refused_not_taken_for_a_copy,
     a_large_batch_finds_its_own_repeats_and_rejects_by_index,
     a_bulk_load_is_batches_in_order,
     the_chain_verifies_and_its_head_moves,
@@ -523,6 +524,50 @@ fn runs_accumulate_facets_and_terminal_states_stick(store: &Store) {
         store.run("0190d2c4-7f3a-7c2e-9b1d-2f6a8c4e5d31"),
         Err(StoreError::NotFound { .. })
     ));
+}
+
+fn a_number_the_value_would_round_is_refused_not_taken_for_a_copy(store: &Store) {
+    let (_, events) = step("n", &[], &[], "2026-01-01T00:00:00Z").events();
+    let text = events[0].to_json();
+    // The same event with one more member, holding `number`.
+    let with = |number: &str| text.replacen('{', &format!("{{\"count\":{number},"), 1);
+    // Numbers a double or a 64-bit integer holds exactly are stored, each
+    // event once, and the bytes received are kept.
+    for number in [
+        "18446744073709551615",
+        "-9223372036854775808",
+        "0.1",
+        "1.50",
+        "2e-3",
+        "-0",
+    ] {
+        let event = with(number);
+        let outcome = store.ingest(event.as_bytes()).unwrap();
+        assert!(
+            matches!(outcome, Outcome::Stored { .. }),
+            "{number}: {outcome:?}"
+        );
+    }
+    // Beyond them, two events differing only there would get one identity:
+    // each is refused, naming the number, and the store is unchanged.
+    let before = store.head().unwrap();
+    for number in [
+        "18446744073709551616",
+        "18446744073709551617",
+        "-9223372036854775809",
+        "123456789012345678901234567890",
+        "0.12345678901234567890",
+    ] {
+        let event = with(number);
+        match store.ingest(event.as_bytes()).unwrap() {
+            Outcome::Rejected { reason } => assert!(reason.contains(number), "{reason}"),
+            other => panic!("{number}: {other:?}"),
+        }
+        // Also when the number is one of a batch.
+        let outcomes = store.ingest_batch(&[event.as_bytes()]).unwrap();
+        assert!(matches!(outcomes[0], Outcome::Rejected { .. }), "{number}");
+    }
+    assert_eq!(store.head().unwrap(), before);
 }
 
 fn a_batch_is_one_transaction_and_rejects_bad_events_by_index(store: &Store) {
