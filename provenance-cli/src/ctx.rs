@@ -11,6 +11,7 @@ use provenance_store::{SqliteHashCache, Store, redact};
 /// Opens an existing store: a missing SQLite file is an error rather than a
 /// new empty store.
 pub fn open_existing(location: &str) -> anyhow::Result<Store> {
+    lasting(location)?;
     let is_path = !location.contains("://") && location != ":memory:";
     if is_path && !std::path::Path::new(location).exists() {
         anyhow::bail!(
@@ -18,6 +19,25 @@ pub fn open_existing(location: &str) -> anyhow::Result<Store> {
         );
     }
     Store::open(location).with_context(|| format!("open the store {}", redact(location)))
+}
+
+/// Refuses a store location whose events would vanish when the command
+/// ends: SQLite keeps an empty name or `:memory:` (and `file:` names asking
+/// for memory) in memory, so an unset `PROV_STORE=$STORE` would record
+/// nothing and report success.
+fn lasting(location: &str) -> anyhow::Result<()> {
+    let trimmed = location.trim();
+    if trimmed.is_empty() {
+        anyhow::bail!(
+            "the store location is empty (set --store or PROV_STORE to a file or a postgres:// URL)"
+        );
+    }
+    if trimmed == ":memory:" || trimmed.starts_with("file:") {
+        anyhow::bail!(
+            "the store location {location:?} would be kept in memory and lost when prov exits (give a file path or a postgres:// URL)"
+        );
+    }
+    Ok(())
 }
 
 /// The resolved global options.
@@ -37,6 +57,7 @@ impl Ctx {
 
     /// Opens (creating if needed) the store named by `--store`.
     pub fn store(&self) -> anyhow::Result<Store> {
+        lasting(&self.store_location)?;
         Store::open(&self.store_location)
             .with_context(|| format!("open the store {}", redact(&self.store_location)))
     }

@@ -294,6 +294,25 @@ fn a_missing_command_or_input_is_a_clear_error() {
 }
 
 #[test]
+fn a_store_that_would_vanish_at_exit_is_refused_before_anything_runs() {
+    let s = Sandbox::new("vanish");
+    let events = s.write("one.ndjson", "");
+    // An empty PROV_STORE (an unset variable) or a store in memory would
+    // take the events and lose them when prov exits, reporting success.
+    for location in ["", " ", ":memory:", "file::memory:"] {
+        let out = s.prov(&["--store", location, "run", "--", "touch", "ran"]);
+        assert_eq!(out.status.code(), Some(2), "{location:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("store location"), "{location:?}: {err}");
+        assert!(!s.0.join("ran").exists(), "{location:?}: the step ran");
+        let out = s.prov(&["--store", location, "ingest", &events]);
+        assert_eq!(out.status.code(), Some(2), "{location:?}");
+        let out = s.prov(&["--store", location, "verify", "--chain"]);
+        assert_eq!(out.status.code(), Some(2), "{location:?}");
+    }
+}
+
+#[test]
 fn sigterm_is_forwarded_and_the_run_recorded_as_aborted() {
     let s = Sandbox::new("sigterm");
     let mut child = s
