@@ -366,6 +366,25 @@ fn malformed_requests_get_the_right_4xx_and_change_nothing() {
     let summary: Value = serde_json::from_str(&text).unwrap();
     assert_eq!(summary["status"], "partial_success");
     assert_eq!(summary["failed_events"][0]["index"], 1);
+    // The spec's summary object.
+    assert_eq!(
+        summary["summary"],
+        json!({"received": 2, "successful": 1, "failed": 1, "retriable": 0, "non_retriable": 1})
+    );
+    // A batch of junk: every failure counted, the first thousand listed, and
+    // a reply far smaller than a list of them all.
+    let junk = format!("[{}0]", "0,".repeat(19_999));
+    let (got, text) = server.post("/api/v1/lineage/batch", w, json, false, junk.into_bytes());
+    assert_eq!(got, 400, "{}", &text[..200.min(text.len())]);
+    let summary: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(summary["summary"]["failed"], 20_000);
+    assert_eq!(summary["failed_events"].as_array().unwrap().len(), 1000);
+    assert_eq!(summary["failed_events_truncated"], true);
+    // More events than a batch may hold: refused whole, before any is read.
+    let more = format!("[{}0]", "0,".repeat(20_000));
+    let (got, text) = server.post("/api/v1/lineage/batch", w, json, false, more.into_bytes());
+    assert_eq!(got, 413, "{text}");
+    assert!(text.contains("more than 20000 events"), "{text}");
     assert_eq!(
         server.event_count(),
         before + 1,

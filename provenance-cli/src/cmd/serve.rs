@@ -36,6 +36,10 @@ pub struct Args {
     /// Largest body after gzip decompression, in bytes.
     #[arg(long, default_value_t = 64 << 20)]
     decompressed_limit: usize,
+
+    /// Most events in one POST to /api/v1/lineage/batch (more is refused with 413).
+    #[arg(long, default_value_t = 20_000)]
+    batch_limit: usize,
 }
 
 impl Args {
@@ -53,6 +57,7 @@ impl Args {
         let settings = Settings {
             body_limit: self.body_limit,
             decompressed_limit: self.decompressed_limit,
+            batch_limit: self.batch_limit,
             tokens,
         };
         let runtime = tokio::runtime::Builder::new_multi_thread()
