@@ -409,6 +409,21 @@ fn malformed_requests_get_the_right_4xx_and_change_nothing() {
             .0,
         403
     );
+    // The scheme is case-insensitive; the token is not.
+    for (header, status) in [
+        (format!("BEARER {}", server.read_token), 200),
+        (format!("bEaReR {}", server.read_token), 200),
+        (format!("Bearer {}", server.read_token.to_uppercase()), 401),
+        ("Bearer".to_owned(), 401),
+    ] {
+        let got = reqwest::blocking::Client::new()
+            .get(server.url("/api/v1/events/lineage?limit=1"))
+            .header("Authorization", &header)
+            .send()
+            .unwrap()
+            .status();
+        assert_eq!(got.as_u16(), status, "{header}");
+    }
     // Still up, and the trail intact.
     assert!(
         reqwest::blocking::get(server.url("/readyz"))
@@ -421,7 +436,7 @@ fn malformed_requests_get_the_right_4xx_and_change_nothing() {
         .text()
         .unwrap();
     assert!(
-        metrics.contains("prov_requests_unauthorized_total 2"),
+        metrics.contains("prov_requests_unauthorized_total 4"),
         "{metrics}"
     );
 }

@@ -115,8 +115,9 @@ async fn guard(State(state): State<Arc<AppState>>, request: Request, next: Next)
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| {
-                v.strip_prefix("Bearer ")
-                    .or_else(|| v.strip_prefix("bearer "))
+                // The scheme is case-insensitive (RFC 9110).
+                let (scheme, token) = v.trim_start().split_once(' ')?;
+                scheme.eq_ignore_ascii_case("bearer").then_some(token)
             });
         match presented.and_then(|t| tokens.role_of(t.trim())) {
             None => {
