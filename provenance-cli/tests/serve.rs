@@ -28,6 +28,11 @@ fn free_port() -> u16 {
 
 impl Server {
     fn start(name: &str) -> Server {
+        Server::start_with(name, &[])
+    }
+
+    /// A server given `extra` options of `prov serve`.
+    fn start_with(name: &str, extra: &[&str]) -> Server {
         let dir = std::env::temp_dir().join(format!("prov-serve-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
@@ -48,6 +53,7 @@ impl Server {
             .arg(dir.join("prov.db"))
             .args(["serve", "--addr", &format!("127.0.0.1:{port}"), "--tokens"])
             .arg(dir.join("tokens.tsv"))
+            .args(extra)
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
@@ -439,6 +445,112 @@ fn malformed_requests_get_the_right_4xx_and_change_nothing() {
         metrics.contains("prov_requests_unauthorized_total 4"),
         "{metrics}"
     );
+}
+
+#[test]
+fn a_stalled_client_holds_neither_its_request_nor_the_shutdown() {
+    use std::io::{Read, Write};
+    let mut server =
+        Server::start_with("stalled", &["--read-timeout", "2", "--shutdown-grace", "1"]);
+    let connect = || std::net::TcpStream::connect(("127.0.0.1", server.port)).unwrap();
+    let answer = |socket: &mut std::net::TcpStream| {
+        socket
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        let mut text = Vec::new();
+        let _ = socket.read_to_end(&mut text);
+        String::from_utf8_lossy(&text).into_owned()
+    };
+    // Half the headers: the connection is closed once the time is up.
+    let mut headers = connect();
+    headers
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+        .unwrap();
+    let started = Instant::now();
+    assert_eq!(answer(&mut headers), "");
+    assert!(started.elapsed() < Duration::from_secs(8));
+    // Part of a body: 408, in JSON.
+    let mut body = connect();
+    let head = format!(
+        "POST /api/v1/lineage HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{{\"a\":",
+        server.write_token
+    );
+    body.write_all(head.as_bytes()).unwrap();
+    let text = answer(&mut body);
+    assert!(text.starts_with("HTTP/1.1 408"), "{text}");
+    assert!(
+        text.contains(r#"{"error":"the body did not arrive within 2 s"}"#),
+        "{text}"
+    );
+    // A client that sends its request and closes its side still gets the answer.
+    let mut half = connect();
+    half.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    half.shutdown(std::net::Shutdown::Write).unwrap();
+    assert!(answer(&mut half).starts_with("HTTP/1.1 200"));
+    // Errors from routing are JSON too.
+    let get = |path: &str| {
+        reqwest::blocking::Client::new()
+            .delete(server.url(path))
+            .bearer_auth(&server.write_token)
+            .send()
+            .unwrap()
+    };
+    let nope = get("/nope");
+    assert_eq!(nope.status().as_u16(), 404);
+    assert_eq!(
+        nope.text().unwrap(),
+        r#"{"error":"no such endpoint: /nope"}"#
+    );
+    let wrong = get("/api/v1/lineage");
+    assert_eq!(wrong.status().as_u16(), 405);
+    assert!(wrong.headers().contains_key("allow"));
+    assert!(wrong.text().unwrap().contains("DELETE is not allowed"));
+    // An event is stored; then a client stalls mid-request and SIGTERM
+    // comes: the server stops within its grace period, the event kept.
+    let (got, _) = server.post(
+        "/api/v1/lineage",
+        Some(&server.write_token.clone()),
+        "application/json",
+        false,
+        Event::Run(RunEvent::new(
+            EventType::Start,
+            Run::new(RunId::new_v7()),
+            Job::new("ns", "kept"),
+        ))
+        .to_json()
+        .into_bytes(),
+    );
+    assert_eq!(got, 201);
+    let mut stalled = connect();
+    stalled.write_all(b"GET /healthz HTTP/1.1\r\n").unwrap();
+    let mut child = server.child.take().unwrap();
+    let stopping = Instant::now();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            assert!(status.success(), "{status:?}");
+            break;
+        }
+        assert!(
+            stopping.elapsed() < Duration::from_secs(8),
+            "the server did not stop"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = Command::new(env!("CARGO_BIN_EXE_prov"))
+        .arg("--store")
+        .arg(server.dir.join("prov.db"))
+        .args(["verify", "--chain"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success() && text.contains("1 events"), "{text}");
+    drop(stalled);
 }
 
 #[test]

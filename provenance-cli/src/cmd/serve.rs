@@ -3,6 +3,10 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::Semaphore;
 
 use anyhow::{Context, bail};
 
@@ -40,6 +44,19 @@ pub struct Args {
     /// Most events in one POST to /api/v1/lineage/batch (more is refused with 413).
     #[arg(long, default_value_t = 20_000)]
     batch_limit: usize,
+
+    /// Seconds a client has to send a request's headers, and again its body;
+    /// a slower one is cut off (headers) or answered 408 (body).
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..))]
+    read_timeout: u64,
+
+    /// Most connections open at once; more wait in the kernel's queue.
+    #[arg(long, default_value_t = 1024, value_parser = clap::value_parser!(u64).range(1..))]
+    max_connections: u64,
+
+    /// Seconds to let requests in flight finish after SIGTERM or Ctrl-C.
+    #[arg(long, default_value_t = 10)]
+    shutdown_grace: u64,
 }
 
 impl Args {
@@ -58,6 +75,7 @@ impl Args {
             body_limit: self.body_limit,
             decompressed_limit: self.decompressed_limit,
             batch_limit: self.batch_limit,
+            read_timeout: Duration::from_secs(self.read_timeout),
             tokens,
         };
         let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -65,7 +83,7 @@ impl Args {
             .build()
             .context("start the async runtime")?;
         let (router, writer) = server::app(write_store, read_store, settings);
-        runtime.block_on(async move {
+        let served = runtime.block_on(async move {
             let listener = tokio::net::TcpListener::bind(self.addr)
                 .await
                 .with_context(|| format!("listen on {}", self.addr))?;
@@ -74,15 +92,81 @@ impl Args {
                 listener.local_addr()?,
                 provenance_store::redact(ctx.store_location())
             );
-            axum::serve(listener, router)
-                .with_graceful_shutdown(shutdown())
-                .await
-                .context("serve HTTP")
-        })?;
-        // Every request finished; the writer stores what it was handed, then stops.
+            let limits = Limits {
+                read_timeout: Duration::from_secs(self.read_timeout),
+                max_connections: self.max_connections as usize,
+                grace: Duration::from_secs(self.shutdown_grace),
+            };
+            serve(listener, router, limits).await;
+            anyhow::Ok(())
+        });
+        // Drops the connections still open after the grace period, and with
+        // them their hold on the writer.
+        runtime.shutdown_timeout(Duration::from_secs(2));
+        served?;
+        // The writer stores what it was handed, then stops.
         writer.join();
         eprintln!("prov serve: stopped");
         Ok(ExitCode::SUCCESS)
+    }
+}
+
+/// What keeps one client from holding the server.
+struct Limits {
+    read_timeout: Duration,
+    max_connections: usize,
+    grace: Duration,
+}
+
+/// Accepts connections until Ctrl-C or SIGTERM, each served by hyper with a
+/// deadline for its headers and allowed to half-close; at most
+/// `max_connections` at once. On the signal it stops accepting, lets the
+/// requests in flight finish for `grace`, and returns: a client that stalls
+/// cannot keep the server from stopping, and an event is acknowledged only
+/// once stored, so an answer cut off is one the client will send again.
+async fn serve(listener: tokio::net::TcpListener, router: axum::Router, limits: Limits) {
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let slots = Arc::new(Semaphore::new(limits.max_connections));
+    let mut stop = std::pin::pin!(shutdown());
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(limits.read_timeout)
+        .half_close(true);
+    loop {
+        let slot = tokio::select! {
+            slot = Arc::clone(&slots).acquire_owned() => slot.expect("the semaphore is never closed"),
+            () = &mut stop => break,
+        };
+        let stream = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    // Out of file descriptors, say: wait rather than spin.
+                    eprintln!("prov serve: accept: {e}");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+            () = &mut stop => break,
+        };
+        let service = hyper_util::service::TowerToHyperService::new(router.clone());
+        let connection =
+            graceful.watch(http.serve_connection(hyper_util::rt::TokioIo::new(stream), service));
+        tokio::spawn(async move {
+            // A connection's end (a reset, a timeout) concerns that client only.
+            let _ = connection.await;
+            drop(slot);
+        });
+    }
+    drop(listener);
+    if tokio::time::timeout(limits.grace, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        eprintln!(
+            "prov serve: connections still open after {} s; stopping without them",
+            limits.grace.as_secs()
+        );
     }
 }
 

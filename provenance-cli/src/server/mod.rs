@@ -27,6 +27,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use http_body_util::BodyExt;
 use provenance_store::{Direction, LineageQuery, Outcome, Page, RunFilter, Store, Target};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -39,6 +40,8 @@ pub struct Settings {
     pub decompressed_limit: usize,
     /// Most events in one batch.
     pub batch_limit: usize,
+    /// Time a client has to send a request's body.
+    pub read_timeout: std::time::Duration,
     /// Tokens; `None` serves without authentication.
     pub tokens: Option<TokenFile>,
 }
@@ -146,14 +149,82 @@ async fn guard(State(state): State<Arc<AppState>>, request: Request, next: Next)
             ),
         );
     }
+    // The body, read here within the size limit and the time allowed.
+    let method = request.method().clone();
+    let (parts, body) = request.into_parts();
+    let limit = state.settings.body_limit;
+    let bytes = match tokio::time::timeout(
+        state.settings.read_timeout,
+        http_body_util::Limited::new(body, limit).collect(),
+    )
+    .await
+    {
+        Ok(Ok(collected)) => collected.to_bytes(),
+        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => {
+            return problem(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("the body is larger than {limit} bytes"),
+            );
+        }
+        Ok(Err(e)) => {
+            return problem(
+                StatusCode::BAD_REQUEST,
+                format!("the body could not be read: {e}"),
+            );
+        }
+        Err(_) => {
+            return problem(
+                StatusCode::REQUEST_TIMEOUT,
+                format!(
+                    "the body did not arrive within {} s",
+                    state.settings.read_timeout.as_secs()
+                ),
+            );
+        }
+    };
+    let request = Request::from_parts(parts, axum::body::Body::from(bytes));
     let started = Instant::now();
-    let response = next.run(request).await;
+    let response = as_json_error(next.run(request).await, &method, &path).await;
     state.metrics.requests.fetch_add(1, Ordering::Relaxed);
     state
         .metrics
         .latency_micros
         .fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
     response
+}
+
+/// An error answered without a JSON body (axum's own: no such route, a
+/// method not allowed, a query string that does not parse) gets one, so that
+/// every error a client sees is `{"error": ...}`.
+async fn as_json_error(response: Response, method: &axum::http::Method, path: &str) -> Response {
+    let status = response.status();
+    let allow = response.headers().get(header::ALLOW).cloned();
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|t| t.starts_with("application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return response;
+    }
+    let text = match http_body_util::Limited::new(response.into_body(), 64 << 10)
+        .collect()
+        .await
+    {
+        Ok(body) => String::from_utf8_lossy(&body.to_bytes()).trim().to_owned(),
+        Err(_) => String::new(),
+    };
+    let message = match status {
+        StatusCode::NOT_FOUND if text.is_empty() => format!("no such endpoint: {path}"),
+        StatusCode::METHOD_NOT_ALLOWED => format!("{method} is not allowed on {path}"),
+        _ if text.is_empty() => status.canonical_reason().unwrap_or("error").to_owned(),
+        _ => text,
+    };
+    let mut answer = problem(status, message);
+    if let Some(allow) = allow {
+        answer.headers_mut().insert(header::ALLOW, allow);
+    }
+    answer
 }
 
 /// The request body as JSON bytes: checks the content type, inflates gzip
