@@ -332,6 +332,14 @@ fn malformed_requests_get_the_right_4xx_and_change_nothing() {
         ),
         ("gzip bomb", json, true, bomb, 413, "inflates to more than"),
         (
+            "bytes after the gzip stream",
+            json,
+            true,
+            [gzip(&good), b"GARBAGE".to_vec()].concat(),
+            400,
+            "gzip",
+        ),
+        (
             "an array to the single endpoint",
             json,
             false,
@@ -345,6 +353,16 @@ fn malformed_requests_get_the_right_4xx_and_change_nothing() {
         assert_eq!(got, status, "{what}: {text}");
         assert!(text.contains(needle), "{what}: {text}");
     }
+    // A gzip body of two members (as concatenated streams are) is read whole.
+    let (head, tail) = good.split_at(good.len() / 2);
+    let (got, text) = server.post(
+        "/api/v1/lineage",
+        w,
+        json,
+        true,
+        [gzip(head), gzip(tail)].concat(),
+    );
+    assert_eq!(got, 201, "{text}");
     // Tens of MB: refused from the announced length, before the body is read.
     // (A client still writing such a body may see the connection close instead
     // of the answer, so this one speaks HTTP over a plain socket.)

@@ -255,7 +255,7 @@ fn json_body(state: &AppState, headers: &HeaderMap, body: Bytes) -> Result<Vec<u
         "gzip" => {
             let limit = state.settings.decompressed_limit;
             let mut out = Vec::new();
-            let mut decoder = flate2::read::GzDecoder::new(&body[..]).take(limit as u64 + 1);
+            let mut decoder = flate2::read::MultiGzDecoder::new(&body[..]).take(limit as u64 + 1);
             decoder.read_to_end(&mut out).map_err(|e| {
                 problem(
                     StatusCode::BAD_REQUEST,
