@@ -414,6 +414,27 @@ fn malformed_requests_get_the_right_4xx_and_change_nothing() {
         before + 1,
         "only the good batch event was stored"
     );
+    // The raw events come back as the bytes received, spelling and all.
+    let spelled = String::from_utf8(with("/job/name", json!("spelled")))
+        .unwrap()
+        .replacen('{', "{ \"count\" : 1.50, \"big\": 123456789012345678 ,", 1);
+    let (got, text) = server.post(
+        "/api/v1/lineage",
+        w,
+        json,
+        false,
+        spelled.clone().into_bytes(),
+    );
+    assert_eq!(got, 201, "{text}");
+    let last = server.event_count() - 1;
+    let raw = reqwest::blocking::Client::new()
+        .get(server.url(&format!("/api/v1/events/lineage?offset={last}&limit=1")))
+        .bearer_auth(&server.read_token)
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    assert!(raw.contains(&spelled), "{raw}");
     // No token, or a read token, before any body is read.
     assert_eq!(
         server

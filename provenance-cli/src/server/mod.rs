@@ -529,13 +529,41 @@ async fn events(State(state): State<Arc<AppState>>, Query(p): Query<PageParams>)
     let page = p.page();
     match read(&state, move |s| s.events(page)).await {
         Ok(paged) => {
-            let events: Vec<Value> = paged
+            // Each event as the bytes received (its spacing, number
+            // spellings and all), not as its value would write it again.
+            let events: Vec<Box<serde_json::value::RawValue>> = paged
                 .items
-                .iter()
-                .map(|(_, raw)| serde_json::from_slice(raw).unwrap_or(Value::Null))
+                .into_iter()
+                .map(|(_, raw)| {
+                    String::from_utf8(raw)
+                        .map_err(|e| e.to_string())
+                        .and_then(|text| {
+                            serde_json::value::RawValue::from_string(text.trim().to_owned())
+                                .map_err(|e| e.to_string())
+                        })
+                        .unwrap_or_else(|_| {
+                            serde_json::value::RawValue::from_string("null".into())
+                                .expect("null is JSON")
+                        })
+                })
                 .collect();
-            axum::Json(json!({"events": events, "totalCount": paged.total, "offset": paged.offset, "limit": paged.limit}))
-                .into_response()
+            // Serialized as is: through a `Value` the raw text would be
+            // parsed again.
+            #[derive(serde::Serialize)]
+            struct Events {
+                events: Vec<Box<serde_json::value::RawValue>>,
+                #[serde(rename = "totalCount")]
+                total_count: u64,
+                offset: u64,
+                limit: u64,
+            }
+            axum::Json(Events {
+                events,
+                total_count: paged.total,
+                offset: paged.offset,
+                limit: paged.limit,
+            })
+            .into_response()
         }
         Err(r) => r,
     }
