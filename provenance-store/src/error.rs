@@ -36,6 +36,15 @@ pub enum StoreError {
         /// The newest schema version this build knows.
         supported: i64,
     },
+    /// A query names something that cannot be (a malformed image
+    /// reference or digest), as opposed to something not in the store.
+    #[error("{what}: {reason}")]
+    BadQuery {
+        /// What was given, and where.
+        what: String,
+        /// Why it is malformed.
+        reason: String,
+    },
     /// Nothing in the store matches.
     #[error("find {what}: it is not in the store")]
     NotFound {

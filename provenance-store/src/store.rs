@@ -527,14 +527,22 @@ impl Store {
     /// output downstream of the runs on this page.
     pub fn audit_container(&self, image: &str, page: Page) -> StoreResult<ContainerAudit> {
         let mut filter = RunFilter::default();
-        if image.starts_with("sha256:") {
+        let bad = |reason: String| StoreError::BadQuery {
+            what: format!("image {image:?}"),
+            reason,
+        };
+        if let Some(hex) = image.strip_prefix("sha256:") {
+            if hex.len() != 64
+                || !hex
+                    .bytes()
+                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+            {
+                return Err(bad("a digest is sha256: and 64 lowercase hex digits".into()));
+            }
             filter.container_digest = Some(image.to_owned());
         } else {
-            let reference = provenance_core::oci::ImageReference::parse(image).map_err(|e| {
-                StoreError::NotFound {
-                    what: e.to_string(),
-                }
-            })?;
+            let reference = provenance_core::oci::ImageReference::parse(image)
+                .map_err(|e| bad(format!("{e:#}")))?;
             if let Some(digest) = reference.digest {
                 filter.container_digest = Some(digest);
             } else {

@@ -750,6 +750,13 @@ fn audits_find_containers_derivations_and_unpinned_runs(store: &Store) {
             .collect::<Vec<_>>(),
         [a2.to_string()]
     );
+    // A malformed image or digest is said to be malformed, not missing.
+    for image in ["", "sha256:xyz", "sha256:ABC", "Quay.io/Bwa:1"] {
+        match store.audit_container(image, Page::default()) {
+            Err(StoreError::BadQuery { what, .. }) => assert!(what.contains(image), "{what}"),
+            other => panic!("{image:?}: {:?}", other.map(|a| a.runs.total)),
+        }
+    }
 
     // Derived from sample 1's FASTQ: its BAM and the cohort VCF, not sample 2's BAM.
     let derived = store

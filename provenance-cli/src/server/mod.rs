@@ -437,6 +437,9 @@ async fn read<T: Send + 'static>(
         provenance_store::StoreError::NotFound { what } => {
             problem(StatusCode::NOT_FOUND, format!("{what} is not in the store"))
         }
+        bad @ provenance_store::StoreError::BadQuery { .. } => {
+            problem(StatusCode::BAD_REQUEST, bad.to_string())
+        }
         other => problem(
             StatusCode::INTERNAL_SERVER_ERROR,
             format!("{:#}", anyhow::Error::new(other)),
