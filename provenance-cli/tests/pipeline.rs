@@ -294,6 +294,24 @@ fn a_missing_command_or_input_is_a_clear_error() {
 }
 
 #[test]
+fn an_audit_for_a_state_that_does_not_exist_is_refused_not_answered_empty() {
+    let s = Sandbox::new("state");
+    assert_eq!(
+        s.prov(&["run", "--job", "fails", "--", "false"])
+            .status
+            .code(),
+        Some(1)
+    );
+    let out = s.prov(&["audit", "runs", "--status", "FAILED"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("possible values"));
+    // Any case of a real state.
+    let out = s.prov(&["audit", "runs", "--status", "fail"]);
+    let found = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success() && found.contains("fails"), "{found}");
+}
+
+#[test]
 fn a_store_that_would_vanish_at_exit_is_refused_before_anything_runs() {
     let s = Sandbox::new("vanish");
     let events = s.write("one.ndjson", "");

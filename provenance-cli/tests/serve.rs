@@ -535,6 +535,13 @@ fn a_stalled_client_holds_neither_its_request_nor_the_shutdown() {
             .send()
             .unwrap()
     };
+    let status = reqwest::blocking::Client::new()
+        .get(server.url("/api/v1/audit/runs?status=FAILED"))
+        .bearer_auth(&server.read_token)
+        .send()
+        .unwrap();
+    assert_eq!(status.status().as_u16(), 400);
+    assert!(status.text().unwrap().contains("is not one of START"));
     let nope = get("/nope");
     assert_eq!(nope.status().as_u16(), 404);
     assert_eq!(

@@ -40,8 +40,12 @@ enum Question {
         /// Job name.
         #[arg(long)]
         job: Option<String>,
-        /// Latest state: START, RUNNING, COMPLETE, FAIL or ABORT.
-        #[arg(long)]
+        /// Latest state (any case).
+        #[arg(
+            long,
+            ignore_case = true,
+            value_parser = clap::builder::PossibleValuesParser::new(RUN_STATES)
+        )]
         status: Option<String>,
         /// First seen at or after this time (RFC 3339).
         #[arg(long, value_parser = super::parse_time)]
@@ -232,3 +236,6 @@ impl Args {
         Ok(ExitCode::SUCCESS)
     }
 }
+
+/// The states a run may be in (its latest event's type), for `--status`.
+pub const RUN_STATES: [&str; 6] = ["START", "RUNNING", "COMPLETE", "FAIL", "ABORT", "OTHER"];

@@ -1,7 +1,7 @@
 //! The subcommands of `prov`, one module each, and what several share:
 //! the output format switch, times, targets and event splitting.
 
-mod audit;
+pub(crate) mod audit;
 mod demo;
 mod events;
 pub mod hash;

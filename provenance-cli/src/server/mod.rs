@@ -636,9 +636,22 @@ async fn audit_runs(State(state): State<Arc<AppState>>, Query(p): Query<RunsPara
         (Ok(a), Ok(b)) => (a, b),
         (Err(r), _) | (_, Err(r)) => return r,
     };
+    let run_state = p.status.map(|s| s.to_ascii_uppercase());
+    if let Some(s) = run_state
+        .as_deref()
+        .filter(|s| !crate::cmd::audit::RUN_STATES.contains(s))
+    {
+        return problem(
+            StatusCode::BAD_REQUEST,
+            format!(
+                "status: {s:?} is not one of {}",
+                crate::cmd::audit::RUN_STATES.join(", ")
+            ),
+        );
+    }
     let filter = RunFilter {
         job: p.job,
-        state: p.status.map(|s| s.to_ascii_uppercase()),
+        state: run_state,
         since,
         until,
         user: p.user,
