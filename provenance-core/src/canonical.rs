@@ -40,6 +40,78 @@ pub fn canonical_sha256(value: &Value) -> Result<String, CanonicalError> {
     )))
 }
 
+/// The first number in the JSON text `json` (its byte offset and its
+/// spelling) that a `serde_json::Value` read from it would not hold exactly:
+/// an integer beyond 64 bits, or a decimal with more digits than a double
+/// keeps (its shortest form is not the number written). Such a value is a
+/// rounded double, and another text differing only in that number reads as
+/// the same value. `None` when every number is exact. Meant for text known
+/// to be JSON: only numbers outside strings are looked at.
+pub fn first_inexact_number(json: &[u8]) -> Option<(usize, &str)> {
+    let mut i = 0;
+    while i < json.len() {
+        match json[i] {
+            b'"' => {
+                // Skip the string, escapes included.
+                i += 1;
+                while i < json.len() && json[i] != b'"' {
+                    i += if json[i] == b'\\' { 2 } else { 1 };
+                }
+                i += 1;
+            }
+            b'-' | b'0'..=b'9' => {
+                let start = i;
+                while i < json.len()
+                    && matches!(json[i], b'-' | b'+' | b'.' | b'e' | b'E' | b'0'..=b'9')
+                {
+                    i += 1;
+                }
+                let number = std::str::from_utf8(&json[start..i]).unwrap_or("");
+                if !exact(number) {
+                    return Some((start, number));
+                }
+            }
+            _ => i += 1,
+        }
+    }
+    None
+}
+
+/// Whether the JSON number `number` is what serde_json's value of it writes
+/// back: an integer within i64 or u64, or a decimal equal to its double's
+/// shortest form.
+fn exact(number: &str) -> bool {
+    if !number.contains(['.', 'e', 'E']) {
+        return number.parse::<i64>().is_ok() || number.parse::<u64>().is_ok();
+    }
+    match number.parse::<f64>() {
+        Ok(f) if f.is_finite() => decimal(number) == decimal(&format!("{f:e}")),
+        _ => false,
+    }
+}
+
+/// A decimal number's sign, significant digits and the power of ten of its
+/// first digit: equal for equal numbers however spelled (`1.50`, `15e-1`).
+fn decimal(text: &str) -> (bool, String, i64) {
+    let (negative, text) = match text.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, text),
+    };
+    let (mantissa, exponent) = match text.split_once(['e', 'E']) {
+        Some((m, e)) => (m, e.parse::<i64>().unwrap_or(0)),
+        None => (text, 0),
+    };
+    let (whole, fraction) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    let digits = format!("{whole}{fraction}");
+    let leading = digits.len() - digits.trim_start_matches('0').len();
+    let significant = digits.trim_matches('0');
+    if significant.is_empty() {
+        return (negative, String::new(), 0);
+    }
+    let power = whole.len() as i64 - 1 - leading as i64 + exponent;
+    (negative, significant.to_owned(), power)
+}
+
 const MAX_EXACT: u64 = 1 << 53;
 
 /// Where a value sits, as a chain up to the root: the JSON pointer is only
@@ -208,6 +280,44 @@ fn decimal_digits(text: &str) -> (String, i32) {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn numbers_a_value_would_round_are_found_and_exact_ones_pass() {
+        let exact = [
+            "0",
+            "-0",
+            "18446744073709551615",
+            "-9223372036854775808",
+            "0.1",
+            "1.50",
+            "15e-1",
+            "2E-3",
+            "1e300",
+            "5e-324",
+            "0.30000000000000004",
+            "-0.0",
+            "100",
+        ];
+        for number in exact {
+            let text = format!("{{\"n\":[{number}],\"s\":\"123456789012345678901234567890\"}}");
+            assert_eq!(first_inexact_number(text.as_bytes()), None, "{number}");
+        }
+        let inexact = [
+            "18446744073709551616",
+            "-9223372036854775809",
+            "123456789012345678901234567890",
+            "0.12345678901234567890",
+            "1.00000000000000000001",
+            "9007199254740993.0",
+        ];
+        for number in inexact {
+            // After a string holding a quote and a backslash.
+            let text = format!("{{\"a\\\"\\\\\":1,\"n\":{number}}}");
+            let (at, found) = first_inexact_number(text.as_bytes()).unwrap();
+            assert_eq!(found, number);
+            assert_eq!(&text[at..at + number.len()], number);
+        }
+    }
 
     fn check_number(bits: u64, expected: &str) {
         let mut out = String::new();

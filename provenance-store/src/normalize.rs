@@ -163,76 +163,17 @@ pub(crate) fn prepare_full(raw: &[u8]) -> Result<Prepared, String> {
 }
 
 /// Refuses an event holding a number that its JSON value cannot hold
-/// exactly: an integer beyond 64 bits, or a decimal with more digits than a
-/// double keeps. Its value would be a rounded double, so the identity of two
-/// events differing only in such a number would be the same, and the second
-/// would be taken for a copy of the first and never stored. (An event that
-/// is valid JSON; the other bytes are not looked at.)
+/// exactly (see [`provenance_core::canonical::first_inexact_number`]): its
+/// value would hold a rounded double, so two events differing only in such a
+/// number would share one identity, and the second would be taken for a copy
+/// of the first and never stored.
 pub(crate) fn inexact_number(raw: &[u8]) -> Result<(), String> {
-    let mut i = 0;
-    while i < raw.len() {
-        match raw[i] {
-            b'"' => {
-                // Skip the string, escapes included.
-                i += 1;
-                while i < raw.len() && raw[i] != b'"' {
-                    i += if raw[i] == b'\\' { 2 } else { 1 };
-                }
-                i += 1;
-            }
-            b'-' | b'0'..=b'9' => {
-                let start = i;
-                while i < raw.len()
-                    && matches!(raw[i], b'-' | b'+' | b'.' | b'e' | b'E' | b'0'..=b'9')
-                {
-                    i += 1;
-                }
-                let literal = std::str::from_utf8(&raw[start..i]).unwrap_or("");
-                if !exact(literal) {
-                    return Err(format!(
-                        "the number {literal} (at byte {start}) cannot be kept exactly: integers must fit in 64 bits and decimals in a double (send it as a string)"
-                    ));
-                }
-            }
-            _ => i += 1,
-        }
+    match provenance_core::canonical::first_inexact_number(raw) {
+        None => Ok(()),
+        Some((at, number)) => Err(format!(
+            "the number {number} (at byte {at}) cannot be kept exactly: integers must fit in 64 bits and decimals in a double (send it as a string)"
+        )),
     }
-    Ok(())
-}
-
-/// Whether the JSON number `literal` is what serde_json's value of it writes
-/// back: an integer within i64 or u64, or a decimal equal to its double's
-/// shortest form.
-fn exact(literal: &str) -> bool {
-    if !literal.contains(['.', 'e', 'E']) {
-        return literal.parse::<i64>().is_ok() || literal.parse::<u64>().is_ok();
-    }
-    match literal.parse::<f64>() {
-        Ok(f) if f.is_finite() => decimal(literal) == decimal(&format!("{f:e}")),
-        _ => false,
-    }
-}
-
-/// A decimal number's sign, significant digits and the power of ten of its
-/// first digit: equal for equal numbers however spelled (`1.50`, `15e-1`).
-fn decimal(text: &str) -> (bool, String, i64) {
-    let (negative, text) = match text.strip_prefix('-') {
-        Some(rest) => (true, rest),
-        None => (false, text),
-    };
-    let (mantissa, exponent) = match text.split_once(['e', 'E']) {
-        Some((m, e)) => (m, e.parse::<i64>().unwrap_or(0)),
-        None => (text, 0),
-    };
-    let (whole, fraction) = mantissa.split_once('.').unwrap_or((mantissa, ""));
-    let digits = format!("{whole}{fraction}");
-    let leading = digits.len() - digits.trim_start_matches('0').len();
-    let significant = digits.trim_matches('0');
-    if significant.is_empty() {
-        return (negative, String::new(), 0);
-    }
-    let power = whole.len() as i64 - 1 - leading as i64 + exponent;
-    (negative, significant.to_owned(), power)
 }
 
 /// The sha-256 hex of the event's bytes as received. Bytes sent in canonical

@@ -117,7 +117,19 @@ pub(crate) fn parse_param(s: &str) -> Result<(String, Value), String> {
     if key.is_empty() {
         return Err(format!("the parameter {s:?} has no name before '='"));
     }
-    let value = serde_json::from_str(value).unwrap_or_else(|_| Value::String(value.to_owned()));
+    let value = match serde_json::from_str(value) {
+        Ok(json) => {
+            if let Some((_, number)) =
+                provenance_core::canonical::first_inexact_number(value.as_bytes())
+            {
+                return Err(format!(
+                    "the parameter {key}: the number {number} would be rounded; quote it to record it as text (--param '{key}=\"{value}\"')"
+                ));
+            }
+            json
+        }
+        Err(_) => Value::String(value.to_owned()),
+    };
     Ok((key.to_owned(), value))
 }
 
@@ -179,6 +191,12 @@ impl Args {
                     file.display()
                 );
             };
+            if let Some((at, number)) = provenance_core::canonical::first_inexact_number(&text) {
+                bail!(
+                    "the parameters file {}: the number {number} (at byte {at}) would be rounded; write it as a string",
+                    file.display()
+                );
+            }
             for (k, v) in map {
                 step = step.param(k, v);
             }
@@ -488,6 +506,15 @@ mod tests {
         check("empty=", "empty", Value::from(""));
         check("list=[1,2]", "list", serde_json::json!([1, 2]));
         assert!(parse_param("novalue").unwrap_err().contains("KEY=VALUE"));
+        // A number its value would round is refused, quoted it is text.
+        for number in ["12345678901234567890123", "0.12345678901234567890"] {
+            let err = parse_param(&format!("id={number}")).unwrap_err();
+            assert!(err.contains(number) && err.contains("rounded"), "{err}");
+            assert_eq!(
+                parse_param(&format!("id=\"{number}\"")).unwrap().1,
+                Value::String(number.into())
+            );
+        }
         assert!(parse_param("=x").unwrap_err().contains("no name"));
         assert_eq!(
             parse_software("bwa=0.7.17-r1188").unwrap(),
