@@ -194,6 +194,14 @@ fn verify_exits_1_after_a_file_is_modified_and_says_what_was_recorded() {
     let out = s.prov(&["verify", &s.write("stranger.txt", "x")]);
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stdout).starts_with("NOT RECORDED"));
+    // A file that cannot be read: the system's reason is given.
+    let out = s.prov(&["verify", &s.path("gone.vcf")]);
+    assert_eq!(out.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.starts_with("UNREADABLE") && text.contains("No such file or directory"),
+        "{text}"
+    );
 }
 
 #[test]

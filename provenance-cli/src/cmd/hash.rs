@@ -247,12 +247,7 @@ impl HashObserver for Progress {
 
     fn cache_failed(&self, error: &CacheError) {
         if !self.warned.swap(true, Ordering::Relaxed) {
-            let mut message = error.to_string();
-            let mut source = std::error::Error::source(error);
-            while let Some(cause) = source {
-                message = format!("{message}: {cause}");
-                source = cause.source();
-            }
+            let message = super::with_causes(error);
             eprintln!("prov: warning: {message}; hashing goes on without the cache");
         }
     }

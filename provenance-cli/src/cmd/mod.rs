@@ -141,3 +141,15 @@ pub fn split_events(bytes: &[u8]) -> Vec<(String, Vec<u8>)> {
         .map(|(i, line)| (format!("line {}", i + 1), line.to_vec()))
         .collect()
 }
+
+/// `error` and each of its causes, joined by ": " (as `{:#}` prints an
+/// anyhow error), for an error only borrowed.
+pub(crate) fn with_causes(error: &dyn std::error::Error) -> String {
+    let mut message = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        message = format!("{message}: {cause}");
+        source = cause.source();
+    }
+    message
+}

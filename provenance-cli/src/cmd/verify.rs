@@ -80,10 +80,7 @@ impl Args {
             let name = provenance_core::recorder::local_name(path);
             let recorded = store.latest_version("file", &name)?;
             let (status, detail) = match (&digest, &recorded) {
-                (Err(e), _) => (
-                    "UNREADABLE",
-                    format!("{:#}", anyhow::Error::msg(e.to_string())),
-                ),
+                (Err(e), _) => ("UNREADABLE", super::with_causes(e)),
                 (Ok(_), None) => (
                     "NOT RECORDED",
                     "the store has no version of this file".to_owned(),
