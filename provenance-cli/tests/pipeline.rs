@@ -554,6 +554,13 @@ fn the_demo_runs_and_calls_the_planted_variants() {
         6,
         "no false calls:\n{vcf}"
     );
+    // A folder of someone else's files is refused, and they are untouched.
+    std::fs::create_dir_all(s.0.join("project")).unwrap();
+    let theirs = s.write("project/reference.fa", "my reference\n");
+    let out = s.prov(&["demo", "--dir", &s.path("project")]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("is not empty"));
+    assert_eq!(std::fs::read_to_string(theirs).unwrap(), "my reference\n");
 }
 
 #[test]

@@ -20,10 +20,14 @@ use crate::ctx::Ctx;
 /// `prov run` into the store, and show the lineage of its VCF.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Where to write the demo's files [default: a new temporary folder].
+    /// Where to write the demo's files [default: a new temporary folder]. It
+    /// must be empty or a folder an earlier demo wrote: its files are replaced.
     #[arg(long, value_name = "DIR")]
     dir: Option<PathBuf>,
 }
+
+/// The file that marks a folder as the demo's own.
+const DEMO_MARK: &str = ".prov-demo";
 
 /// The demo's step programs.
 #[derive(Debug, clap::Args)]
@@ -100,6 +104,19 @@ impl Args {
         };
         std::fs::create_dir_all(&dir).with_context(|| format!("create {}", dir.display()))?;
         let dir = dir.canonicalize()?;
+        // The demo writes reference.fa, cohort.vcf and others: never over
+        // someone's files of those names.
+        let mine = dir.join(DEMO_MARK);
+        let mut entries =
+            std::fs::read_dir(&dir).with_context(|| format!("read {}", dir.display()))?;
+        if !mine.exists() && entries.next().is_some() {
+            bail!(
+                "{} is not empty and no earlier demo wrote it; the demo would replace files there (give an empty or new --dir)",
+                dir.display()
+            );
+        }
+        std::fs::write(&mine, "written by prov demo; its files may be replaced\n")
+            .with_context(|| format!("write {}", mine.display()))?;
         let store = std::path::absolute(ctx_store_path(ctx))?;
         let exe = std::env::current_exe().context("find the prov executable")?;
         println!("prov demo: a germline pipeline in {}", dir.display());
