@@ -231,6 +231,53 @@ fn rewriting_the_link_alone_is_detected() {
 }
 
 #[test]
+fn a_column_given_a_value_of_another_type_is_a_break_at_its_position() {
+    for (name, sql, position) in [
+        (
+            "link-bytes",
+            "UPDATE event SET link = CAST(x'ff00ff' AS TEXT) WHERE seq = 5;",
+            5,
+        ),
+        (
+            "link-blob",
+            "UPDATE event SET link = x'ffee' WHERE seq = 5;",
+            5,
+        ),
+        ("raw-number", "UPDATE event SET raw = 42 WHERE seq = 2;", 2),
+        // Not a position 2^64 - 2 events away.
+        (
+            "seq-negative",
+            "UPDATE event SET seq = -1 WHERE seq = 1;",
+            1,
+        ),
+    ] {
+        let t = filled(name);
+        tamper(&t.0, sql);
+        let report = Store::open(t.path()).unwrap().verify_chain().unwrap();
+        let b = report
+            .broken
+            .unwrap_or_else(|| panic!("{name}: not detected"));
+        assert_eq!(b.position, position, "{name}: {}", b.reason);
+        assert!(
+            !b.reason.contains("18446744073709551"),
+            "{name}: {}",
+            b.reason
+        );
+        assert_eq!(report.head, None, "{name}: a broken chain has no anchor");
+    }
+}
+
+#[test]
+fn the_anchor_is_the_last_link_checked() {
+    let t = filled("anchor");
+    let store = Store::open(t.path()).unwrap();
+    let report = store.verify_chain().unwrap();
+    assert_eq!(report.events, 10);
+    assert_eq!(report.head, store.head().unwrap());
+    assert!(report.head.unwrap().starts_with("10:"));
+}
+
+#[test]
 fn the_log_refuses_updates_and_deletes_through_sql() {
     let t = filled("triggers");
     let conn = Connection::open(&t.0).unwrap();

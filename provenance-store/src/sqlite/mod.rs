@@ -1064,20 +1064,39 @@ impl Backend for Sqlite {
         let mut codecs = self.codecs.lock().unwrap_or_else(|e| e.into_inner());
         let mut rows = stmt.query([]).map_err(backend("read the event log"))?;
         while let Some(row) = rows.next().map_err(backend("read the event log"))? {
-            let seq: i64 = row.get(0).map_err(backend("read the event log"))?;
-            let raw = row.get_ref(1).map_err(backend("read the event log"))?;
-            let raw = raw
-                .as_blob()
-                .or_else(|_| raw.as_str().map(str::as_bytes))
-                .unwrap_or_default();
-            let link: String = row.get(2).map_err(backend("read the event log"))?;
-            let codec: i64 = row.get(3).map_err(backend("read the event log"))?;
+            // Columns are read leniently: a value of the wrong type (an
+            // altered row) cannot match its link, and is reported as a break
+            // at its position rather than as an error reading the log.
+            let seq = row
+                .get_ref(0)
+                .map_err(backend("read the event log"))?
+                .as_i64()
+                .ok()
+                .and_then(|s| u64::try_from(s).ok())
+                .unwrap_or(0);
+            let bytes = |i: usize| -> StoreResult<&[u8]> {
+                Ok(
+                    match row.get_ref(i).map_err(backend("read the event log"))? {
+                        rusqlite::types::ValueRef::Text(b) | rusqlite::types::ValueRef::Blob(b) => {
+                            b
+                        }
+                        _ => &[],
+                    },
+                )
+            };
+            let raw = bytes(1)?;
+            let link = String::from_utf8_lossy(bytes(2)?);
+            let codec = row
+                .get_ref(3)
+                .map_err(backend("read the event log"))?
+                .as_i64()
+                .unwrap_or(-1);
             // Bytes that do not decompress are checked as they are: they
             // cannot match the link, and the position is reported altered.
             let raw = codecs
                 .decode(&conn, codec, raw)
                 .unwrap_or(Cow::Borrowed(raw));
-            if !visit(seq as u64, &raw, &link) {
+            if !visit(seq, &raw, &link) {
                 break;
             }
         }
