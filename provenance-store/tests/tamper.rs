@@ -408,6 +408,30 @@ fn a_file_that_is_not_a_store_is_a_clear_error_and_left_alone() {
 }
 
 #[test]
+fn a_database_of_something_else_is_refused_and_left_alone() {
+    let t = TempStore::new("foreign");
+    let conn = Connection::open(&t.0).unwrap();
+    conn.execute_batch(
+        "CREATE TABLE customers(id INTEGER PRIMARY KEY, name TEXT);
+         INSERT INTO customers(name) VALUES ('Ada');",
+    )
+    .unwrap();
+    drop(conn);
+    let before = std::fs::read(&t.0).unwrap();
+    let err = Store::open(t.path()).unwrap_err();
+    assert!(err.to_string().contains("something else"), "{err}");
+    assert!(
+        std::fs::read(&t.0).unwrap() == before,
+        "the file is not modified"
+    );
+    let conn = Connection::open(&t.0).unwrap();
+    let tables: i64 = conn
+        .query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(tables, 1);
+}
+
+#[test]
 fn a_truncated_store_is_a_clear_error() {
     let t = filled("truncated");
     let bytes = std::fs::read(&t.0).unwrap();

@@ -230,6 +230,24 @@ impl Sqlite {
         }
         .map_err(fail)?;
         conn.busy_timeout(BUSY_TIMEOUT).map_err(fail)?;
+        // Before anything is set (WAL mode rewrites the file's header): a
+        // database with tables but no prov schema version is someone else's,
+        // and gets none of ours.
+        let (version, tables): (i64, i64) = conn
+            .query_row(
+                "SELECT (SELECT user_version FROM pragma_user_version), (SELECT count(*) FROM sqlite_master)",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .map_err(fail)?;
+        if version == 0 && tables > 0 {
+            return Err(StoreError::Unsupported {
+                location: location.clone(),
+                reason: format!(
+                    "it is a SQLite database of something else ({tables} tables and indexes, none of prov's); prov adds its tables only to a new or empty file"
+                ),
+            });
+        }
         conn.set_prepared_statement_cache_capacity(64);
         // SQLite's usual 4 KiB pages: events are mostly stored compressed
         // (a few hundred bytes), and a commit writes every page it dirtied
