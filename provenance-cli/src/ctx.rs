@@ -12,13 +12,30 @@ use provenance_store::{SqliteHashCache, Store, redact};
 /// new empty store.
 pub fn open_existing(location: &str) -> anyhow::Result<Store> {
     lasting(location)?;
-    let is_path = !location.contains("://") && location != ":memory:";
-    if is_path && !std::path::Path::new(location).exists() {
+    let is_path = !location.contains("://");
+    let path = std::path::Path::new(location);
+    if is_path && !path.exists() {
         anyhow::bail!(
             "no store at {location} (record something with `prov run` or `prov ingest`, or pass --store)"
         );
     }
-    Store::open(location).with_context(|| format!("open the store {}", redact(location)))
+    if is_path && path.is_file() && path.metadata().is_ok_and(|m| m.len() == 0) {
+        anyhow::bail!("{location} is an empty file, not a prov store (pass --store)");
+    }
+    // Where prov may not write (an archived copy, a read-only mount), the
+    // store is read as it is.
+    let writable =
+        |p: &std::path::Path| nix::unistd::access(p, nix::unistd::AccessFlags::W_OK).is_ok();
+    let folder = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(std::path::Path::new("."));
+    let opened = if is_path && !(writable(path) && writable(folder)) {
+        Store::open_read_only(location)
+    } else {
+        Store::open(location)
+    };
+    opened.with_context(|| format!("open the store {}", redact(location)))
 }
 
 /// Refuses a store location whose events would vanish when the command

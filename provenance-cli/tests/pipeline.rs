@@ -320,6 +320,31 @@ fn an_audit_for_a_state_that_does_not_exist_is_refused_not_answered_empty() {
 }
 
 #[test]
+fn reading_an_empty_file_or_another_database_is_refused_and_writes_nothing() {
+    let s = Sandbox::new("notastore");
+    let empty = s.write("empty.db", "");
+    let out = s.prov(&["--store", &empty, "verify", "--chain"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("empty file"));
+    assert_eq!(std::fs::metadata(&empty).unwrap().len(), 0);
+    let foreign = s.path("customers.db");
+    rusqlite::Connection::open(&foreign)
+        .unwrap()
+        .execute_batch("CREATE TABLE customers(id INTEGER PRIMARY KEY);")
+        .unwrap();
+    let before = std::fs::read(&foreign).unwrap();
+    for args in [&["audit", "runs"][..], &["ingest", "/dev/null"]] {
+        let out = s.prov(&[&["--store", foreign.as_str()][..], args].concat());
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        assert!(String::from_utf8_lossy(&out.stderr).contains("something else"));
+    }
+    assert!(
+        std::fs::read(&foreign).unwrap() == before,
+        "the database is not modified"
+    );
+}
+
+#[test]
 fn a_store_that_would_vanish_at_exit_is_refused_before_anything_runs() {
     let s = Sandbox::new("vanish");
     let events = s.write("one.ndjson", "");

@@ -127,6 +127,20 @@ impl Store {
         })
     }
 
+    /// Opens an existing store for reading only: a SQLite file without
+    /// write access, or in a folder where its log cannot be made (an
+    /// archived copy). Its schema must be this build's; writing fails. A PostgreSQL location opens as [`Store::open`] does (its
+    /// permissions are the server's).
+    pub fn open_read_only(location: &str) -> StoreResult<Store> {
+        if is_postgres(location) || location == ":memory:" {
+            return Store::open(location);
+        }
+        Ok(Store {
+            backend: Box::new(Sqlite::open_read_only(Path::new(location))?),
+            location: location.to_owned(),
+        })
+    }
+
     /// A new store in memory.
     pub fn in_memory() -> StoreResult<Store> {
         Store::open(":memory:")

@@ -432,6 +432,35 @@ fn a_database_of_something_else_is_refused_and_left_alone() {
 }
 
 #[test]
+fn a_store_opened_read_only_answers_and_is_never_written() {
+    let t = filled("readonly");
+    let before = std::fs::read(&t.0).unwrap();
+    let store = Store::open_read_only(t.path()).unwrap();
+    let report = store.verify_chain().unwrap();
+    assert_eq!((report.events, report.broken), (10, None));
+    assert_eq!(stored(&store, 1).len(), 1);
+    // A write is an error, not a panic, and changes nothing.
+    assert!(
+        store
+            .ingest(&run_events(1, EventType::Start, "late")[0])
+            .is_err()
+    );
+    drop(store);
+    assert!(
+        std::fs::read(&t.0).unwrap() == before,
+        "the file is not modified"
+    );
+    // Not a store: refused by name.
+    let empty = TempStore::new("readonly-empty");
+    Connection::open(&empty.0)
+        .unwrap()
+        .execute_batch("VACUUM")
+        .unwrap();
+    let err = Store::open_read_only(empty.path()).unwrap_err();
+    assert!(err.to_string().contains("not a prov store"), "{err}");
+}
+
+#[test]
 fn a_truncated_store_is_a_clear_error() {
     let t = filled("truncated");
     let bytes = std::fs::read(&t.0).unwrap();

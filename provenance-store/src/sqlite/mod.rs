@@ -12,7 +12,8 @@ use std::time::Duration;
 use provenance_core::EventType;
 use rusqlite::types::Value as SqlValue;
 use rusqlite::{
-    CachedStatement, Connection, ErrorCode, OptionalExtension, TransactionBehavior, params,
+    CachedStatement, Connection, ErrorCode, OpenFlags, OptionalExtension, TransactionBehavior,
+    params,
 };
 use serde_json::{Map, Value};
 
@@ -282,6 +283,98 @@ impl Sqlite {
         };
         store.migrate()?;
         Ok(store)
+    }
+
+    /// Opens the store at `path` for reading only: for an archived copy, a
+    /// file without write permission or a folder where the log cannot be
+    /// created. Nothing is written, so the schema must already be this
+    /// build's (an older one needs a writable open to be upgraded). A store
+    /// whose log cannot be shared is read as immutable, as an archive is.
+    pub fn open_read_only(path: &Path) -> StoreResult<Self> {
+        let location = path.display().to_string();
+        let fail = |source: rusqlite::Error| StoreError::Open {
+            what: "store",
+            path: path.to_path_buf(),
+            source: source.into(),
+        };
+        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY
+            | OpenFlags::SQLITE_OPEN_URI
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let open = |name: &str| -> rusqlite::Result<(Connection, i64, i64)> {
+            let conn = Connection::open_with_flags(name, flags)?;
+            let (version, tables) = conn.query_row(
+                "SELECT (SELECT user_version FROM pragma_user_version), (SELECT count(*) FROM sqlite_master)",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )?;
+            Ok((conn, version, tables))
+        };
+        // As a URI (so that `immutable` can be asked), with the characters
+        // a URI gives meaning to escaped.
+        let mut name = String::from("file:");
+        for c in location.chars() {
+            match c {
+                '%' | '?' | '#' => {
+                    write!(name, "%{:02X}", c as u32).expect("writing to a String");
+                }
+                c => name.push(c),
+            }
+        }
+        // Shared reading needs the log's index file; where it cannot be
+        // made, read the file as immutable (an archive nobody writes).
+        let (conn, version, tables) = match open(&name) {
+            Ok(opened) => opened,
+            Err(shared) => {
+                // Immutable reading ignores the log: refuse rather than
+                // answer without the events still in it.
+                let mut wal = path.as_os_str().to_owned();
+                wal.push("-wal");
+                if std::fs::metadata(&wal).is_ok_and(|m| m.len() > 0) {
+                    return Err(fail(shared));
+                }
+                open(&format!("{name}?immutable=1")).map_err(fail)?
+            }
+        };
+        let supported = MIGRATIONS.len() as i64;
+        if version == 0 {
+            return Err(StoreError::Unsupported {
+                location,
+                reason: if tables > 0 {
+                    format!(
+                        "it is a SQLite database of something else ({tables} tables and indexes, none of prov's)"
+                    )
+                } else {
+                    "it is an empty database, not a prov store".into()
+                },
+            });
+        }
+        if version > supported {
+            return Err(StoreError::SchemaTooNew {
+                what: "store",
+                path: path.to_path_buf(),
+                found: version,
+                supported,
+            });
+        }
+        if version < supported {
+            return Err(StoreError::Unsupported {
+                location,
+                reason: format!(
+                    "its schema {version} predates this prov's ({supported}) and upgrading it needs write access, which prov does not have here; open it once where it is writable"
+                ),
+            });
+        }
+        conn.busy_timeout(BUSY_TIMEOUT).map_err(fail)?;
+        conn.set_prepared_statement_cache_capacity(64);
+        Ok(Sqlite {
+            location,
+            path: Some(path.to_path_buf()),
+            conn: Mutex::new(conn),
+            ids: Mutex::new(IdCache::default()),
+            checkpointer: Mutex::new(None),
+            codecs: Mutex::new(codec::Codecs::default()),
+            dictionary: Mutex::new(None),
+        })
     }
 
     /// Asks the checkpointer (started on first need) to copy the log into
