@@ -579,6 +579,24 @@ fn the_demo_runs_and_calls_the_planted_variants() {
         6,
         "no false calls:\n{vcf}"
     );
+    // Its recipe as a script reproduces it, the index folder (a directory
+    // input, checked by its Merkle digest) included.
+    let script = s.0.join("rerun.sh");
+    let out = s.prov(&["rerun", "--script", &s.path("files/cohort.vcf")]);
+    assert!(out.status.success());
+    std::fs::write(&script, &out.stdout).unwrap();
+    let ran = Command::new("sh").arg(&script).output().unwrap();
+    let text = String::from_utf8_lossy(&ran.stdout);
+    assert!(
+        ran.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&ran.stderr)
+    );
+    assert!(!text.contains("DIFFERENT"), "{text}");
+    assert!(
+        text.contains("IDENTICAL") && text.contains("cohort.vcf"),
+        "{text}"
+    );
     // A folder of someone else's files is refused, and they are untouched.
     std::fs::create_dir_all(s.0.join("project")).unwrap();
     let theirs = s.write("project/reference.fa", "my reference\n");

@@ -230,13 +230,23 @@ fn write_script(out: &mut impl Write, target: &str, steps: &[Step]) -> std::io::
     )?;
     writeln!(out, "set -eu")?;
     writeln!(out, "status=0")?;
+    // A file's digest is its sha-256; a folder's is prov's Merkle digest
+    // (as recorded), which needs prov: this one, or $PROV.
+    let prov = std::env::current_exe()
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|_| "prov".into());
+    writeln!(out, "PROV=${{PROV:-{}}}", sh(&prov))?;
     writeln!(
         out,
-        "check_input() {{ [ \"$(sha256sum < \"$1\" | cut -c1-64)\" = \"$2\" ] || {{ echo \"input $1 differs from the recorded $2\" >&2; exit 2; }}; }}"
+        "digest() {{ if [ -d \"$1\" ]; then \"$PROV\" hash \"$1\" | cut -c1-64; else sha256sum < \"$1\" | cut -c1-64; fi; }}"
     )?;
     writeln!(
         out,
-        "check_output() {{ if [ -f \"$1\" ] && [ \"$(sha256sum < \"$1\" | cut -c1-64)\" = \"$2\" ]; then echo \"IDENTICAL  $1\"; else echo \"DIFFERENT  $1 (recorded $2)\"; status=1; fi; }}"
+        "check_input() {{ [ \"$(digest \"$1\")\" = \"$2\" ] || {{ echo \"input $1 differs from the recorded $2\" >&2; exit 2; }}; }}"
+    )?;
+    writeln!(
+        out,
+        "check_output() {{ if [ -e \"$1\" ] && [ \"$(digest \"$1\")\" = \"$2\" ]; then echo \"IDENTICAL  $1\"; else echo \"DIFFERENT  $1 (recorded $2)\"; status=1; fi; }}"
     )?;
     for (i, step) in steps.iter().enumerate() {
         writeln!(
