@@ -205,9 +205,20 @@ mod tests {
         let pretty = all("{\n  \"a\": 1\n}\n");
         assert_eq!(places(&pretty), ["event 1"]);
         assert_eq!(pretty[0].1, "{\n  \"a\": 1\n}\n");
+        // An array's items keep their bytes (spelling of numbers and all).
+        let spelled = all("[ {\"n\": 1.50, \"big\": 123456789012345678901} ]");
+        assert_eq!(
+            spelled[0].1,
+            "{\"n\": 1.50, \"big\": 123456789012345678901}"
+        );
         // A first line that is not JSON: every line is an event, named.
         let bad = all("oops\n{\"a\":1}\n");
         assert_eq!(places(&bad), ["line 1", "line 2"]);
+        // A document cut short is one bad event, not each of its lines.
+        let cut = all("[\n  {\n    \"a\": 1\n  },\n  {\n    \"b\":");
+        assert_eq!(places(&cut), ["the document"]);
+        let cut = all("{\n  \"a\": {\n    \"b\": 1\n");
+        assert_eq!(places(&cut), ["the document"]);
         assert!(all("").is_empty());
         assert!(all("\n \n").is_empty());
     }

@@ -122,24 +122,35 @@ pub fn resolve_target(ctx: &Ctx, store: &Store, text: &str) -> anyhow::Result<Ta
 }
 
 /// Splits input into events: one JSON object, a JSON array of them, or NDJSON.
-/// Each comes with its place (`event 3` or `line 7`) for messages.
+/// Each comes with its place (`event 3` or `line 7`) for messages, and its
+/// bytes as they are in the input (an array's items are not written again).
+/// A document that is not JSON (an array or a spread-out object cut short)
+/// is one bad event, whose error names the line and column, rather than each
+/// of its lines reported as a bad event of its own.
 pub fn split_events(bytes: &[u8]) -> Vec<(String, Vec<u8>)> {
-    if let Ok(value) = serde_json::from_slice::<serde_json::Value>(bytes) {
-        return match value {
-            serde_json::Value::Array(items) => items
-                .into_iter()
-                .enumerate()
-                .map(|(i, v)| (format!("event {}", i + 1), v.to_string().into_bytes()))
-                .collect(),
-            _ => vec![("event 1".to_owned(), bytes.to_vec())],
-        };
+    use serde::de::IgnoredAny;
+    use serde_json::value::RawValue;
+    if let Ok(items) = serde_json::from_slice::<Vec<&RawValue>>(bytes) {
+        return items
+            .into_iter()
+            .enumerate()
+            .map(|(i, v)| (format!("event {}", i + 1), v.get().as_bytes().to_vec()))
+            .collect();
     }
-    bytes
+    if serde_json::from_slice::<IgnoredAny>(bytes).is_ok() {
+        return vec![("event 1".to_owned(), bytes.to_vec())];
+    }
+    let lines: Vec<(String, Vec<u8>)> = bytes
         .split(|&b| b == b'\n')
         .enumerate()
         .filter(|(_, line)| !line.iter().all(u8::is_ascii_whitespace))
         .map(|(i, line)| (format!("line {}", i + 1), line.to_vec()))
-        .collect()
+        .collect();
+    let is_json = |line: &[u8]| serde_json::from_slice::<IgnoredAny>(line).is_ok();
+    if bytes.trim_ascii_start().starts_with(b"[") || !lines.iter().any(|(_, l)| is_json(l)) {
+        return vec![("the document".to_owned(), bytes.to_vec())];
+    }
+    lines
 }
 
 /// `error` and each of its causes, joined by ": " (as `{:#}` prints an
