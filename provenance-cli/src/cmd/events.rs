@@ -50,6 +50,16 @@ impl<'a> EventReader<'a> {
 
     /// Reads events from `input`, called `name` in messages.
     pub fn new(name: String, mut input: Box<dyn BufRead + 'a>) -> anyhow::Result<Self> {
+        // A byte order mark (editors on Windows write one) is not part of
+        // the first event.
+        const BOM: &[u8] = b"\xEF\xBB\xBF";
+        let bom = input
+            .fill_buf()
+            .with_context(|| format!("read {name}"))?
+            .starts_with(BOM);
+        if bom {
+            input.consume(BOM.len());
+        }
         // Blank lines first, then the first line with something on it.
         let mut head = Vec::new();
         let mut line = 0;
@@ -66,7 +76,7 @@ impl<'a> EventReader<'a> {
                 break Some(start);
             }
         };
-        let consumed = head.len() as u64;
+        let consumed = (head.len() + if bom { BOM.len() } else { 0 }) as u64;
         let streams = first.is_some_and(|start| {
             let text = head[start..].trim_ascii();
             text.first() != Some(&b'[') && serde_json::from_slice::<IgnoredAny>(text).is_ok()
@@ -88,7 +98,7 @@ impl<'a> EventReader<'a> {
                 input
                     .read_to_end(&mut head)
                     .with_context(|| format!("read {name}"))?;
-                let consumed = head.len() as u64;
+                let consumed = (head.len() + if bom { BOM.len() } else { 0 }) as u64;
                 return Ok(EventReader {
                     source: Source::Whole(super::split_events(&head).into_iter()),
                     name,
@@ -221,6 +231,14 @@ mod tests {
         assert_eq!(places(&cut), ["the document"]);
         assert!(all("").is_empty());
         assert!(all("\n \n").is_empty());
+    }
+
+    #[test]
+    fn a_byte_order_mark_is_not_part_of_the_first_event() {
+        let events = all("\u{feff}{\"a\":1}\n{\"b\":2}\n");
+        assert_eq!(events[0], ("line 1".into(), "{\"a\":1}".into()));
+        let array = all("\u{feff}[{\"a\":1}]");
+        assert_eq!(array[0], ("event 1".into(), "{\"a\":1}".into()));
     }
 
     #[test]
