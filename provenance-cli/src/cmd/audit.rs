@@ -72,7 +72,7 @@ enum Question {
 #[derive(Debug, clap::Args)]
 struct PageArgs {
     /// At most this many runs.
-    #[arg(long, default_value_t = 100)]
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..))]
     limit: u64,
     /// Skip this many runs first.
     #[arg(long, default_value_t = 0)]

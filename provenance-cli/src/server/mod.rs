@@ -523,7 +523,7 @@ impl PageParams {
     fn page(&self) -> Page {
         Page {
             offset: self.offset.unwrap_or(0),
-            limit: self.limit.unwrap_or(100).min(10_000),
+            limit: self.limit.unwrap_or(100).clamp(1, 10_000),
         }
     }
 }
