@@ -524,9 +524,19 @@ impl Store {
             Start::Runs(r) => r.is_empty(),
         };
         if empty {
-            return Err(StoreError::NotFound {
-                what: query.target.to_string(),
-            });
+            let what = match query.as_of {
+                // It may be there, only later.
+                Some(t) => format!(
+                    "{} as of {}",
+                    query.target,
+                    chrono::DateTime::from_timestamp_micros(t).map_or_else(
+                        || t.to_string(),
+                        |d| d.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+                    )
+                ),
+                None => query.target.to_string(),
+            };
+            return Err(StoreError::NotFound { what });
         }
         let mut walk = Walk::new(self.backend.as_ref(), query.as_of);
         if matches!(query.direction, Direction::Upstream | Direction::Both) {
