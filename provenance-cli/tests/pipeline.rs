@@ -925,6 +925,37 @@ fn rerun_check_reports_a_nondeterministic_step_at_its_output() {
 }
 
 #[test]
+fn rerun_check_says_when_the_program_itself_was_not_recorded() {
+    let s = Sandbox::new("rerun-program");
+    s.write("in.txt", "x\n");
+    let program = s.write("step.sh", "#!/bin/sh\ncp \"$1\" \"$2\"\n");
+    std::fs::set_permissions(
+        &program,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let (input, output) = (s.path("in.txt"), s.path("out.txt"));
+    let out = s.prov(&[
+        "run", "--job", "step", "--input", &input, "--output", &output, "--", &program, &input,
+        &output,
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = s.prov(&["rerun", "--check", "--workdir", &s.path("scratch"), &output]);
+    assert_eq!(out.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains(&format!(
+            "the program {program} lies under the recorded working directory"
+        )) && text.contains(&format!("--input {program}")),
+        "{text}"
+    );
+}
+
+#[test]
 fn rerun_check_stops_at_a_step_that_fails_and_says_which() {
     let s = Sandbox::new("rerun-fails");
     s.write("in.txt", "x\n");

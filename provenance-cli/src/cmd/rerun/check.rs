@@ -385,7 +385,17 @@ pub fn run(ctx: &Ctx, steps: &[Step], options: Options) -> anyhow::Result<ExitCo
         let code = match status {
             Ok(status) => status.code(),
             Err(e) => {
-                let message = format!("start {}: {e}", line[0]);
+                let mut message = format!("start {}: {e}", line[0]);
+                // A program kept beside the data but never declared is not
+                // in the scratch folder: say so, and how to record it.
+                if let Some(original) = step.argv.first().filter(|p| **p != line[0])
+                    && Path::new(original).is_file()
+                    && !Path::new(&line[0]).exists()
+                {
+                    message.push_str(&format!(
+                        "; the program {original} lies under the recorded working directory but was not recorded as an input, so the scratch folder has no copy (record it with --input {original})"
+                    ));
+                }
                 let _ = handle.fail(&message, execution(None));
                 failed = Some(format!("step {} ({}): {message}", i + 1, step.job));
                 break;
