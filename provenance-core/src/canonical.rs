@@ -48,6 +48,19 @@ pub fn canonical_sha256(value: &Value) -> Result<String, CanonicalError> {
 /// the same value. `None` when every number is exact. Meant for text known
 /// to be JSON: only numbers outside strings are looked at.
 pub fn first_inexact_number(json: &[u8]) -> Option<(usize, &str)> {
+    first_number(json, |n| !exact(n))
+}
+
+/// As [`first_inexact_number`], for integers only: the first integer beyond
+/// 64 bits. A decimal is a double by JSON's own reading, so another
+/// spelling of the same double is the same value; an integer written out
+/// whole is meant exactly.
+pub fn first_inexact_integer(json: &[u8]) -> Option<(usize, &str)> {
+    first_number(json, |n| !n.contains(['.', 'e', 'E']) && !exact(n))
+}
+
+/// The first number outside strings in `json` for which `wanted` holds.
+fn first_number(json: &[u8], wanted: impl Fn(&str) -> bool) -> Option<(usize, &str)> {
     let mut i = 0;
     while i < json.len() {
         match json[i] {
@@ -67,7 +80,7 @@ pub fn first_inexact_number(json: &[u8]) -> Option<(usize, &str)> {
                     i += 1;
                 }
                 let number = std::str::from_utf8(&json[start..i]).unwrap_or("");
-                if !exact(number) {
+                if wanted(number) {
                     return Some((start, number));
                 }
             }
@@ -316,6 +329,13 @@ mod tests {
             let (at, found) = first_inexact_number(text.as_bytes()).unwrap();
             assert_eq!(found, number);
             assert_eq!(&text[at..at + number.len()], number);
+            // Integers only: the decimals pass.
+            let integer = !number.contains(['.', 'e', 'E']);
+            assert_eq!(
+                first_inexact_integer(text.as_bytes()).is_some(),
+                integer,
+                "{number}"
+            );
         }
     }
 

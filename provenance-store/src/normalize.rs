@@ -162,16 +162,17 @@ pub(crate) fn prepare_full(raw: &[u8]) -> Result<Prepared, String> {
     })
 }
 
-/// Refuses an event holding a number that its JSON value cannot hold
-/// exactly (see [`provenance_core::canonical::first_inexact_number`]): its
-/// value would hold a rounded double, so two events differing only in such a
-/// number would share one identity, and the second would be taken for a copy
-/// of the first and never stored.
+/// Refuses an event holding an integer beyond 64 bits (see
+/// [`provenance_core::canonical::first_inexact_integer`]): its value would
+/// hold a rounded double, so two events differing only in that integer would
+/// share one identity, and the second would be taken for a copy of the first
+/// and never stored. (Decimals are doubles by JSON's own reading: two
+/// spellings of one double are one value, as two spacings are.)
 pub(crate) fn inexact_number(raw: &[u8]) -> Result<(), String> {
-    match provenance_core::canonical::first_inexact_number(raw) {
+    match provenance_core::canonical::first_inexact_integer(raw) {
         None => Ok(()),
         Some((at, number)) => Err(format!(
-            "the number {number} (at byte {at}) cannot be kept exactly: integers must fit in 64 bits and decimals in a double (send it as a string)"
+            "the integer {number} (at byte {at}) is beyond 64 bits and would be rounded (send it as a string)"
         )),
     }
 }
