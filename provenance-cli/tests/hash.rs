@@ -85,6 +85,26 @@ fn output_is_accepted_by_the_coreutils_checkers() {
     ));
     assert_eq!(sums.lines().count(), 6);
     check_with("cksum", &["-c"], dir, &sums);
+
+    // A name that is not UTF-8 is written as its bytes, as sha256sum does.
+    use std::os::unix::ffi::OsStrExt;
+    let odd = std::ffi::OsStr::from_bytes(b"bad\xffname.txt");
+    fs::write(dir.join(odd), b"latin-1").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_prov"))
+        .arg("hash")
+        .arg(odd)
+        .current_dir(dir)
+        .env_remove("PROV_HASH_CACHE")
+        .env("XDG_CACHE_HOME", dir.join("xdg"))
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let theirs = Command::new("sha256sum")
+        .arg(odd)
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert_eq!(out.stdout, theirs.stdout);
 }
 
 #[test]

@@ -154,26 +154,36 @@ pub fn default_cache_path() -> Option<PathBuf> {
 }
 
 /// One line per digest, escaped as GNU coreutils does for names holding a
-/// backslash or a newline (the line then starts with a backslash).
+/// backslash or a newline (the line then starts with a backslash). A name is
+/// written as its bytes, as sha256sum writes it, so that `sha256sum -c`
+/// finds a file whose name is not UTF-8.
 fn write_text(out: &mut impl Write, d: &PathDigest, sha: bool, md5: bool) -> std::io::Result<()> {
-    let name = d.path.to_string_lossy();
-    let escaped = name.contains(['\\', '\n', '\r']);
-    let name = if escaped {
-        name.replace('\\', "\\\\")
-            .replace('\n', "\\n")
-            .replace('\r', "\\r")
-    } else {
-        name.into_owned()
-    };
+    use std::os::unix::ffi::OsStrExt;
+    let bytes = d.path.as_os_str().as_bytes();
+    let escaped = bytes.iter().any(|b| matches!(b, b'\\' | b'\n' | b'\r'));
+    let mut name = Vec::with_capacity(bytes.len());
+    for &b in bytes {
+        match b {
+            b'\\' if escaped => name.extend_from_slice(b"\\\\"),
+            b'\n' => name.extend_from_slice(b"\\n"),
+            b'\r' => name.extend_from_slice(b"\\r"),
+            b => name.push(b),
+        }
+    }
     let lead = if escaped { "\\" } else { "" };
+    let mut line = |text: std::fmt::Arguments<'_>, tail: &str| -> std::io::Result<()> {
+        out.write_fmt(text)?;
+        out.write_all(&name)?;
+        writeln!(out, "{tail}")
+    };
     match (sha, md5, d.md5.as_deref()) {
         (true, true, Some(m)) => {
-            writeln!(out, "{lead}SHA256 ({name}) = {}", d.sha256)?;
-            writeln!(out, "{lead}MD5 ({name}) = {m}")
+            line(format_args!("{lead}SHA256 ("), &format!(") = {}", d.sha256))?;
+            line(format_args!("{lead}MD5 ("), &format!(") = {m}"))
         }
-        (false, true, Some(m)) => writeln!(out, "{lead}{m}  {name}"),
+        (false, true, Some(m)) => line(format_args!("{lead}{m}  "), ""),
         // Directories carry no md5: their Merkle sha-256 stands alone.
-        (_, _, _) => writeln!(out, "{lead}{}  {name}", d.sha256),
+        (_, _, _) => line(format_args!("{lead}{}  ", d.sha256), ""),
     }
 }
 
