@@ -63,6 +63,9 @@ struct Report {
     #[serde(skip_serializing_if = "Option::is_none")]
     failure: Option<String>,
     steps: Vec<StepReport>,
+    /// The outputs the recipe records, steps not run included.
+    #[serde(rename = "recordedOutputs")]
+    recorded_outputs: usize,
 }
 
 /// Moves recorded absolute paths under the scratch directory.
@@ -461,6 +464,10 @@ pub fn run(ctx: &Ctx, steps: &[Step], options: Options) -> anyhow::Result<ExitCo
         reproduced,
         failure: failed,
         steps: reports,
+        recorded_outputs: steps
+            .iter()
+            .map(|s| s.outputs.iter().filter(|o| o.local).count())
+            .sum(),
     };
     let mut out = std::io::stdout().lock();
     if options.json {
@@ -495,7 +502,9 @@ pub fn run(ctx: &Ctx, steps: &[Step], options: Options) -> anyhow::Result<ExitCo
         if let Some(message) = &report.failure {
             writeln!(out, "FAILED: {message}")?;
         }
-        let outputs: usize = report.steps.iter().map(|s| s.outputs.len()).sum();
+        // Out of every output recorded: those of steps not reached count
+        // as not reproduced.
+        let outputs = report.recorded_outputs;
         let same: usize = report
             .steps
             .iter()
