@@ -953,6 +953,11 @@ fn rerun_check_says_when_the_program_itself_was_not_recorded() {
         )) && text.contains(&format!("--input {program}")),
         "{text}"
     );
+    // The output it never made counts against the total.
+    assert!(
+        text.contains("NOT REPRODUCED: 0 of 1 outputs identical"),
+        "{text}"
+    );
 }
 
 #[test]
