@@ -600,6 +600,42 @@ fn a_stalled_client_holds_neither_its_request_nor_the_shutdown() {
 }
 
 #[test]
+fn requests_beyond_the_memory_budget_wait_their_turn_and_are_all_stored() {
+    // A budget of 1 MiB: each gzip request counts as up to 64 MiB of text,
+    // so they go one at a time, none refused and none stuck.
+    let server = Server::start_with("budget", &["--memory-budget", "1"]);
+    let token = server.write_token.clone();
+    let before = server.event_count();
+    std::thread::scope(|scope| {
+        for t in 0..4 {
+            let (server, token) = (&server, &token);
+            scope.spawn(move || {
+                let events: Vec<Value> = (0..50)
+                    .map(|i| {
+                        Event::Run(RunEvent::new(
+                            EventType::Start,
+                            Run::new(RunId::new_v7()),
+                            Job::new("budget", format!("t{t}-{i}")),
+                        ))
+                        .to_value()
+                    })
+                    .collect();
+                let body = gzip(&serde_json::to_vec(&events).unwrap());
+                let (got, text) = server.post(
+                    "/api/v1/lineage/batch",
+                    Some(token),
+                    "application/json",
+                    true,
+                    body,
+                );
+                assert_eq!(got, 200, "{text}");
+            });
+        }
+    });
+    assert_eq!(server.event_count(), before + 200);
+}
+
+#[test]
 fn a_server_beyond_loopback_without_tokens_refuses_to_start() {
     let out = Command::new(env!("CARGO_BIN_EXE_prov"))
         .args(["--store", ":memory:", "serve", "--addr", "0.0.0.0:0"])

@@ -54,6 +54,12 @@ pub struct Args {
     #[arg(long, default_value_t = 1024, value_parser = clap::value_parser!(u64).range(1..))]
     max_connections: u64,
 
+    /// MiB of event text (gzip counted as it may inflate) that ingest
+    /// requests may hold at once; more wait. Parsing and storing take several
+    /// times the text, so this bounds the server's memory.
+    #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u64).range(1..))]
+    memory_budget: u64,
+
     /// Seconds to let requests in flight finish after SIGTERM or Ctrl-C.
     #[arg(long, default_value_t = 10)]
     shutdown_grace: u64,
@@ -76,6 +82,7 @@ impl Args {
             decompressed_limit: self.decompressed_limit,
             batch_limit: self.batch_limit,
             read_timeout: Duration::from_secs(self.read_timeout),
+            memory_budget_mib: self.memory_budget as usize,
             tokens,
         };
         let runtime = tokio::runtime::Builder::new_multi_thread()

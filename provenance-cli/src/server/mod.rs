@@ -42,6 +42,8 @@ pub struct Settings {
     pub batch_limit: usize,
     /// Time a client has to send a request's body.
     pub read_timeout: std::time::Duration,
+    /// MiB of event text (inflated) that requests may hold at once.
+    pub memory_budget_mib: usize,
     /// Tokens; `None` serves without authentication.
     pub tokens: Option<TokenFile>,
 }
@@ -49,6 +51,8 @@ pub struct Settings {
 /// What the handlers share.
 pub struct AppState {
     settings: Settings,
+    /// MiB of event text that requests may hold at once (see `room_for`).
+    room: Arc<tokio::sync::Semaphore>,
     writer: writer::Writer,
     reader: std::sync::Mutex<Store>,
     metrics: Metrics,
@@ -68,6 +72,11 @@ pub fn app(write_store: Store, read_store: Store, settings: Settings) -> (Router
     let (writer, handle) = writer::start(write_store);
     let body_limit = settings.body_limit;
     let state = Arc::new(AppState {
+        room: Arc::new(tokio::sync::Semaphore::new(
+            settings
+                .memory_budget_mib
+                .clamp(1, tokio::sync::Semaphore::MAX_PERMITS),
+        )),
         settings,
         writer,
         reader: std::sync::Mutex::new(read_store),
@@ -193,6 +202,35 @@ async fn guard(State(state): State<Arc<AppState>>, request: Request, next: Next)
     response
 }
 
+impl AppState {
+    /// Waits until the event text of a body of `len` bytes fits in the
+    /// memory budget, and holds its share until dropped. A gzip body is
+    /// counted at what it may inflate to (within the limit): parsing and
+    /// storing a batch takes several times its text, so without a budget a
+    /// few large batches at once could exhaust the machine. A body larger
+    /// than the whole budget waits for all of it.
+    async fn room_for(&self, headers: &HeaderMap, len: usize) -> tokio::sync::OwnedSemaphorePermit {
+        let gzip = headers
+            .get(header::CONTENT_ENCODING)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.trim().eq_ignore_ascii_case("gzip"));
+        let text = if gzip {
+            // Deflate inflates at most about 1032 to 1.
+            len.saturating_mul(1032)
+                .min(self.settings.decompressed_limit)
+        } else {
+            len
+        };
+        let mib = text
+            .div_ceil(1 << 20)
+            .clamp(1, self.settings.memory_budget_mib.max(1));
+        Arc::clone(&self.room)
+            .acquire_many_owned(u32::try_from(mib).unwrap_or(u32::MAX))
+            .await
+            .expect("the budget is never closed")
+    }
+}
+
 /// An error answered without a JSON body (axum's own: no such route, a
 /// method not allowed, a query string that does not parse) gets one, so that
 /// every error a client sees is `{"error": ...}`.
@@ -282,6 +320,7 @@ async fn ingest_one(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    let _room = state.room_for(&headers, body.len()).await;
     let raw = match json_body(&state, &headers, body) {
         Ok(raw) => raw,
         Err(r) => return r,
@@ -306,6 +345,7 @@ async fn ingest_batch(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    let _room = state.room_for(&headers, body.len()).await;
     let raw = match json_body(&state, &headers, body) {
         Ok(raw) => raw,
         Err(r) => return r,
