@@ -145,7 +145,8 @@ fn looks_like_registry(first: &str) -> bool {
         || first.chars().any(|c| c.is_ascii_uppercase())
 }
 
-fn parse_digest(digest: &str) -> Result<String, String> {
+/// Checks an image digest: `sha256:` and 64 lowercase hexadecimal digits.
+pub fn parse_digest(digest: &str) -> Result<String, String> {
     let Some((algorithm, hex)) = digest.split_once(':') else {
         return Err(format!(
             "the digest {digest:?} has no algorithm; expected sha256:<64 hex digits>"

@@ -98,7 +98,7 @@ pub(crate) fn read(raw: &[u8]) -> Result<Prepared, String> {
 /// bytes are not copied (`raw` is empty).
 pub(crate) fn prepare_full(raw: &[u8]) -> Result<Prepared, String> {
     let value: Value = serde_json::from_slice(raw).map_err(|e| format!("not JSON: {e}"))?;
-    inexact_number(raw)?;
+    inexact_integer(raw)?;
     // serde_json's maps are sorted, so this text is the same for the same value
     // whatever the member order or spacing of the bytes received.
     let identity = serde_json::to_vec(&value).map_err(|e| e.to_string())?;
@@ -168,7 +168,7 @@ pub(crate) fn prepare_full(raw: &[u8]) -> Result<Prepared, String> {
 /// share one identity, and the second would be taken for a copy of the first
 /// and never stored. (Decimals are doubles by JSON's own reading: two
 /// spellings of one double are one value, as two spacings are.)
-pub(crate) fn inexact_number(raw: &[u8]) -> Result<(), String> {
+pub(crate) fn inexact_integer(raw: &[u8]) -> Result<(), String> {
     match provenance_core::canonical::first_inexact_integer(raw) {
         None => Ok(()),
         Some((at, number)) => Err(format!(

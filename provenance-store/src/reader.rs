@@ -42,8 +42,9 @@ pub(crate) enum Json<'a> {
 }
 
 thread_local! {
-    /// Whether the event being read held a number read as a double.
-    static FRACTIONAL: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    /// Whether the event being read held a number read as a double (a
+    /// decimal, or an integer too large for 64 bits).
+    static AS_DOUBLE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
     /// The identity text of the event being read, kept between events.
     static IDENTITY: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
 }
@@ -51,10 +52,10 @@ thread_local! {
 /// Reads a well-formed run event (its bytes are not copied: `raw` is
 /// empty); `None` sends it to the full reader.
 pub(crate) fn prepare_fast(raw: &[u8]) -> Option<Prepared> {
-    FRACTIONAL.set(false);
+    AS_DOUBLE.set(false);
     let tree: Json<'_> = serde_json::from_slice(raw).ok()?;
-    // A number read as a double may be one it rounded.
-    if FRACTIONAL.get() && crate::normalize::inexact_number(raw).is_err() {
+    // An integer read as a double was rounded: the full reader refuses it.
+    if AS_DOUBLE.get() && crate::normalize::inexact_integer(raw).is_err() {
         return None;
     }
     let event = run_event(&tree)?;
@@ -333,7 +334,7 @@ impl<'de> Visitor<'de> for JsonVisitor {
     }
 
     fn visit_f64<E>(self, v: f64) -> Result<Json<'de>, E> {
-        FRACTIONAL.set(true);
+        AS_DOUBLE.set(true);
         // As serde_json's Value does: a number it cannot hold is null.
         Ok(Number::from_f64(v).map_or(Json::Null, Json::Num))
     }

@@ -129,8 +129,9 @@ impl Store {
 
     /// Opens an existing store for reading only: a SQLite file without
     /// write access, or in a folder where its log cannot be made (an
-    /// archived copy). Its schema must be this build's; writing fails. A PostgreSQL location opens as [`Store::open`] does (its
-    /// permissions are the server's).
+    /// archived copy). Its schema must be this build's; writing fails. A
+    /// PostgreSQL location opens as [`Store::open`] does (its permissions
+    /// are the server's).
     pub fn open_read_only(location: &str) -> StoreResult<Store> {
         if is_postgres(location) || location == ":memory:" {
             return Store::open(location);
@@ -557,15 +558,8 @@ impl Store {
             what: format!("image {image:?}"),
             reason,
         };
-        if let Some(hex) = image.strip_prefix("sha256:") {
-            if hex.len() != 64
-                || !hex
-                    .bytes()
-                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-            {
-                return Err(bad("a digest is sha256: and 64 lowercase hex digits".into()));
-            }
-            filter.container_digest = Some(image.to_owned());
+        if image.starts_with("sha256:") {
+            filter.container_digest = Some(provenance_core::oci::parse_digest(image).map_err(bad)?);
         } else {
             let reference = provenance_core::oci::ImageReference::parse(image)
                 .map_err(|e| bad(format!("{e:#}")))?;

@@ -574,27 +574,26 @@ async fn events(State(state): State<Arc<AppState>>, Query(p): Query<PageParams>)
         Ok(paged) => {
             // Each event as the bytes received (its spacing, number
             // spellings and all), not as its value would write it again.
-            let events: Vec<Box<serde_json::value::RawValue>> = paged
+            use serde_json::value::RawValue;
+            // Stored events are JSON; were one not, it would read as null.
+            let as_json = |raw: Vec<u8>| {
+                let text = String::from_utf8(raw).ok()?;
+                RawValue::from_string(text.trim().to_owned()).ok()
+            };
+            let events: Vec<Box<RawValue>> = paged
                 .items
                 .into_iter()
                 .map(|(_, raw)| {
-                    String::from_utf8(raw)
-                        .map_err(|e| e.to_string())
-                        .and_then(|text| {
-                            serde_json::value::RawValue::from_string(text.trim().to_owned())
-                                .map_err(|e| e.to_string())
-                        })
-                        .unwrap_or_else(|_| {
-                            serde_json::value::RawValue::from_string("null".into())
-                                .expect("null is JSON")
-                        })
+                    as_json(raw).unwrap_or_else(|| {
+                        RawValue::from_string("null".into()).expect("null is JSON")
+                    })
                 })
                 .collect();
             // Serialized as is: through a `Value` the raw text would be
             // parsed again.
             #[derive(serde::Serialize)]
             struct Events {
-                events: Vec<Box<serde_json::value::RawValue>>,
+                events: Vec<Box<RawValue>>,
                 #[serde(rename = "totalCount")]
                 total_count: u64,
                 offset: u64,

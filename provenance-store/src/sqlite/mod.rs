@@ -234,20 +234,13 @@ impl Sqlite {
         // Before anything is set (WAL mode rewrites the file's header): a
         // database with tables but no prov schema version is someone else's,
         // and gets none of ours.
-        let (version, tables): (i64, i64) = conn
-            .query_row(
-                "SELECT (SELECT user_version FROM pragma_user_version), (SELECT count(*) FROM sqlite_master)",
-                [],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
-            .map_err(fail)?;
+        let (version, tables) = schema_of(&conn).map_err(fail)?;
         if version == 0 && tables > 0 {
-            return Err(StoreError::Unsupported {
-                location: location.clone(),
-                reason: format!(
-                    "it is a SQLite database of something else ({tables} tables and indexes, none of prov's); prov adds its tables only to a new or empty file"
-                ),
-            });
+            return Err(foreign(
+                &location,
+                tables,
+                "; prov adds its tables only to a new or empty file",
+            ));
         }
         conn.set_prepared_statement_cache_capacity(64);
         // SQLite's usual 4 KiB pages: events are mostly stored compressed
@@ -302,11 +295,7 @@ impl Sqlite {
             | OpenFlags::SQLITE_OPEN_NO_MUTEX;
         let open = |name: &str| -> rusqlite::Result<(Connection, i64, i64)> {
             let conn = Connection::open_with_flags(name, flags)?;
-            let (version, tables) = conn.query_row(
-                "SELECT (SELECT user_version FROM pragma_user_version), (SELECT count(*) FROM sqlite_master)",
-                [],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )?;
+            let (version, tables) = schema_of(&conn)?;
             Ok((conn, version, tables))
         };
         // As a URI (so that `immutable` can be asked), with the characters
@@ -336,16 +325,13 @@ impl Sqlite {
             }
         };
         let supported = MIGRATIONS.len() as i64;
+        if version == 0 && tables > 0 {
+            return Err(foreign(&location, tables, ""));
+        }
         if version == 0 {
             return Err(StoreError::Unsupported {
                 location,
-                reason: if tables > 0 {
-                    format!(
-                        "it is a SQLite database of something else ({tables} tables and indexes, none of prov's)"
-                    )
-                } else {
-                    "it is an empty database, not a prov store".into()
-                },
+                reason: "it is an empty database, not a prov store".into(),
             });
         }
         if version > supported {
@@ -431,6 +417,26 @@ impl Sqlite {
                 .map_err(backend("record the schema version"))?;
         }
         tx.commit().map_err(backend("commit the schema migration"))
+    }
+}
+
+/// A database's schema version (`user_version`, which prov's migrations
+/// set) and how many tables and indexes it holds.
+fn schema_of(conn: &Connection) -> rusqlite::Result<(i64, i64)> {
+    conn.query_row(
+        "SELECT (SELECT user_version FROM pragma_user_version), (SELECT count(*) FROM sqlite_master)",
+        [],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )
+}
+
+/// The refusal of a database with `tables` of its own and no prov schema.
+fn foreign(location: &str, tables: i64, more: &str) -> StoreError {
+    StoreError::Unsupported {
+        location: location.to_owned(),
+        reason: format!(
+            "it is a SQLite database of something else ({tables} tables and indexes, none of prov's){more}"
+        ),
     }
 }
 
