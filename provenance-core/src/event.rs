@@ -17,7 +17,15 @@ use crate::json::Object;
 use crate::{EventTime, RunId, json};
 
 /// The schema URL of the OpenLineage spec version this crate writes.
-pub const OPENLINEAGE_SPEC_URL: &str = "https://openlineage.io/spec/2-0-2/OpenLineage.json";
+pub const OPENLINEAGE_SPEC_URL: &str = spec_url!();
+
+/// The spec's URL as a literal, for `concat!`.
+macro_rules! spec_url {
+    () => {
+        "https://openlineage.io/spec/2-0-2/OpenLineage.json"
+    };
+}
+use spec_url;
 
 /// Any OpenLineage event: what `POST /api/v1/lineage` receives.
 #[derive(Debug, Clone, PartialEq)]
@@ -546,7 +554,7 @@ impl RunEvent {
         RunEvent {
             event_time: EventTime::now(),
             producer: PRODUCER.to_owned(),
-            schema_url: Some(format!("{OPENLINEAGE_SPEC_URL}#/$defs/RunEvent")),
+            schema_url: Some(concat!(spec_url!(), "#/$defs/RunEvent").to_owned()),
             event_type: Some(event_type),
             run,
             job,
@@ -573,7 +581,7 @@ impl DatasetEvent {
         DatasetEvent {
             event_time: EventTime::now(),
             producer: PRODUCER.to_owned(),
-            schema_url: Some(format!("{OPENLINEAGE_SPEC_URL}#/$defs/DatasetEvent")),
+            schema_url: Some(concat!(spec_url!(), "#/$defs/DatasetEvent").to_owned()),
             dataset,
             extra: Map::new(),
         }
@@ -586,7 +594,7 @@ impl JobEvent {
         JobEvent {
             event_time: EventTime::now(),
             producer: PRODUCER.to_owned(),
-            schema_url: Some(format!("{OPENLINEAGE_SPEC_URL}#/$defs/JobEvent")),
+            schema_url: Some(concat!(spec_url!(), "#/$defs/JobEvent").to_owned()),
             job,
             inputs: None,
             outputs: None,

@@ -48,6 +48,22 @@ fn write_list<T>(out: &mut Vec<u8>, items: &[T], mut write: impl FnMut(&T, &mut 
     out.push(b']');
 }
 
+/// Whether `s` needs no escape in JSON, for constants: checked byte by byte,
+/// so that the compiler can answer it for a constant.
+#[inline]
+pub(crate) const fn plain(s: &str) -> bool {
+    let bytes = s.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
+        if b == b'"' || b == b'\\' || b < 0x20 {
+            return false;
+        }
+        i += 1;
+    }
+    true
+}
+
 /// Bytes of a 64-bit word, each set to `b`.
 const fn splat(b: u8) -> u64 {
     u64::from_ne_bytes([b; 8])
@@ -67,21 +83,26 @@ fn escape_bits(chunk: u64) -> u64 {
     (control | quote | backslash) & splat(0x80)
 }
 
-/// Whether any byte of `bytes` needs escaping, eight bytes at a time. The
-/// tail is the last eight bytes (overlapping the words before, which only
-/// checks some bytes twice), read straight from the string: padding it on the
-/// stack made each call stall on the load of what it had just stored.
+/// Whether any byte of `bytes` needs escaping: sixteen bytes at a time, in a
+/// form the compiler turns into vector compares; a short string a word at a
+/// time. The tail is the last sixteen (or eight) bytes, overlapping the
+/// chunks before, which only checks some bytes twice; it is read straight
+/// from the string, since padding it on the stack made each call stall on the
+/// load of what it had just stored.
 #[inline]
 fn needs_escape(bytes: &[u8]) -> bool {
     let word = |c: &[u8]| escape_bits(u64::from_ne_bytes(c.try_into().expect("eight bytes")));
+    let chunk = |c: &[u8]| {
+        c.iter().fold(false, |any, &b| {
+            any | (b == b'"') | (b == b'\\') | (b < 0x20)
+        })
+    };
     match bytes.len() {
         0..8 => bytes.iter().any(|&b| b == b'"' || b == b'\\' || b < 0x20),
-        n => {
-            bytes
-                .chunks_exact(8)
-                .fold(word(&bytes[n - 8..]), |bits, c| bits | word(c))
-                != 0
-        }
+        8..16 => word(&bytes[..8]) | word(&bytes[bytes.len() - 8..]) != 0,
+        n => bytes
+            .chunks_exact(16)
+            .fold(chunk(&bytes[n - 16..]), |any, c| any | chunk(c)),
     }
 }
 
@@ -151,6 +172,12 @@ impl<'a> Object<'a> {
     pub(crate) fn open(out: &'a mut Vec<u8>) -> Self {
         out.push(b'{');
         Object { out, first: true }
+    }
+
+    /// An object whose opening and first members are already written.
+    #[inline]
+    pub(crate) fn resume(out: &'a mut Vec<u8>) -> Self {
+        Object { out, first: false }
     }
 
     /// Writes `"name":` and returns the buffer for the value.

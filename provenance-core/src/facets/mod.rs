@@ -27,11 +27,60 @@ use serde_json::{Map, Value};
 use crate::json::Object;
 
 /// The producer URI written into events and facets made by this crate.
-pub const PRODUCER: &str = concat!(
-    "https://github.com/genomics-provenance/provenance/tree/v",
-    env!("CARGO_PKG_VERSION"),
-    "/provenance-core"
-);
+pub const PRODUCER: &str = producer!();
+
+/// [`PRODUCER`] as a literal, for `concat!`.
+macro_rules! producer {
+    () => {
+        concat!(
+            "https://github.com/genomics-provenance/provenance/tree/v",
+            env!("CARGO_PKG_VERSION"),
+            "/provenance-core"
+        )
+    };
+}
+use producer;
+
+/// Declares a facet type's `Facet` impl: its key, schema URL and kind, and,
+/// for a facet that writes its own text with `$write`, the opening of that
+/// text when it carries this crate's producer and its own schema URL.
+macro_rules! impl_facet {
+    ($ty:ident, $key:literal, $kind:ty, $url:expr) => {
+        impl Facet for $ty {
+            const KEY: &'static str = $key;
+            const SCHEMA_URL: &'static str = $url;
+            type Kind = $kind;
+        }
+    };
+    ($ty:ident, $key:literal, $kind:ty, $url:expr, $write:ident) => {
+        impl Facet for $ty {
+            const KEY: &'static str = $key;
+            const SCHEMA_URL: &'static str = $url;
+            type Kind = $kind;
+            fn write_json(&self, out: &mut Vec<u8>) {
+                self.$write(out);
+            }
+        }
+        impl super::WritesItself for $ty {
+            const OPENING: &'static str = concat!(
+                "{\"_producer\":\"",
+                super::producer!(),
+                "\",\"_schemaURL\":\"",
+                $url,
+                "\""
+            );
+        }
+    };
+}
+use impl_facet;
+
+/// A facet type of this crate that writes its own text (see
+/// [`open_facet`]).
+trait WritesItself: Facet {
+    /// `{"_producer":"<PRODUCER>","_schemaURL":"<SCHEMA_URL>"`, the text
+    /// that opens most facets of the type, copied whole.
+    const OPENING: &'static str;
+}
 
 /// Where a facet may be attached. Implemented by the marker types below.
 pub trait FacetKind: private::Sealed {
@@ -104,7 +153,7 @@ pub trait Facet: Serialize + DeserializeOwned {
 /// base members (its other members all sort after these). A facet holding
 /// members this crate does not model is written whole through its value
 /// instead, where they fall into place, and there is nothing more to write.
-fn open_facet<'a, F: Serialize>(
+fn open_facet<'a, F: WritesItself>(
     out: &'a mut Vec<u8>,
     facet: &F,
     base: &FacetBase,
@@ -113,6 +162,13 @@ fn open_facet<'a, F: Serialize>(
     if !extra.is_empty() {
         canonical_text(out, facet);
         return None;
+    }
+    // The opening is copied as it is: the compiler checks that the strings in
+    // it need no escape.
+    const { assert!(crate::json::plain(PRODUCER) && crate::json::plain(F::SCHEMA_URL)) };
+    if base.deleted.is_none() && base.producer == PRODUCER && base.schema_url == F::SCHEMA_URL {
+        out.extend_from_slice(F::OPENING.as_bytes());
+        return Some(Object::resume(out));
     }
     let mut o = Object::open(out);
     if let Some(deleted) = base.deleted {
@@ -191,6 +247,9 @@ struct Entry {
     text: Option<Box<[u8]>>,
     /// The value; for a facet kept as text, parsed from it on first use.
     value: OnceLock<Value>,
+    /// Whether the key is known to need no escape (a facet type's `KEY`,
+    /// checked at compile time), so that it is copied as it is.
+    plain_key: bool,
 }
 
 impl Entry {
@@ -198,6 +257,7 @@ impl Entry {
         Entry {
             text: None,
             value: OnceLock::from(value),
+            plain_key: false,
         }
     }
 
@@ -281,6 +341,7 @@ impl<K: FacetKind> Facets<K> {
             Entry {
                 text: Some(text),
                 value: OnceLock::new(),
+                plain_key: const { crate::json::plain(F::KEY) },
             },
         );
     }
@@ -350,8 +411,14 @@ impl<K> Facets<K> {
             if i > 0 {
                 out.push(b',');
             }
-            crate::json::write_str(out, key);
-            out.push(b':');
+            if entry.plain_key {
+                out.push(b'"');
+                out.extend_from_slice(key.as_bytes());
+                out.extend_from_slice(b"\":");
+            } else {
+                crate::json::write_str(out, key);
+                out.push(b':');
+            }
             match (&entry.text, entry.value.get()) {
                 (Some(text), _) => out.extend_from_slice(text),
                 (None, Some(value)) => crate::json::write_value(out, value),
@@ -363,6 +430,10 @@ impl<K> Facets<K> {
 
     fn insert(&mut self, key: Cow<'static, str>, entry: Entry) {
         self.present = true;
+        if self.entries.last().is_none_or(|(last, _)| *last < key) {
+            self.entries.push((key, entry));
+            return;
+        }
         match self.position(&key) {
             Ok(at) => self.entries[at].1 = entry,
             Err(at) => self.entries.insert(at, (key, entry)),

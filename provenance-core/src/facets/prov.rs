@@ -27,22 +27,19 @@ pub const MD5: &str = "md5";
 
 macro_rules! prov_facet {
     ($ty:ident, $key:literal, $kind:ty, $version:literal $(, $write:ident)?) => {
-        impl Facet for $ty {
-            const KEY: &'static str = $key;
-            const SCHEMA_URL: &'static str = concat!(
+        super::impl_facet!(
+            $ty,
+            $key,
+            $kind,
+            concat!(
                 "https://genomics-provenance.github.io/provenance/schemas/facets/",
                 $version,
                 "/",
                 stringify!($ty),
                 ".json"
-            );
-            type Kind = $kind;
-            $(
-                fn write_json(&self, out: &mut Vec<u8>) {
-                    self.$write(out);
-                }
-            )?
-        }
+            )
+            $(, $write)?
+        );
     };
 }
 
@@ -169,7 +166,7 @@ impl ProvContainerRunFacet {
             registry: "file".into(),
             repository: path.to_owned(),
             tag: None,
-            digest: Some(format!("sha256:{sha256_hex}")),
+            digest: Some(["sha256:", sha256_hex].concat()),
             digest_source: DigestSource::ImageFile,
             pinned: true,
             runtime,
@@ -371,7 +368,7 @@ impl ProvChecksumDatasetFacet {
     /// The standard `version` facet for the same content: `sha256:<hex>`.
     pub fn version_facet(&self) -> Option<super::DatasetVersionDatasetFacet> {
         self.sha256()
-            .map(|hex| super::DatasetVersionDatasetFacet::new(format!("sha256:{hex}")))
+            .map(|hex| super::DatasetVersionDatasetFacet::new(["sha256:", hex].concat()))
     }
 }
 

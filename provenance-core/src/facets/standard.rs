@@ -16,21 +16,18 @@ use crate::json::Object;
 /// Declares the `Facet` impl of a standard facet: key, schema URL and kind.
 macro_rules! facet {
     ($ty:ident, $key:literal, $kind:ty, $file:literal $(, $write:ident)?) => {
-        impl Facet for $ty {
-            const KEY: &'static str = $key;
-            const SCHEMA_URL: &'static str = concat!(
+        super::impl_facet!(
+            $ty,
+            $key,
+            $kind,
+            concat!(
                 "https://openlineage.io/spec/facets/",
                 $file,
                 "#/$defs/",
                 stringify!($ty)
-            );
-            type Kind = $kind;
-            $(
-                fn write_json(&self, out: &mut Vec<u8>) {
-                    self.$write(out);
-                }
-            )?
-        }
+            )
+            $(, $write)?
+        );
     };
 }
 
