@@ -174,9 +174,14 @@ fn write_value(
                     path: pointer(at),
                 });
             }
-            // Without serde_json's arbitrary_precision, every number converts.
-            let double = n.as_f64().unwrap_or(f64::NAN);
-            write_number(double, out);
+            match (n.as_u64(), n.as_i64()) {
+                // An exact integer is its digits in ECMAScript too.
+                (Some(u), _) => out.push_str(itoa::Buffer::new().format(u)),
+                (None, Some(i)) => out.push_str(itoa::Buffer::new().format(i)),
+                // Without serde_json's arbitrary_precision, every number
+                // converts.
+                (None, None) => write_number(n.as_f64().unwrap_or(f64::NAN), out),
+            }
         }
         Value::String(s) => write_string(s, out),
         Value::Array(items) => {
@@ -194,10 +199,25 @@ fn write_value(
             out.push(']');
         }
         Value::Object(members) => {
-            let mut sorted: Vec<(&String, &Value)> = members.iter().collect();
-            sorted.sort_by(|a, b| a.0.encode_utf16().cmp(b.0.encode_utf16()));
+            let utf16_order = |a: &str, b: &str| a.encode_utf16().cmp(b.encode_utf16());
+            // serde_json's map is usually in that order already (it differs
+            // from the order of bytes only for names beyond U+E000).
+            let mut sorted: Vec<(&String, &Value)> = Vec::new();
+            let in_order = members
+                .keys()
+                .zip(members.keys().skip(1))
+                .all(|(a, b)| utf16_order(a, b).is_lt());
+            if !in_order {
+                sorted.extend(members.iter());
+                sorted.sort_by(|a, b| utf16_order(a.0, b.0));
+            }
+            let members: &mut dyn Iterator<Item = (&String, &Value)> = if in_order {
+                &mut members.iter()
+            } else {
+                &mut sorted.into_iter()
+            };
             out.push('{');
-            for (i, (name, member)) in sorted.into_iter().enumerate() {
+            for (i, (name, member)) in members.enumerate() {
                 if i > 0 {
                     out.push(',');
                 }
@@ -218,6 +238,11 @@ fn write_value(
 /// Writes a string with the escapes of ECMAScript's JSON.stringify.
 fn write_string(s: &str, out: &mut String) {
     out.push('"');
+    if !crate::json::needs_escape(s.as_bytes()) {
+        out.push_str(s);
+        out.push('"');
+        return;
+    }
     for c in s.chars() {
         match c {
             '"' => out.push_str("\\\""),

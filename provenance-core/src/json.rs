@@ -90,7 +90,7 @@ fn escape_bits(chunk: u64) -> u64 {
 /// from the string, since padding it on the stack made each call stall on the
 /// load of what it had just stored.
 #[inline]
-fn needs_escape(bytes: &[u8]) -> bool {
+pub(crate) fn needs_escape(bytes: &[u8]) -> bool {
     let word = |c: &[u8]| escape_bits(u64::from_ne_bytes(c.try_into().expect("eight bytes")));
     let chunk = |c: &[u8]| {
         c.iter().fold(false, |any, &b| {

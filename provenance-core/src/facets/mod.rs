@@ -430,6 +430,12 @@ impl<K> Facets<K> {
 
     fn insert(&mut self, key: Cow<'static, str>, entry: Entry) {
         self.present = true;
+        // Grown four entries at a time: doubling would take a run's dozen
+        // facets to room for sixteen, an allocation large enough to send
+        // glibc's malloc down its slow path.
+        if self.entries.len() == self.entries.capacity() {
+            self.entries.reserve_exact(4);
+        }
         if self.entries.last().is_none_or(|(last, _)| *last < key) {
             self.entries.push((key, entry));
             return;
