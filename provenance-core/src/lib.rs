@@ -118,3 +118,22 @@ pub fn hex(bytes: &[u8]) -> String {
     }
     out
 }
+
+/// `text` with the password of a URL in it (`scheme://user:password@host`)
+/// replaced by [`recorder::REDACTED`].
+pub fn redact_url_password(text: &str) -> String {
+    let Some(at) = text.find("://") else {
+        return text.to_owned();
+    };
+    let rest = &text[at + 3..];
+    let authority = &rest[..rest.find(['/', '?', '#']).unwrap_or(rest.len())];
+    match (authority.rfind('@'), authority.find(':')) {
+        (Some(end), Some(colon)) if colon < end => format!(
+            "{}{}{}",
+            &text[..at + 3 + colon + 1],
+            recorder::REDACTED,
+            &text[at + 3 + end..]
+        ),
+        _ => text.to_owned(),
+    }
+}

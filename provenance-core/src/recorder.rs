@@ -39,18 +39,37 @@ pub const DEFAULT_ENV_ALLOW: &[&str] = &[
     "NXF_*",
 ];
 
-/// Parts of a variable name that mark it as secret.
+/// Parts of a variable name that mark it as secret, anywhere in the name.
 const SECRET_MARKERS: &[&str] = &[
     "TOKEN",
     "SECRET",
-    "PASSWORD",
-    "PASSWD",
+    "PASS",
+    "PWD",
     "KEY",
     "CREDENTIAL",
     "AUTH",
     "PRIVATE",
     "COOKIE",
     "SESSION",
+];
+
+/// Words of a variable name that mark it as secret only as a whole word
+/// (`GITHUB_PAT`, not `PATH`).
+const SECRET_WORDS: &[&str] = &["PAT"];
+
+/// Words in the name of a command-line option that mark its value as secret
+/// (`--db-password=...`, `--token ...`). Narrower than for variables: an
+/// argument wrongly hidden would make the recorded command unusable.
+const SECRET_OPTION_WORDS: &[&str] = &[
+    "password",
+    "passwd",
+    "pass",
+    "pwd",
+    "secret",
+    "token",
+    "apikey",
+    "credential",
+    "credentials",
 ];
 
 /// The value recorded in place of a secret.
@@ -111,6 +130,16 @@ pub enum RecordError {
         /// Why.
         reason: String,
     },
+    /// The run is described in a way no event may carry: an empty job
+    /// name or namespace, a tool without a name or version, a dataset
+    /// without a name.
+    #[error("record job {job:?}: {what}")]
+    Invalid {
+        /// The job.
+        job: String,
+        /// What is wrong.
+        what: String,
+    },
     /// The transport refused the event.
     #[error("emit the {event} event of job {job}")]
     Emit {
@@ -130,9 +159,10 @@ pub struct Recorder {
     inner: Arc<Inner>,
 }
 
+#[derive(Clone)]
 struct Inner {
     namespace: String,
-    transport: Box<dyn Transport>,
+    transport: Arc<dyn Transport>,
     cache: Option<Arc<dyn HashCache>>,
     hash: HashOptions,
     env_allow: Vec<String>,
@@ -150,7 +180,7 @@ impl Recorder {
         Recorder {
             inner: Arc::new(Inner {
                 namespace: namespace.into(),
-                transport,
+                transport: Arc::from(transport),
                 cache: None,
                 hash: HashOptions::default(),
                 env_allow: DEFAULT_ENV_ALLOW.iter().map(|s| s.to_string()).collect(),
@@ -161,11 +191,10 @@ impl Recorder {
         }
     }
 
+    /// Changes a setting of this recorder. Clones made before keep theirs
+    /// (they share the transport, not the settings).
     fn edit(mut self, f: impl FnOnce(&mut Inner)) -> Self {
-        // Configuration happens before the recorder is shared.
-        if let Some(inner) = Arc::get_mut(&mut self.inner) {
-            f(inner);
-        }
+        f(Arc::make_mut(&mut self.inner));
         self
     }
 
@@ -372,6 +401,25 @@ impl StepBuilder {
             });
         }
         let inner = &self.recorder.inner;
+        let invalid = |what: String| RecordError::Invalid {
+            job: job_name.clone(),
+            what,
+        };
+        if job_name.is_empty() {
+            return Err(invalid("the job name is empty".into()));
+        }
+        if inner.namespace.is_empty() {
+            return Err(invalid("the namespace is empty".into()));
+        }
+        if let Some((name, version)) = self
+            .software
+            .iter()
+            .find(|(n, v)| n.is_empty() || v.is_empty())
+        {
+            return Err(invalid(format!(
+                "the software {name:?} of version {version:?} needs both a name and a version"
+            )));
+        }
         let run_id = self.run_id.unwrap_or_else(RunId::new_v7);
 
         let mut params = self.params.clone();
@@ -515,6 +563,7 @@ impl StepBuilder {
             job,
             inputs: inputs.into_iter().map(|d| d.input).collect(),
             command: self.command,
+            secrets: self.secrets.into_iter().map(|(_, value)| value).collect(),
             root,
             root_job,
             started: Instant::now(),
@@ -599,6 +648,47 @@ pub fn secret_hash(value: &str) -> String {
 pub fn looks_secret(name: &str) -> bool {
     let upper = name.to_ascii_uppercase();
     SECRET_MARKERS.iter().any(|m| upper.contains(m))
+        || upper
+            .split(|c: char| !c.is_ascii_alphanumeric())
+            .any(|word| SECRET_WORDS.contains(&word))
+}
+
+/// `argv` as it may be recorded: each secret value (of
+/// [`StepBuilder::secret_param`]) replaced wherever it appears, the value of
+/// an option named like a secret (`--password=x`, `--api-key x`) and the
+/// password of a URL (`postgres://user:pw@host`) replaced by
+/// [`REDACTED`]. The command's fingerprint is taken before, from the real
+/// arguments.
+pub fn redact_argv(argv: &[String], secrets: &[String]) -> Vec<String> {
+    let secret_option = |name: &str| {
+        let name = name.trim_start_matches('-').to_ascii_lowercase();
+        let squeezed: String = name.chars().filter(|c| c.is_ascii_alphanumeric()).collect();
+        SECRET_OPTION_WORDS.iter().any(|w| squeezed.ends_with(w))
+            || name
+                .split(|c: char| !c.is_ascii_alphanumeric())
+                .any(|word| SECRET_OPTION_WORDS.contains(&word))
+    };
+    let mut out = Vec::with_capacity(argv.len());
+    let mut hide_next = false;
+    for arg in argv {
+        let mut arg = arg.clone();
+        for secret in secrets.iter().filter(|s| !s.is_empty()) {
+            if arg.contains(secret.as_str()) {
+                arg = arg.replace(secret.as_str(), REDACTED);
+            }
+        }
+        if std::mem::take(&mut hide_next) && !arg.starts_with('-') {
+            arg = REDACTED.to_owned();
+        } else if arg.starts_with("--") {
+            match arg.split_once('=') {
+                Some((name, _)) if secret_option(name) => arg = format!("{name}={REDACTED}"),
+                Some(_) => {}
+                None => hide_next = secret_option(&arg),
+            }
+        }
+        out.push(crate::redact_url_password(&arg));
+    }
+    out
 }
 
 fn capture_env(
@@ -639,17 +729,20 @@ fn datasets(
     role: &'static str,
     job: &str,
 ) -> Result<Vec<Named>, RecordError> {
-    let local: Vec<PathBuf> = paths
-        .iter()
-        .filter(|p| uri_name(p).is_none())
-        .map(PathBuf::from)
-        .collect();
+    let local: Vec<PathBuf> = paths.iter().filter_map(|p| local_path(p)).collect();
     let mut digests = recorder.hasher().hash_all(&local).into_iter();
     let mut out = Vec::with_capacity(paths.len());
     for p in paths {
-        let (namespace, name, digest) = match uri_name(p) {
-            Some((ns, name)) => (ns, name, None),
-            None => {
+        let (namespace, name, digest) = match (local_path(p), uri_name(p)) {
+            (None, Some((_, name))) if name.is_empty() => {
+                return Err(RecordError::Invalid {
+                    job: job.to_owned(),
+                    what: format!("the {role} {p} names no object, only a place"),
+                });
+            }
+            (None, Some((ns, name))) => (ns, name, None),
+            (path, _) => {
+                let path = path.expect("a local path when not a URI");
                 let d = digests
                     .next()
                     .expect("one digest per local path")
@@ -658,7 +751,7 @@ fn datasets(
                         job: job.to_owned(),
                         source,
                     })?;
-                ("file".to_owned(), local_name(Path::new(p)), Some(d))
+                ("file".to_owned(), local_name(&path), Some(d))
             }
         };
         let mut input = InputDataset::new(namespace.clone(), name.clone());
@@ -759,6 +852,17 @@ pub fn local_name(path: &Path) -> String {
     clean.display().to_string()
 }
 
+/// The local file an input or output names: a path, or a `file:///path` or
+/// `file://localhost/path` URI; `None` for a URI of anything else.
+fn local_path(p: &str) -> Option<PathBuf> {
+    if uri_name(p).is_none() {
+        return Some(PathBuf::from(p));
+    }
+    let rest = p.strip_prefix("file://")?;
+    let path = rest.strip_prefix("localhost").unwrap_or(rest);
+    path.starts_with('/').then(|| PathBuf::from(path))
+}
+
 /// `(namespace, name)` of a URI, per the OpenLineage naming conventions;
 /// `None` for a local path.
 pub fn uri_name(s: &str) -> Option<(String, String)> {
@@ -774,10 +878,16 @@ pub fn uri_name(s: &str) -> Option<(String, String)> {
         // file:///path is a local file.
         return Some(("file".into(), rest.to_owned()));
     }
+    // The query and fragment are not part of a dataset's name (a signed URL
+    // carries its signature there), nor is the user and password.
+    let rest = &rest[..rest.find(['?', '#']).unwrap_or(rest.len())];
     let (authority, path) = match rest.find('/') {
         Some(i) => (&rest[..i], &rest[i..]),
         None => (rest, ""),
     };
+    let authority = authority
+        .rsplit_once('@')
+        .map_or(authority, |(_, host)| host);
     let name = match scheme {
         "s3" | "gs" | "s3a" | "gcs" => path.trim_start_matches('/').to_owned(),
         _ => path.to_owned(),
@@ -810,6 +920,8 @@ pub struct RunHandle {
     job: Job,
     inputs: Vec<InputDataset>,
     command: Vec<String>,
+    /// The values of secret parameters, never to be recorded in clear.
+    secrets: Vec<String>,
     root: RunId,
     root_job: JobRef,
     started: Instant,
@@ -839,7 +951,12 @@ impl RunHandle {
     }
 
     /// Hashes `outputs` and emits COMPLETE.
-    pub fn complete(self, outputs: &[&str]) -> Result<(), RecordError> {
+    ///
+    /// A run ends once: after the first of [`RunHandle::complete`],
+    /// [`RunHandle::fail`] or [`RunHandle::abort`] (from any thread, for
+    /// example one handling a signal while outputs are hashed), the others
+    /// emit nothing.
+    pub fn complete(&self, outputs: &[&str]) -> Result<(), RecordError> {
         self.complete_with(
             outputs,
             Execution {
@@ -850,7 +967,7 @@ impl RunHandle {
     }
 
     /// Hashes `outputs` and emits COMPLETE with how the command executed.
-    pub fn complete_with(self, outputs: &[&str], execution: Execution) -> Result<(), RecordError> {
+    pub fn complete_with(&self, outputs: &[&str], execution: Execution) -> Result<(), RecordError> {
         self.complete_with_digests(outputs, execution).map(drop)
     }
 
@@ -858,17 +975,24 @@ impl RunHandle {
     /// each output, in order (`None` for a URI, which is named, not hashed),
     /// for a caller that needs them too and should not hash twice.
     pub fn complete_with_digests(
-        self,
+        &self,
         outputs: &[&str],
         execution: Execution,
     ) -> Result<Vec<Option<String>>, RecordError> {
+        // The step ended now; hashing its outputs is not part of its time.
+        let ended = Ended::now();
         let paths: Vec<String> = outputs.iter().map(|s| s.to_string()).collect();
         let named = match datasets(&self.recorder, &paths, "output", &self.job.name) {
             Ok(named) => named,
             Err(e) => {
                 // The run still ends, as a failure naming the output at fault.
                 let message = format!("{e}: {}", e.source_message());
-                let _ = self.finish(EventType::Fail, Some(message), Some(execution), Vec::new());
+                let _ = self.finish(
+                    EventType::Fail,
+                    Some(message),
+                    Some((execution, ended)),
+                    Vec::new(),
+                );
                 return Err(e);
             }
         };
@@ -876,32 +1000,37 @@ impl RunHandle {
         self.finish(
             EventType::Complete,
             None,
-            Some(execution),
+            Some((execution, ended)),
             named.into_iter().map(|n| n.output).collect(),
         )?;
         Ok(digests)
     }
 
     /// Emits FAIL with `message`.
-    pub fn fail(self, message: &str, execution: Execution) -> Result<(), RecordError> {
+    pub fn fail(&self, message: &str, execution: Execution) -> Result<(), RecordError> {
         self.finish(
             EventType::Fail,
             Some(message.to_owned()),
-            Some(execution),
+            Some((execution, Ended::now())),
             Vec::new(),
         )
     }
 
     /// Emits ABORT (the run was stopped before it finished).
-    pub fn abort(self, execution: Execution) -> Result<(), RecordError> {
-        self.finish(EventType::Abort, None, Some(execution), Vec::new())
+    pub fn abort(&self, execution: Execution) -> Result<(), RecordError> {
+        self.finish(
+            EventType::Abort,
+            None,
+            Some((execution, Ended::now())),
+            Vec::new(),
+        )
     }
 
     fn finish(
         &self,
         kind: EventType,
         error: Option<String>,
-        execution: Option<Execution>,
+        execution: Option<(Execution, Ended)>,
         outputs: Vec<OutputDataset>,
     ) -> Result<(), RecordError> {
         if self.finished.swap(true, Ordering::SeqCst) {
@@ -914,7 +1043,7 @@ impl RunHandle {
         &self,
         kind: EventType,
         error: Option<String>,
-        execution: Option<Execution>,
+        execution: Option<(Execution, Ended)>,
         outputs: Vec<OutputDataset>,
     ) -> Result<(), RecordError> {
         let name = kind.as_str().to_owned();
@@ -922,28 +1051,28 @@ impl RunHandle {
         if let Some(message) = error {
             run.facets.set(&ErrorMessageRunFacet::new(message, "shell"));
         }
-        if let Some(exec) = execution {
-            let end = Utc::now();
+        if let Some((exec, ended)) = execution {
+            let argv = exec
+                .argv
+                .filter(|a| !a.is_empty())
+                .or_else(|| (!self.command.is_empty()).then(|| self.command.clone()))
+                .unwrap_or_else(|| std::env::args().collect());
             run.facets.set(&ProvExecutionRunFacet {
                 base: FacetBase::ours::<ProvExecutionRunFacet>(),
-                argv: exec
-                    .argv
-                    .filter(|a| !a.is_empty())
-                    .or_else(|| (!self.command.is_empty()).then(|| self.command.clone()))
-                    .unwrap_or_else(|| std::env::args().collect()),
+                argv: redact_argv(&argv, &self.secrets),
                 working_directory: exec.working_directory.unwrap_or_else(|| {
                     std::env::current_dir()
                         .map_or_else(|_| "unknown".into(), |d| d.display().to_string())
                 }),
                 exit_code: exec.exit_code,
                 signal: exec.signal,
-                wall_time_ms: self.started.elapsed().as_millis() as u64,
+                wall_time_ms: ended.at.duration_since(self.started).as_millis() as u64,
                 cpu_time_ms: exec.cpu_time_ms,
                 peak_rss_bytes: exec.peak_rss_bytes,
                 host: host_name(),
                 user: user_name(),
                 start_time: self.start_time.to_rfc3339_opts(SecondsFormat::Micros, true),
-                end_time: end.to_rfc3339_opts(SecondsFormat::Micros, true),
+                end_time: ended.time.to_rfc3339_opts(SecondsFormat::Micros, true),
                 extra: Map::new(),
             });
         }
@@ -972,9 +1101,24 @@ impl Drop for RunHandle {
         let _ = self.finish(
             EventType::Abort,
             None,
-            Some(Execution::default()),
+            Some((Execution::default(), Ended::now())),
             Vec::new(),
         );
+    }
+}
+
+/// When a step ended, by the clock of its wall time and by the calendar.
+struct Ended {
+    at: Instant,
+    time: chrono::DateTime<Utc>,
+}
+
+impl Ended {
+    fn now() -> Self {
+        Ended {
+            at: Instant::now(),
+            time: Utc::now(),
+        }
     }
 }
 
@@ -1042,6 +1186,17 @@ mod tests {
         );
         check("file:///data/a.vcf", "file", "/data/a.vcf");
         check("hdfs://nn:8020/p/q", "hdfs://nn:8020", "/p/q");
+        // No user, password, query or fragment in a dataset's name.
+        check(
+            "https://u:pw@host.org:8443/x.vcf?sig=abc#part",
+            "https://host.org:8443",
+            "/x.vcf",
+        );
+        check(
+            "s3://bucket/key.bam?X-Amz-Signature=abc",
+            "s3://bucket",
+            "key.bam",
+        );
         assert_eq!(uri_name("/data/local.bam"), None);
         assert_eq!(
             local_name(Path::new("/w/out/../data/./ref.fa")),
@@ -1064,10 +1219,20 @@ mod tests {
             "DB_PASSWORD",
             "api_key",
             "GOOGLE_APPLICATION_CREDENTIALS",
+            "NXF_PASS",
+            "DB_PWD",
+            "GITHUB_PAT",
+            "aws_secret_access_key",
         ] {
             assert!(looks_secret(name), "{name}");
         }
-        for name in ["LANG", "OMP_NUM_THREADS", "SLURM_JOB_ID"] {
+        for name in [
+            "LANG",
+            "OMP_NUM_THREADS",
+            "SLURM_JOB_ID",
+            "PATH",
+            "NXF_PATCH",
+        ] {
             assert!(!looks_secret(name), "{name}");
         }
         assert_eq!(secret_hash("hunter2"), secret_hash("hunter2"));

@@ -255,3 +255,160 @@ fn the_store_transport_answers_lineage_of_recorded_bytes() {
     assert_eq!(graph.graph.iter().filter(|n| n.kind == "RUN").count(), 2);
     assert!(store.verify_chain().unwrap().broken.is_none());
 }
+
+#[test]
+fn secrets_stay_out_of_every_event_even_in_the_host_command_and_uris() {
+    let dir = Dir::new("secrets");
+    let events = dir.0.join("events.ndjson");
+    let recorder = Recorder::new(
+        "genomics",
+        Box::new(FileTransport::open(&events, true).unwrap()),
+    )
+    .with_environment(vec![
+        ("NXF_PASS".into(), "ENVPASS1".into()),
+        ("NXF_DB_PWD".into(), "ENVPWD2".into()),
+        ("NXF_GITHUB_PAT".into(), "ENVPAT3".into()),
+        ("NXF_PATH_PREFIX".into(), "/kept/in/clear".into()),
+    ]);
+    let step = recorder
+        .step("load")
+        .secret_param("db_password", "hunter2")
+        .command(
+            [
+                "loader",
+                "--db-password",
+                "hunter2",
+                "--api-key=APIKEY4",
+                "--token",
+                "TOKEN5",
+                "postgres://user:URLPW6@db/lab",
+                "--threads",
+                "8",
+            ]
+            .map(String::from)
+            .to_vec(),
+        )
+        .input("https://user:URIPW7@example.org/data/a.vcf?X-Amz-Signature=SIG8")
+        .start()
+        .unwrap();
+    step.complete(&[]).unwrap();
+    // With no command given, the host process's own arguments are recorded:
+    // a secret value among them is hidden too.
+    let program = std::env::args().next().unwrap();
+    let program = Path::new(&program).file_name().unwrap().to_str().unwrap();
+    let host = recorder
+        .step("host")
+        .secret_param("token", program)
+        .start()
+        .unwrap();
+    host.complete(&[]).unwrap();
+
+    let text = std::fs::read_to_string(&events).unwrap();
+    for secret in [
+        "hunter2", "ENVPASS1", "ENVPWD2", "ENVPAT3", "APIKEY4", "TOKEN5", "URLPW6", "URIPW7",
+        "SIG8",
+    ] {
+        assert!(!text.contains(secret), "{secret} leaked");
+    }
+    let all = lines(&events);
+    let argv = &all[1]["run"]["facets"]["prov_execution"]["argv"];
+    assert_eq!(
+        argv,
+        &serde_json::json!([
+            "loader",
+            "--db-password",
+            REDACTED,
+            format!("--api-key={REDACTED}"),
+            "--token",
+            REDACTED,
+            format!("postgres://user:{REDACTED}@db/lab"),
+            "--threads",
+            "8"
+        ])
+    );
+    let input = &all[0]["inputs"][0];
+    assert_eq!(input["namespace"], "https://example.org");
+    assert_eq!(input["name"], "/data/a.vcf");
+    let env = &all[0]["run"]["facets"]["environmentVariables"]["environmentVariables"];
+    assert!(env.to_string().contains("/kept/in/clear"), "{env}");
+    let host_argv = all[3]["run"]["facets"]["prov_execution"]["argv"].to_string();
+    assert!(!host_argv.contains(program), "{host_argv}");
+    assert!(host_argv.contains(REDACTED), "{host_argv}");
+}
+
+#[test]
+fn settings_changed_after_a_clone_apply_to_the_changed_recorder() {
+    let dir = Dir::new("clone");
+    let events = dir.0.join("events.ndjson");
+    let recorder = Recorder::new(
+        "genomics",
+        Box::new(FileTransport::open(&events, true).unwrap()),
+    )
+    .with_environment(vec![("LANG".into(), "C.UTF-8".into())]);
+    let earlier = recorder.clone();
+    let strict = recorder
+        .with_require_pinned(true)
+        .with_env_allow(Vec::new());
+    let err = strict
+        .step("align")
+        .container("quay.io/biocontainers/bwa:0.7.17", ContainerRuntime::Docker)
+        .start()
+        .err()
+        .expect("an unpinned image is refused");
+    assert!(err.to_string().contains("not pinned"), "{err}");
+    strict.step("quiet").start().unwrap().complete(&[]).unwrap();
+    // The clone made before keeps its settings.
+    earlier.step("loud").start().unwrap().complete(&[]).unwrap();
+    let all = lines(&events);
+    assert_eq!(all.len(), 4, "nothing emitted for the refused run");
+    assert!(all[0]["run"]["facets"]["environmentVariables"].is_null());
+    assert_eq!(
+        all[2]["run"]["facets"]["environmentVariables"]["environmentVariables"][0]["value"],
+        "C.UTF-8"
+    );
+}
+
+#[test]
+fn a_file_uri_is_hashed_like_a_path_and_nameless_descriptions_are_refused() {
+    let dir = Dir::new("fileuri");
+    let events = dir.0.join("events.ndjson");
+    let recorder = Recorder::new(
+        "genomics",
+        Box::new(FileTransport::open(&events, true).unwrap()),
+    );
+    let input = dir.file("in.txt", "v1\n");
+    let uri = format!("file://{input}");
+    let first = recorder.step("copy").input(uri.clone()).prepare().unwrap();
+    std::fs::write(&input, "v2, changed\n").unwrap();
+    let second = recorder.step("copy").input(uri.clone()).prepare().unwrap();
+    assert_ne!(
+        first.fingerprint(),
+        second.fingerprint(),
+        "the content of a file:// input is part of the fingerprint"
+    );
+    second.start().unwrap().complete(&[]).unwrap();
+    let all = lines(&events);
+    let recorded = &all[0]["inputs"][0];
+    assert_eq!(recorded["namespace"], "file");
+    assert_eq!(recorded["name"], input.as_str());
+    assert_eq!(
+        recorded["facets"]["prov_checksum"]["checksums"]["sha-256"],
+        sha256sum(&input)
+    );
+
+    for (what, step) in [
+        ("the job name is empty", recorder.step("")),
+        (
+            "needs both a name and a version",
+            recorder.step("x").software("bwa", ""),
+        ),
+        ("names no object", recorder.step("x").input("s3://bucket")),
+    ] {
+        let err = step.start().err().expect("refused");
+        assert!(err.to_string().contains(what), "{err}");
+    }
+    let empty_namespace = Recorder::new("", Box::new(FileTransport::open(&events, true).unwrap()));
+    let err = empty_namespace.step("x").start().err().expect("refused");
+    assert!(err.to_string().contains("namespace is empty"), "{err}");
+    assert_eq!(lines(&events).len(), 2, "nothing emitted for refused runs");
+}

@@ -63,7 +63,8 @@ impl std::fmt::Debug for TransportConfig {
                 timeout,
             } => write!(
                 f,
-                "Http({url}/{endpoint}, api_key={}, gzip={gzip}, timeout={timeout:?})",
+                "Http({}/{endpoint}, api_key={}, gzip={gzip}, timeout={timeout:?})",
+                crate::redact_url_password(url),
                 if api_key.is_some() { "***" } else { "none" }
             ),
             TransportConfig::Composite(parts) => f.debug_list().entries(parts).finish(),
@@ -235,7 +236,8 @@ fn parse(t: &Value, source_name: &str) -> Result<TransportConfig, ConfigError> {
                 .ok_or_else(|| fail("an http transport needs `url`".into()))?;
             if !(url.starts_with("http://") || url.starts_with("https://")) {
                 return Err(fail(format!(
-                    "`url` must start with http:// or https://, not {url:?}"
+                    "`url` must start with http:// or https://, not {:?}",
+                    crate::redact_url_password(&url)
                 )));
             }
             let endpoint = member(map, "endpoint")

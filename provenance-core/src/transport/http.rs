@@ -46,7 +46,7 @@ pub struct HttpOptions {
 impl std::fmt::Debug for HttpOptions {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("HttpOptions")
-            .field("url", &self.url)
+            .field("url", &crate::redact_url_password(&self.url))
             .field("endpoint", &self.endpoint)
             .field("api_key", &self.api_key.as_ref().map(|_| "***"))
             .field("gzip", &self.gzip)
@@ -78,6 +78,11 @@ impl HttpOptions {
             self.url.trim_end_matches('/'),
             self.endpoint.trim_start_matches('/')
         )
+    }
+
+    /// The target as messages show it: without the password a URL may hold.
+    fn shown_target(&self) -> String {
+        crate::redact_url_password(&self.target())
     }
 }
 
@@ -113,7 +118,7 @@ impl HttpTransport {
     /// Starts the transport: creates this process's spool file and the
     /// sender, which also delivers spool files left by earlier processes.
     pub fn start(options: HttpOptions) -> Result<Self, TransportError> {
-        let target = options.target();
+        let target = options.shown_target();
         let spool_dir = options.spool_dir.display().to_string();
         let io = |source| TransportError::Io {
             target: format!("the spool in {spool_dir}"),
@@ -186,7 +191,7 @@ impl Transport for HttpTransport {
                     .read_from(shared.delivered.load(Ordering::SeqCst), usize::MAX)
                     .map_or(0, |lines| lines.len() as u64);
                 return Err(TransportError::Pending {
-                    target: shared.options.target(),
+                    target: shared.options.shown_target(),
                     pending,
                     waited: timeout,
                     spool: shared.own.path.display().to_string(),
@@ -199,7 +204,7 @@ impl Transport for HttpTransport {
     }
 
     fn describe(&self) -> String {
-        format!("http {}", self.shared.options.target())
+        format!("http {}", self.shared.options.shown_target())
     }
 }
 
@@ -384,7 +389,8 @@ impl Shared {
         }
         let response = match request.body(body).send() {
             Ok(r) => r,
-            Err(e) => return Sent::Retry(format!("{e}")),
+            // Without the URL, which may hold a password.
+            Err(e) => return Sent::Retry(format!("{}", e.without_url())),
         };
         let status = response.status().as_u16();
         if (200..300).contains(&status) {
