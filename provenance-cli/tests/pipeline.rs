@@ -1014,3 +1014,135 @@ fn rerun_check_stops_at_a_step_that_fails_and_says_which() {
         "{jobs:?}"
     );
 }
+
+#[test]
+fn a_signal_while_outputs_are_hashed_stops_prov_and_records_the_run_as_aborted() {
+    let s = Sandbox::new("sighash");
+    let big = s.path("big.bin");
+    // A sparse file of 40 GB: its command ends at once, hashing it takes long.
+    let child = s
+        .command(&[
+            "run", "--job", "big", "--output", &big, "--", "truncate", "-s", "40G", &big,
+        ])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    while !Path::new(&big).exists() {
+        assert!(started.elapsed() < Duration::from_secs(20), "no output");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(128 + 15), "{stderr}");
+    assert!(stderr.contains("while hashing the outputs"), "{stderr}");
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "prov stopped, not after hashing 40 GB"
+    );
+    let runs = s.json(&["audit", "runs", "--format", "json"]);
+    assert_eq!(runs["items"][0]["state"], "ABORT");
+    assert_eq!(runs["items"][0]["exitCode"], 0, "the command's own exit");
+}
+
+#[test]
+fn secret_parameters_and_secret_arguments_are_never_recorded() {
+    let s = Sandbox::new("secrets");
+    let events = s.path("events.ndjson");
+    let out = s
+        .command(&[
+            "run",
+            "--job",
+            "load",
+            "--secret-param",
+            "db_password=hunter2",
+            "--input",
+            "https://user:URIPW7@example.org/a.vcf?sig=SIG8",
+            "--",
+            "sh",
+            "-c",
+            "true",
+            "--db-password",
+            "hunter2",
+            "postgres://u:URLPW6@db/lab",
+        ])
+        .env("OPENLINEAGE__TRANSPORT__TYPE", "file")
+        .env("OPENLINEAGE__TRANSPORT__LOG_FILE_PATH", &events)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = std::fs::read_to_string(&events).unwrap();
+    // The store's file, with its log, byte for byte.
+    let mut stored = std::fs::read(s.path("prov.db")).unwrap();
+    stored.extend(std::fs::read(s.path("prov.db-wal")).unwrap_or_default());
+    let stored = String::from_utf8_lossy(&stored);
+    assert!(stored.contains("example.org"), "the store holds the run");
+    for secret in ["hunter2", "URLPW6", "URIPW7", "SIG8"] {
+        assert!(!text.contains(secret), "{secret} in the events");
+        assert!(!stored.contains(secret), "{secret} in the store");
+    }
+    let complete: Value = serde_json::from_str(text.lines().last().unwrap()).unwrap();
+    let params = &complete["run"]["facets"]["prov_parameters"]["parameters"];
+    assert!(
+        params["db_password"]
+            .as_str()
+            .unwrap()
+            .starts_with("sha256:"),
+        "{params}"
+    );
+}
+
+#[test]
+fn nested_runs_keep_a_namespace_and_job_name_that_hold_colons() {
+    let s = Sandbox::new("colons");
+    let prov = env!("CARGO_BIN_EXE_prov");
+    let store = s.path("prov.db");
+    let events = s.path("events.ndjson");
+    let script = format!(
+        "{prov} --store {store} run --namespace 'nextflow://lab' --job 'NFCORE:ALIGN' -- true"
+    );
+    let out = s
+        .command(&[
+            "run",
+            "--namespace",
+            "nextflow://lab",
+            "--job",
+            "wgs:main",
+            "--",
+            "sh",
+            "-c",
+            &script,
+        ])
+        .env("OPENLINEAGE__TRANSPORT__TYPE", "file")
+        .env("OPENLINEAGE__TRANSPORT__LOG_FILE_PATH", &events)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let runs = s.json(&["audit", "runs", "--format", "json"]);
+    let items = runs["items"].as_array().unwrap();
+    let task = items.iter().find(|r| r["job"] == "NFCORE:ALIGN").unwrap();
+    let pipeline = items.iter().find(|r| r["job"] == "wgs:main").unwrap();
+    assert_eq!(task["parentRunId"], pipeline["runId"]);
+    let text = std::fs::read_to_string(&events).unwrap();
+    let start: Value = text
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .find(|e| e["job"]["name"] == "NFCORE:ALIGN")
+        .unwrap();
+    let parent = &start["run"]["facets"]["parent"];
+    for job in [&parent["job"], &parent["root"]["job"]] {
+        assert_eq!(job["namespace"], "nextflow://lab", "{parent}");
+        assert_eq!(job["name"], "wgs:main", "{parent}");
+    }
+}

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::{Command, ExitCode};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
@@ -68,6 +68,14 @@ pub struct Args {
     /// (8, true, [1,2]), as text otherwise.
     #[arg(long = "param", value_name = "KEY=VALUE", value_parser = parse_param)]
     params: Vec<(String, Value)>,
+
+    /// A secret parameter, KEY=VALUE (repeatable): recorded only as a salted
+    /// sha-256, and VALUE is hidden wherever it appears in the recorded
+    /// command (a password, an access token). Options of the command named
+    /// like secrets (--password=..., --api-key ...) and URL passwords are
+    /// hidden too.
+    #[arg(long = "secret-param", value_name = "KEY=VALUE", value_parser = parse_secret)]
+    secret_params: Vec<(String, String)>,
 
     /// Parameters from a JSON file holding one object.
     #[arg(long, value_name = "FILE")]
@@ -131,6 +139,14 @@ pub(crate) fn parse_param(s: &str) -> Result<(String, Value), String> {
         Err(_) => Value::String(value.to_owned()),
     };
     Ok((key.to_owned(), value))
+}
+
+fn parse_secret(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((key, value)) if !key.is_empty() => Ok((key.to_owned(), value.to_owned())),
+        // Not the text itself: it may be the secret.
+        _ => Err("expected KEY=VALUE with a KEY before '='".into()),
+    }
 }
 
 fn parse_software(s: &str) -> Result<(String, String), String> {
@@ -204,6 +220,9 @@ impl Args {
         for (k, v) in &self.params {
             step = step.param(k.clone(), v.clone());
         }
+        for (k, v) in &self.secret_params {
+            step = step.secret_param(k.clone(), v.clone());
+        }
         for input in &self.inputs {
             step = step.input(input.clone());
         }
@@ -249,7 +268,7 @@ impl Args {
             );
             return Ok(ExitCode::SUCCESS);
         }
-        let run = prepared.start().context("record the start of the step")?;
+        let run = Arc::new(prepared.start().context("record the start of the step")?);
         let lineage = run.child_lineage();
 
         // The command: inherits stdin, stdout and stderr; learns its run.
@@ -257,22 +276,18 @@ impl Args {
         child
             .args(&self.command[1..])
             .env("PROV_PARENT_RUN", run.run_id().to_string())
-            .env(
-                "PROV_PARENT_JOB",
-                format!(
-                    "{}:{}",
-                    lineage.parent_job.namespace, lineage.parent_job.name
-                ),
-            )
+            .env("PROV_PARENT_JOB_NAMESPACE", &lineage.parent_job.namespace)
+            .env("PROV_PARENT_JOB_NAME", &lineage.parent_job.name)
             .env("PROV_ROOT_RUN", lineage.root.to_string())
-            .env(
-                "PROV_ROOT_JOB",
-                format!("{}:{}", lineage.root_job.namespace, lineage.root_job.name),
-            );
+            .env("PROV_ROOT_JOB_NAMESPACE", &lineage.root_job.namespace)
+            .env("PROV_ROOT_JOB_NAME", &lineage.root_job.name);
         let stop_signal = Arc::new(AtomicI32::new(0));
         let mut signals =
             signal_hook::iterator::Signals::new(FORWARDED).context("listen for signals")?;
         let handle = signals.handle();
+        // What the children so far used (the resolver's `docker`, say): the
+        // step's own use is what it adds.
+        let before = children_usage();
         let mut child = match child.spawn() {
             Ok(c) => c,
             Err(e) => {
@@ -290,30 +305,51 @@ impl Args {
             }
         };
         let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+        // The command's exit code once it has exited (i32::MIN before, or when
+        // a signal ended it).
+        let exited = Arc::new(AtomicBool::new(false));
+        let exit_code = Arc::new(AtomicI32::new(i32::MIN));
         let forwarder = {
-            let stop_signal = Arc::clone(&stop_signal);
+            let (stop_signal, exited) = (Arc::clone(&stop_signal), Arc::clone(&exited));
+            let exit_code = Arc::clone(&exit_code);
+            let (run, recorder, argv) = (Arc::clone(&run), recorder.clone(), self.command.clone());
             std::thread::spawn(move || {
                 for signal in signals.forever() {
                     stop_signal.store(signal, Ordering::SeqCst);
-                    if let Ok(sig) = nix::sys::signal::Signal::try_from(signal) {
-                        let _ = nix::sys::signal::kill(pid, sig);
+                    if !exited.load(Ordering::SeqCst) {
+                        if let Ok(sig) = nix::sys::signal::Signal::try_from(signal) {
+                            let _ = nix::sys::signal::kill(pid, sig);
+                        }
+                        continue;
                     }
+                    // The command has ended and its outputs are being hashed:
+                    // stop here, recording the run as stopped.
+                    let code = exit_code.load(Ordering::SeqCst);
+                    let execution = Execution {
+                        argv: Some(argv.clone()),
+                        exit_code: (code != i32::MIN).then_some(code),
+                        ..Execution::default()
+                    };
+                    let _ = run.abort(execution);
+                    flush(&recorder);
+                    eprintln!("prov: stopped by signal {signal} while hashing the outputs");
+                    std::process::exit(128 + signal);
                 }
             })
         };
         let status = child.wait().context("wait for the command")?;
-        handle.close();
-        let _ = forwarder.join();
-
-        let usage =
-            nix::sys::resource::getrusage(nix::sys::resource::UsageWho::RUSAGE_CHILDREN).ok();
-        let cpu_ms = usage.map(|u| {
-            let ms =
-                |t: nix::sys::time::TimeVal| t.tv_sec() as u64 * 1000 + t.tv_usec() as u64 / 1000;
-            ms(u.user_time()) + ms(u.system_time())
-        });
-        // Linux reports ru_maxrss in KiB.
-        let peak_rss = usage.map(|u| u.max_rss() as u64 * 1024);
+        exit_code.store(status.code().unwrap_or(i32::MIN), Ordering::SeqCst);
+        exited.store(true, Ordering::SeqCst);
+        let after = children_usage();
+        let (cpu_ms, peak_rss) = match (before, after) {
+            (Some(before), Some(after)) => (
+                Some(after.cpu_ms.saturating_sub(before.cpu_ms)),
+                // The peak of all children: the step's only if it is higher
+                // than the peak of those before.
+                (after.peak_rss > before.peak_rss).then_some(after.peak_rss),
+            ),
+            _ => (None, None),
+        };
         let signal = std::os::unix::process::ExitStatusExt::signal(&status);
         let execution = Execution {
             argv: Some(self.command.clone()),
@@ -352,6 +388,8 @@ impl Args {
             let outputs: Vec<&str> = self.outputs.iter().map(String::as_str).collect();
             run.complete_with(&outputs, execution)
         };
+        handle.close();
+        let _ = forwarder.join();
         if let Err(e) = result {
             eprintln!("prov: error: {:#}", anyhow::Error::new(e));
             flush(&recorder);
@@ -364,6 +402,23 @@ impl Args {
         flush(&recorder);
         Ok(ExitCode::from((exit & 0xff) as u8))
     }
+}
+
+/// CPU time and peak resident memory of the children this process has
+/// waited for.
+struct Usage {
+    cpu_ms: u64,
+    peak_rss: u64,
+}
+
+fn children_usage() -> Option<Usage> {
+    let u = nix::sys::resource::getrusage(nix::sys::resource::UsageWho::RUSAGE_CHILDREN).ok()?;
+    let ms = |t: nix::sys::time::TimeVal| t.tv_sec() as u64 * 1000 + t.tv_usec() as u64 / 1000;
+    Some(Usage {
+        cpu_ms: ms(u.user_time()) + ms(u.system_time()),
+        // Linux reports ru_maxrss in KiB.
+        peak_rss: u.max_rss() as u64 * 1024,
+    })
 }
 
 /// The image resolver, configured from the environment (credentials from
@@ -459,10 +514,11 @@ fn parent_lineage(parent: &str, namespace: &str) -> anyhow::Result<Lineage> {
     let id: RunId = parent.parse().with_context(|| {
         format!("read the parent run id {parent:?} (--parent or PROV_PARENT_RUN)")
     })?;
+    // Namespace and name apart: either may hold a ':'.
     let job = |var: &str| -> Option<JobRef> {
-        let text = std::env::var(var).ok()?;
-        let (ns, name) = text.split_once(':')?;
-        Some(JobRef::new(ns, name))
+        let namespace = std::env::var(format!("{var}_NAMESPACE")).ok()?;
+        let name = std::env::var(format!("{var}_NAME")).ok()?;
+        Some(JobRef::new(namespace, name))
     };
     // The exported job names belong to the exported run id only.
     let exported = std::env::var("PROV_PARENT_RUN").ok().as_deref() == Some(parent);
