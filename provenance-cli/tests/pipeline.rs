@@ -1146,3 +1146,32 @@ fn nested_runs_keep_a_namespace_and_job_name_that_hold_colons() {
         assert_eq!(job["name"], "wgs:main", "{parent}");
     }
 }
+
+#[test]
+fn rerun_refuses_a_command_recorded_with_hidden_secrets_and_the_script_says_so() {
+    let s = Sandbox::new("rerunsecret");
+    let out = s.path("out.txt");
+    s.ok(&[
+        "run",
+        "--job",
+        "load",
+        "--secret-param",
+        "pw=s3cret",
+        "--output",
+        &out,
+        "--",
+        "sh",
+        "-c",
+        &format!("echo x > {out}"),
+        "--password",
+        "s3cret",
+    ]);
+    let check = s.prov(&["rerun", "--check", &out]);
+    let stderr = String::from_utf8_lossy(&check.stderr);
+    assert!(!check.status.success());
+    assert!(stderr.contains("hides secret values"), "{stderr}");
+    let script = s.prov(&["rerun", "--script", &out]);
+    let script = String::from_utf8_lossy(&script.stdout);
+    assert!(script.contains("put them back"), "{script}");
+    assert!(!script.contains("s3cret"), "{script}");
+}

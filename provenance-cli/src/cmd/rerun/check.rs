@@ -16,10 +16,10 @@ use std::process::{Command, ExitCode};
 use anyhow::{Context, bail};
 use provenance_core::facets::ContainerRuntime;
 use provenance_core::hash::{HashOptions, Hasher};
-use provenance_core::recorder::{Execution, Recorder};
+use provenance_core::recorder::{Execution, REDACTED, Recorder};
 use serde::Serialize;
 
-use super::{Step, image_name};
+use super::{Step, hides_secrets, image_name};
 use crate::cmd::run::{flush, transports};
 use crate::ctx::Ctx;
 
@@ -297,6 +297,13 @@ fn command_line(step: &Step, map: &PathMap, cwd: &Path) -> Vec<String> {
 
 pub fn run(ctx: &Ctx, steps: &[Step], options: Options) -> anyhow::Result<ExitCode> {
     let scratch = scratch_dir(options.workdir)?;
+    if let Some(step) = steps.iter().find(|s| hides_secrets(s)) {
+        anyhow::bail!(
+            "the recorded command of job {} (run {}) hides secret values ({REDACTED}), so it cannot be run again as recorded; use --script and put them back",
+            step.job,
+            step.run_id
+        );
+    }
     let map = PathMap::new(scratch.clone(), steps);
     eprintln!("prov: rerun in {}", scratch.display());
     stage_inputs(ctx, steps, &map, options.link)?;

@@ -10,6 +10,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::bail;
+use provenance_core::recorder::REDACTED;
 use provenance_store::{Direction, LineageGraph, LineageQuery, Target};
 use serde::Serialize;
 use serde_json::Value;
@@ -261,6 +262,12 @@ fn write_script(out: &mut impl Write, target: &str, steps: &[Step]) -> std::io::
                 writeln!(out, "check_input {} {h}", sh(&input.path))?;
             }
         }
+        if hides_secrets(step) {
+            writeln!(
+                out,
+                "# the recorded command hides secret values: put them back in place of {REDACTED}"
+            )?;
+        }
         let dir = step.working_directory.as_deref().unwrap_or(".");
         let argv: Vec<String> = step.argv.iter().map(|a| sh(a)).collect();
         let command = match (&step.image, &step.image_digest, step.runtime.as_deref()) {
@@ -387,4 +394,9 @@ impl Args {
         }
         Ok(ExitCode::SUCCESS)
     }
+}
+
+/// Whether a step's recorded command had secret values hidden.
+fn hides_secrets(step: &Step) -> bool {
+    step.argv.iter().any(|a| a.contains(REDACTED))
 }
