@@ -230,20 +230,28 @@ impl Receiver {
     /// many events (to kill it in the middle of a run).
     pub fn start(port: u16, stop_after: Option<usize>) -> Receiver {
         let events = Arc::new(std::sync::Mutex::new(Vec::new()));
-        Self::start_with(port, events, stop_after)
+        Self::start_with(port, events, stop_after, None)
+    }
+
+    /// Starts receiving on `port`, answering 413 to a body over `limit`
+    /// bytes, as a proxy in front of a server does.
+    pub fn start_limited(port: u16, limit: usize) -> Receiver {
+        let events = Arc::new(std::sync::Mutex::new(Vec::new()));
+        Self::start_with(port, events, None, Some(limit))
     }
 
     /// Starts again, keeping what was received before.
     pub fn restart(mut self, stop_after: Option<usize>) -> Receiver {
         self.shutdown();
         let events = Arc::clone(&self.events);
-        Self::start_with(self.port, events, stop_after)
+        Self::start_with(self.port, events, stop_after, None)
     }
 
     fn start_with(
         port: u16,
         events: Arc<std::sync::Mutex<Vec<Value>>>,
         stop_after: Option<usize>,
+        body_limit: Option<usize>,
     ) -> Receiver {
         use std::sync::atomic::Ordering;
         let server = {
@@ -277,6 +285,10 @@ impl Receiver {
                 }
                 let mut body = Vec::new();
                 let _ = std::io::Read::read_to_end(request.as_reader(), &mut body);
+                if body_limit.is_some_and(|limit| body.len() > limit) {
+                    let _ = request.respond(tiny_http::Response::empty(413));
+                    continue;
+                }
                 match serde_json::from_slice::<Value>(&body) {
                     Ok(Value::Array(items)) => events2.lock().unwrap().extend(items),
                     Ok(v) => events2.lock().unwrap().push(v),

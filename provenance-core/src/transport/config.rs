@@ -89,11 +89,17 @@ pub fn load_config(
     cwd: &Path,
     home: Option<&Path>,
 ) -> Result<Option<TransportConfig>, ConfigError> {
-    if env
-        .get("OPENLINEAGE_DISABLED")
-        .is_some_and(|v| v.eq_ignore_ascii_case("true"))
-    {
-        return Ok(Some(TransportConfig::Disabled));
+    if let Some(value) = env.get("OPENLINEAGE_DISABLED") {
+        match value.trim().to_ascii_lowercase().as_str() {
+            "true" | "1" | "yes" | "on" => return Ok(Some(TransportConfig::Disabled)),
+            "false" | "0" | "no" | "off" | "" => {}
+            _ => {
+                return Err(ConfigError {
+                    source_name: "OPENLINEAGE_DISABLED".into(),
+                    reason: format!("{value:?} is neither true nor false"),
+                });
+            }
+        }
     }
     let file = match env.get("OPENLINEAGE_CONFIG") {
         Some(path) => {
@@ -144,12 +150,17 @@ pub fn load_config(
                 source_name: name.clone(),
                 reason: format!("`{key}` is not a mapping"),
             })?;
-            node = map
-                .entry(key.clone())
-                .or_insert_with(|| Value::Object(Map::new()));
+            node = slot(map, key).or_insert_with(|| Value::Object(Map::new()));
         }
+        // A JSON object or list is taken as such (`AUTH='{"type": ...}'`).
+        let value = match serde_json::from_str(value) {
+            Ok(v @ (Value::Object(_) | Value::Array(_))) => v,
+            _ => Value::String(value.clone()),
+        };
         if let Some(map) = node.as_object_mut() {
-            map.insert(keys[keys.len() - 1].clone(), Value::String(value.clone()));
+            // Replacing the file's member however it is spelled (`apiKey`
+            // for API_KEY).
+            *slot(map, &keys[keys.len() - 1]).or_insert(Value::Null) = value;
         }
     }
     if transport.is_none()
@@ -173,23 +184,56 @@ pub fn load_config(
     transport.map(|t| parse(&t, &source_name)).transpose()
 }
 
-/// A member looked up case-insensitively and ignoring `_` (so `apiKey`,
-/// `api_key` and `APIKEY` are one).
-fn member<'a>(map: &'a Map<String, Value>, name: &str) -> Option<&'a Value> {
-    let want: String = name
-        .chars()
+/// What makes an http(s) URL unusable, if anything: a space or control
+/// character, no host, a port that is not a port.
+fn url_problem(url: &str) -> Option<String> {
+    if url.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Some("it contains a space or a control character".into());
+    }
+    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+    let authority = &rest[..rest.find(['/', '?', '#']).unwrap_or(rest.len())];
+    let host_port = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let (host, port) = match host_port.rfind(':') {
+        // Not the colons of an IPv6 address in brackets.
+        Some(i) if !host_port[i..].contains(']') => (&host_port[..i], Some(&host_port[i + 1..])),
+        _ => (host_port, None),
+    };
+    if host.is_empty() {
+        return Some("it names no host".into());
+    }
+    match port {
+        Some(p) if p.parse::<u16>().is_err() => {
+            Some(format!("the port {p:?} is not a number up to 65535"))
+        }
+        _ => None,
+    }
+}
+
+/// A member's name as compared: case-insensitive and ignoring `_` (so
+/// `apiKey`, `api_key` and `APIKEY` are one).
+fn folded(name: &str) -> String {
+    name.chars()
         .filter(|c| *c != '_')
         .collect::<String>()
-        .to_ascii_lowercase();
-    map.iter()
-        .find(|(k, _)| {
-            k.chars()
-                .filter(|c| *c != '_')
-                .collect::<String>()
-                .to_ascii_lowercase()
-                == want
-        })
-        .map(|(_, v)| v)
+        .to_ascii_lowercase()
+}
+
+/// A member looked up by its folded name.
+fn member<'a>(map: &'a Map<String, Value>, name: &str) -> Option<&'a Value> {
+    let want = folded(name);
+    map.iter().find(|(k, _)| folded(k) == want).map(|(_, v)| v)
+}
+
+/// The entry of the member spelled in any way `name` folds to: the one the
+/// map has, or a new one named `name`.
+fn slot<'a>(map: &'a mut Map<String, Value>, name: &str) -> serde_json::map::Entry<'a> {
+    let want = folded(name);
+    let key = map
+        .keys()
+        .find(|k| folded(k) == want)
+        .cloned()
+        .unwrap_or_else(|| name.to_owned());
+    map.entry(key)
 }
 
 fn text(value: &Value) -> Option<String> {
@@ -240,6 +284,12 @@ fn parse(t: &Value, source_name: &str) -> Result<TransportConfig, ConfigError> {
                     crate::redact_url_password(&url)
                 )));
             }
+            if let Some(problem) = url_problem(&url) {
+                return Err(fail(format!(
+                    "`url` {:?} cannot be used: {problem}",
+                    crate::redact_url_password(&url)
+                )));
+            }
             let endpoint = member(map, "endpoint")
                 .and_then(text)
                 .unwrap_or_else(|| "api/v1/lineage".into());
@@ -254,11 +304,20 @@ fn parse(t: &Value, source_name: &str) -> Result<TransportConfig, ConfigError> {
                             "auth type {kind:?} is not supported; use api_key"
                         )));
                     }
-                    Some(
-                        member(auth, "api_key")
-                            .and_then(text)
-                            .ok_or_else(|| fail("auth of type api_key needs `apiKey`".into()))?,
-                    )
+                    let key = member(auth, "api_key")
+                        .and_then(text)
+                        .ok_or_else(|| fail("auth of type api_key needs `apiKey`".into()))?;
+                    if key.is_empty() {
+                        return Err(fail("`apiKey` is empty".into()));
+                    }
+                    // Not the key itself in the message: it is a secret.
+                    if key.bytes().any(|b| b.is_ascii_control()) {
+                        return Err(fail(
+                            "`apiKey` holds a character a header cannot carry (a line break?)"
+                                .into(),
+                        ));
+                    }
+                    Some(key)
                 }
                 Some(_) => return Err(fail("`auth` must be a mapping".into())),
             };
@@ -273,14 +332,14 @@ fn parse(t: &Value, source_name: &str) -> Result<TransportConfig, ConfigError> {
             };
             let timeout = match member(map, "timeout").and_then(text) {
                 None => Duration::from_secs(5),
-                Some(v) => Duration::from_secs_f64(
-                    v.parse::<f64>()
-                        .ok()
-                        .filter(|s| *s > 0.0 && s.is_finite())
-                        .ok_or_else(|| {
-                            fail(format!("`timeout` must be a number of seconds, not {v:?}"))
-                        })?,
-                ),
+                Some(v) => v
+                    .parse::<f64>()
+                    .ok()
+                    .filter(|s| *s > 0.0)
+                    .and_then(|s| Duration::try_from_secs_f64(s).ok())
+                    .ok_or_else(|| {
+                        fail(format!("`timeout` must be a number of seconds, not {v:?}"))
+                    })?,
             };
             Ok(TransportConfig::Http {
                 url,
@@ -296,6 +355,11 @@ fn parse(t: &Value, source_name: &str) -> Result<TransportConfig, ConfigError> {
                 Some(Value::Object(named)) => named.values().collect(),
                 _ => return Err(fail("a composite transport needs `transports`".into())),
             };
+            if parts.is_empty() {
+                return Err(fail(
+                    "a composite transport with no `transports` would send events nowhere".into(),
+                ));
+            }
             parts
                 .into_iter()
                 .map(|p| parse(p, source_name))
@@ -389,7 +453,41 @@ mod tests {
             load_config(&env(&[("OPENLINEAGE_DISABLED", "true")]), &d, None).unwrap(),
             Some(TransportConfig::Disabled)
         );
+        for yes in ["1", "yes", "TRUE", "on"] {
+            assert_eq!(
+                load_config(&env(&[("OPENLINEAGE_DISABLED", yes)]), &d, None).unwrap(),
+                Some(TransportConfig::Disabled),
+                "{yes}"
+            );
+        }
+        let err = load_config(&env(&[("OPENLINEAGE_DISABLED", "maybe")]), &d, None).unwrap_err();
+        assert!(err.to_string().contains("neither true nor false"), "{err}");
         assert_eq!(load_config(&env(&[]), &d, None).unwrap(), None);
+
+        // A variable replaces the file's member however the file spells it,
+        // and takes JSON for a mapping.
+        std::fs::write(
+            d.join("openlineage.yml"),
+            "transport:\n  type: http\n  url: http://127.0.0.1:9\n  auth:\n    type: api_key\n    apiKey: filekey\n",
+        )
+        .unwrap();
+        let key = |vars: &[(&str, &str)]| match load_config(&env(vars), &d, None).unwrap() {
+            Some(TransportConfig::Http { api_key, .. }) => api_key,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(key(&[]).as_deref(), Some("filekey"));
+        assert_eq!(
+            key(&[("OPENLINEAGE__TRANSPORT__AUTH__API_KEY", "envkey")]).as_deref(),
+            Some("envkey")
+        );
+        assert_eq!(
+            key(&[(
+                "OPENLINEAGE__TRANSPORT__AUTH",
+                r#"{"type": "api_key", "apiKey": "jsonkey"}"#
+            )])
+            .as_deref(),
+            Some("jsonkey")
+        );
         std::fs::remove_dir_all(&d).unwrap();
     }
 
@@ -433,6 +531,34 @@ mod tests {
                 "needs `apiKey`",
             ),
             ("transport: {\n", "not valid YAML"),
+            (
+                "transport:\n  type: http\n  url: http://127.0.0.1:99999\n",
+                "not a number up to 65535",
+            ),
+            (
+                "transport:\n  type: http\n  url: \"http://exa mple.com\"\n",
+                "contains a space",
+            ),
+            (
+                "transport:\n  type: http\n  url: http:///x\n",
+                "names no host",
+            ),
+            (
+                "transport:\n  type: http\n  url: http://x\n  auth:\n    type: api_key\n    apiKey: |\n      secret\n",
+                "a header cannot carry",
+            ),
+            (
+                "transport:\n  type: http\n  url: http://x\n  auth:\n    type: api_key\n    apiKey: ''\n",
+                "`apiKey` is empty",
+            ),
+            (
+                "transport:\n  type: http\n  url: http://x\n  timeout: 1e20\n",
+                "`timeout` must be a number of seconds",
+            ),
+            (
+                "transport:\n  type: composite\n  transports: []\n",
+                "would send events nowhere",
+            ),
         ] {
             std::fs::write(d.join("openlineage.yml"), yaml).unwrap();
             let err = load_config(&env(&[]), &d, None).unwrap_err();

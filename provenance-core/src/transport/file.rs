@@ -17,7 +17,15 @@ use crate::Event;
 #[derive(Debug)]
 pub struct FileTransport {
     path: PathBuf,
-    file: Mutex<File>,
+    file: Mutex<Appender>,
+}
+
+/// The file, and whether a failed write (a full disk) left part of a line
+/// at its end: the next line then starts on a line of its own.
+#[derive(Debug)]
+struct Appender {
+    file: File,
+    torn: bool,
 }
 
 impl FileTransport {
@@ -41,7 +49,7 @@ impl FileTransport {
             .map_err(io)?;
         Ok(FileTransport {
             path: path.to_path_buf(),
-            file: Mutex::new(file),
+            file: Mutex::new(Appender { file, torn: false }),
         })
     }
 }
@@ -84,13 +92,40 @@ impl Transport for FileTransport {
     fn emit(&self, event: &Event) -> Result<(), TransportError> {
         with_line(event, |line| {
             // A panic while writing cannot leave a half-updated File handle.
-            let mut file = self.file.lock().unwrap_or_else(|e| e.into_inner());
-            // One write(2) for the line (write_all loops only after a short
+            let mut out = self.file.lock().unwrap_or_else(|e| e.into_inner());
+            let fresh;
+            let line = if out.torn {
+                fresh = [b"\n", line].concat();
+                &fresh[..]
+            } else {
+                line
+            };
+            // One write(2) for the line (the loop goes on only after a short
             // write), so with O_APPEND concurrent writers never interleave.
-            file.write_all(line).map_err(|source| TransportError::Io {
-                target: self.describe(),
-                source,
-            })
+            // The file is shared: what a failed write left cannot be cut off.
+            let mut written = 0;
+            while written < line.len() {
+                match out.file.write(&line[written..]) {
+                    Ok(0) => {
+                        out.torn |= written > 0;
+                        return Err(TransportError::Io {
+                            target: self.describe(),
+                            source: std::io::ErrorKind::WriteZero.into(),
+                        });
+                    }
+                    Ok(n) => written += n,
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                    Err(source) => {
+                        out.torn |= written > 0;
+                        return Err(TransportError::Io {
+                            target: self.describe(),
+                            source,
+                        });
+                    }
+                }
+            }
+            out.torn = false;
+            Ok(())
         })
     }
 

@@ -35,7 +35,7 @@ pub struct HttpOptions {
     pub gzip: bool,
     /// Per-request timeout.
     pub timeout: Duration,
-    /// Where undelivered events are kept.
+    /// Where undelivered events are kept, in a folder per target under it.
     pub spool_dir: PathBuf,
     /// The longest wait between retries.
     pub max_backoff: Duration,
@@ -84,6 +84,16 @@ impl HttpOptions {
     fn shown_target(&self) -> String {
         crate::redact_url_password(&self.target())
     }
+
+    /// The folder of the spool files bound for this target, under
+    /// `spool_dir`: events left by one process are delivered by a later one
+    /// only if it sends to the same place.
+    fn destination_dir(&self) -> PathBuf {
+        use sha2::Digest;
+        let digest = sha2::Sha256::digest(self.shown_target().as_bytes());
+        self.spool_dir
+            .join(format!("to-{}", &crate::hex(&digest)[..16]))
+    }
 }
 
 /// Sends events over HTTP through a durable spool.
@@ -94,10 +104,15 @@ pub struct HttpTransport {
 
 struct Shared {
     options: HttpOptions,
+    /// The spool folder of this target.
+    dir: PathBuf,
     own: SpoolFile,
     append: Mutex<()>,
     written: AtomicU64,
     delivered: AtomicU64,
+    /// Events the receiver refused for good and that were set aside, since
+    /// the last flush said so.
+    refused: AtomicU64,
     /// Spool files of dead processes found and not yet delivered; `u64::MAX`
     /// until the first look.
     orphans: AtomicU64,
@@ -111,6 +126,8 @@ enum Sent {
     Delivered,
     /// The server refused these for good (index in the attempt, reason).
     Refused(Vec<(usize, String)>),
+    /// The server refused a batch of several events as too large (413).
+    TooLarge,
     Retry(String),
 }
 
@@ -119,12 +136,13 @@ impl HttpTransport {
     /// sender, which also delivers spool files left by earlier processes.
     pub fn start(options: HttpOptions) -> Result<Self, TransportError> {
         let target = options.shown_target();
-        let spool_dir = options.spool_dir.display().to_string();
+        let dir = options.destination_dir();
+        let spool_dir = dir.display().to_string();
         let io = |source| TransportError::Io {
             target: format!("the spool in {spool_dir}"),
             source,
         };
-        let own = SpoolFile::create(&options.spool_dir).map_err(io)?;
+        let own = SpoolFile::create(&dir).map_err(io)?;
         let client = reqwest::blocking::Client::builder()
             .timeout(options.timeout)
             .build()
@@ -134,10 +152,12 @@ impl HttpTransport {
             })?;
         let shared = Arc::new(Shared {
             options,
+            dir,
             own,
             append: Mutex::new(()),
             written: AtomicU64::new(0),
             delivered: AtomicU64::new(0),
+            refused: AtomicU64::new(0),
             orphans: AtomicU64::new(u64::MAX),
             stop: AtomicBool::new(false),
             wake: (Mutex::new(0), Condvar::new()),
@@ -164,12 +184,17 @@ impl Transport for HttpTransport {
     fn emit(&self, event: &Event) -> Result<(), TransportError> {
         super::file::with_line(event, |line| {
             let _guard = self.shared.append.lock().unwrap_or_else(|e| e.into_inner());
-            (&self.shared.own.lock)
-                .write_all(line)
-                .map_err(|source| TransportError::Io {
+            let mut file = &self.shared.own.lock;
+            if let Err(source) = file.write_all(line) {
+                // Part of the line may be written (a full disk): cut it off,
+                // so that the next event starts a line of its own. The file
+                // is this process's alone.
+                let _ = file.set_len(self.shared.written.load(Ordering::SeqCst));
+                return Err(TransportError::Io {
                     target: format!("the spool {}", self.shared.own.path.display()),
                     source,
-                })?;
+                });
+            }
             self.shared
                 .written
                 .fetch_add(line.len() as u64, Ordering::SeqCst);
@@ -188,8 +213,8 @@ impl Transport for HttpTransport {
             if Instant::now() >= deadline {
                 let pending = shared
                     .own
-                    .read_from(shared.delivered.load(Ordering::SeqCst), usize::MAX)
-                    .map_or(0, |lines| lines.len() as u64);
+                    .lines_from(shared.delivered.load(Ordering::SeqCst))
+                    .unwrap_or(0);
                 return Err(TransportError::Pending {
                     target: shared.options.shown_target(),
                     pending,
@@ -200,7 +225,17 @@ impl Transport for HttpTransport {
             shared.notify();
             std::thread::sleep(Duration::from_millis(2));
         }
-        Ok(())
+        // Delivered or set aside: the caller learns of the second kind.
+        match shared.refused.swap(0, Ordering::SeqCst) {
+            0 => Ok(()),
+            n => Err(TransportError::Rejected {
+                target: shared.options.shown_target(),
+                reason: format!(
+                    "{n} event(s) refused for good; kept with the reason in the spool's .rejected files under {}",
+                    shared.dir.display()
+                ),
+            }),
+        }
     }
 
     fn describe(&self) -> String {
@@ -225,6 +260,8 @@ impl Drop for HttpTransport {
             let mut cursor = self.shared.own.path.clone().into_os_string();
             cursor.push(".acked");
             let _ = std::fs::remove_file(cursor);
+            // The target's folder too, if nothing else is in it.
+            let _ = std::fs::remove_dir(&self.shared.dir);
         }
     }
 }
@@ -254,7 +291,7 @@ impl Shared {
         loop {
             let mut failed = false;
             let mut left = 0u64;
-            if let Ok(orphans) = spool::others(&self.options.spool_dir, &self.own.path) {
+            if let Ok(orphans) = spool::others(&self.dir, &self.own.path) {
                 for path in orphans {
                     // A file another live process holds is its business.
                     let Ok(Some(file)) = SpoolFile::adopt(&path) else {
@@ -297,7 +334,7 @@ impl Shared {
     /// Delivers what `file` holds beyond its cursor. `Ok(true)` when the file
     /// is complete and fully delivered (an orphan can then be removed).
     fn drain(&self, file: &SpoolFile, progress: Option<&AtomicU64>) -> Result<bool, String> {
-        let batch = if self
+        let mut batch = if self
             .options
             .endpoint
             .trim_end_matches('/')
@@ -312,7 +349,9 @@ impl Shared {
             p.store(cursor, Ordering::SeqCst);
         }
         loop {
-            if self.stop.load(Ordering::SeqCst) && progress.is_none() {
+            // Stopping (the transport is dropped and its wait is over): the
+            // rest stays in the spool for a later process.
+            if self.stop.load(Ordering::SeqCst) {
                 return Ok(false);
             }
             let lines = file.read_from(cursor, batch).map_err(|e| e.to_string())?;
@@ -334,10 +373,16 @@ impl Shared {
             }
             match self.send(&lines) {
                 Sent::Delivered => {}
+                // Too large together: send fewer at a time.
+                Sent::TooLarge => {
+                    batch = (lines.len() / 2).max(1);
+                    continue;
+                }
                 Sent::Refused(refused) => {
                     for (i, reason) in refused {
                         file.reject(&lines[i].0, &reason)
                             .map_err(|e| e.to_string())?;
+                        self.refused.fetch_add(1, Ordering::SeqCst);
                     }
                 }
                 Sent::Retry(reason) => return Err(reason),
@@ -427,7 +472,9 @@ impl Shared {
             "HTTP {status}: {}",
             text.chars().take(300).collect::<String>()
         );
-        if status >= 500 || matches!(status, 401 | 403 | 404 | 408 | 429) {
+        if status == 413 && lines.len() > 1 {
+            Sent::TooLarge
+        } else if status >= 500 || matches!(status, 401 | 403 | 404 | 408 | 429) {
             Sent::Retry(reason)
         } else {
             Sent::Refused((0..lines.len()).map(|i| (i, reason.clone())).collect())

@@ -9,7 +9,7 @@
 //! deduplicates by event identity (as the store does) sees each event once.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::io::{self, BufRead, BufReader, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 /// One spool file and its cursor.
@@ -25,13 +25,17 @@ pub(crate) const SUFFIX: &str = "ndjson";
 impl SpoolFile {
     /// Creates this process's own spool file in `dir`, locked.
     pub fn create(dir: &Path) -> io::Result<SpoolFile> {
-        fs::create_dir_all(dir)?;
         let name = format!("{}.{SUFFIX}", uuid::Uuid::now_v7());
         let path = dir.join(name);
-        let lock = OpenOptions::new()
-            .create_new(true)
-            .append(true)
-            .open(&path)?;
+        let open = || {
+            fs::create_dir_all(dir)?;
+            OpenOptions::new().create_new(true).append(true).open(&path)
+        };
+        // Once more if another process removed the emptied folder meanwhile.
+        let lock = match open() {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => open(),
+            other => other,
+        }?;
         lock.try_lock().map_err(io::Error::other)?;
         Ok(SpoolFile { path, lock })
     }
@@ -55,18 +59,17 @@ impl SpoolFile {
         PathBuf::from(p)
     }
 
-    /// How many bytes have been delivered.
+    /// How many bytes have been delivered. A cursor that is not a number
+    /// (left empty by a crash) or points past the end of the file counts as
+    /// nothing delivered: the events are sent again, and the receiver knows
+    /// them by their identity.
     pub fn cursor(&self) -> io::Result<u64> {
-        match fs::read_to_string(self.cursor_path()) {
-            Ok(text) => text.trim().parse().map_err(|_| {
-                io::Error::other(format!(
-                    "the cursor {} is not a number",
-                    self.cursor_path().display()
-                ))
-            }),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(0),
-            Err(e) => Err(e),
-        }
+        let offset = match fs::read_to_string(self.cursor_path()) {
+            Ok(text) => text.trim().parse().unwrap_or(0),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => 0,
+            Err(e) => return Err(e),
+        };
+        Ok(if offset > self.len()? { 0 } else { offset })
     }
 
     /// Records that everything before `offset` is delivered (atomically).
@@ -79,23 +82,40 @@ impl SpoolFile {
         fs::rename(&tmp, &target)
     }
 
-    /// Up to `max` complete lines from `offset`, each with the offset after it.
+    /// Complete lines from `offset`, each with the offset after it: up to
+    /// `max` of them and about 4 MiB, but always the next line, however long.
     pub fn read_from(&self, offset: u64, max: usize) -> io::Result<Vec<(Vec<u8>, u64)>> {
-        let mut file = File::open(&self.path)?;
+        let mut file = BufReader::new(File::open(&self.path)?);
         file.seek(SeekFrom::Start(offset))?;
-        let mut buf = Vec::new();
-        file.take(4 << 20).read_to_end(&mut buf)?;
-        let mut lines = Vec::new();
-        let mut start = 0;
-        while lines.len() < max {
-            let Some(end) = buf[start..].iter().position(|&b| b == b'\n') else {
-                break; // an incomplete line is still being written (or was torn)
-            };
-            let line = buf[start..start + end].to_vec();
-            start += end + 1;
-            lines.push((line, offset + start as u64));
+        let (mut lines, mut at, mut bytes) = (Vec::new(), offset, 0);
+        while lines.len() < max && bytes < 4 << 20 {
+            let mut line = Vec::new();
+            let n = file.read_until(b'\n', &mut line)?;
+            if line.last() != Some(&b'\n') {
+                break; // the end, or a line still being written (or torn)
+            }
+            line.pop();
+            at += n as u64;
+            bytes += n;
+            lines.push((line, at));
         }
         Ok(lines)
+    }
+
+    /// How many complete lines lie beyond `offset`.
+    pub fn lines_from(&self, offset: u64) -> io::Result<u64> {
+        let mut file = BufReader::new(File::open(&self.path)?);
+        file.seek(SeekFrom::Start(offset))?;
+        let mut count = 0;
+        loop {
+            let buf = file.fill_buf()?;
+            if buf.is_empty() {
+                return Ok(count);
+            }
+            count += buf.iter().filter(|&&b| b == b'\n').count() as u64;
+            let n = buf.len();
+            file.consume(n);
+        }
     }
 
     /// The file's length now.
@@ -141,4 +161,28 @@ pub(crate) fn others(dir: &Path, own: &Path) -> io::Result<Vec<PathBuf>> {
     // UUIDv7 names sort by creation time: older spools first.
     files.sort();
     Ok(files)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cursor_left_empty_or_past_the_end_sends_everything_again() {
+        let dir = std::env::temp_dir().join(format!("prov-spool-cursor-{}", std::process::id()));
+        let file = SpoolFile::create(&dir).unwrap();
+        (&file.lock).write_all(b"{\"a\":1}\n{\"b\":2}\n").unwrap();
+        file.set_cursor(8).unwrap();
+        assert_eq!(file.cursor().unwrap(), 8);
+        assert_eq!(
+            file.read_from(8, 10).unwrap(),
+            vec![(b"{\"b\":2}".to_vec(), 16)]
+        );
+        for bad in ["", "not a number", "9999"] {
+            fs::write(file.cursor_path(), bad).unwrap();
+            assert_eq!(file.cursor().unwrap(), 0, "{bad:?}");
+        }
+        assert_eq!(file.lines_from(0).unwrap(), 2);
+        fs::remove_dir_all(&dir).unwrap();
+    }
 }
