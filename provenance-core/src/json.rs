@@ -83,26 +83,24 @@ fn escape_bits(chunk: u64) -> u64 {
     (control | quote | backslash) & splat(0x80)
 }
 
-/// Whether any byte of `bytes` needs escaping: sixteen bytes at a time, in a
-/// form the compiler turns into vector compares; a short string a word at a
-/// time. The tail is the last sixteen (or eight) bytes, overlapping the
-/// chunks before, which only checks some bytes twice; it is read straight
-/// from the string, since padding it on the stack made each call stall on the
+/// Whether any byte of `bytes` needs escaping, eight bytes at a time (four
+/// and four for a string of four to seven bytes). The last word overlaps the
+/// words before, which only checks some bytes twice; it is read straight from
+/// the string, since padding it on the stack made each call stall on the
 /// load of what it had just stored.
 #[inline]
 pub(crate) fn needs_escape(bytes: &[u8]) -> bool {
     let word = |c: &[u8]| escape_bits(u64::from_ne_bytes(c.try_into().expect("eight bytes")));
-    let chunk = |c: &[u8]| {
-        c.iter().fold(false, |any, &b| {
-            any | (b == b'"') | (b == b'\\') | (b < 0x20)
-        })
-    };
+    let half = |c: &[u8]| u64::from(u32::from_ne_bytes(c.try_into().expect("four bytes")));
     match bytes.len() {
-        0..8 => bytes.iter().any(|&b| b == b'"' || b == b'\\' || b < 0x20),
-        8..16 => word(&bytes[..8]) | word(&bytes[bytes.len() - 8..]) != 0,
-        n => bytes
-            .chunks_exact(16)
-            .fold(chunk(&bytes[n - 16..]), |any, c| any | chunk(c)),
+        0..4 => bytes.iter().any(|&b| b == b'"' || b == b'\\' || b < 0x20),
+        n @ 4..8 => escape_bits(half(&bytes[..4]) | half(&bytes[n - 4..]) << 32) != 0,
+        n => {
+            bytes
+                .chunks_exact(8)
+                .fold(word(&bytes[n - 8..]), |bits, c| bits | word(c))
+                != 0
+        }
     }
 }
 
@@ -332,6 +330,20 @@ mod tests {
         for c in 0u8..0x80 {
             check(json!(char::from(c).to_string().repeat(9)));
             check(json!(char::from(c).to_string()));
+        }
+        // Each length the checks treat apart, with the character to escape at
+        // each place.
+        for len in 1..40 {
+            for at in 0..len {
+                for bad in ['"', '\\', '\n', '\u{1f}'] {
+                    let mut text: Vec<char> = "abcdefghijklmnopqrstuvwxyz0123456789ABCD"
+                        .chars()
+                        .take(len)
+                        .collect();
+                    text[at] = bad;
+                    check(json!(text.into_iter().collect::<String>()));
+                }
+            }
         }
     }
 

@@ -396,7 +396,8 @@ impl<K: FacetKind> Facets<K> {
 
 impl<K> Facets<K> {
     fn position(&self, key: &str) -> Result<usize, usize> {
-        self.entries.binary_search_by(|(k, _)| k.as_ref().cmp(key))
+        self.entries
+            .binary_search_by(|(k, _)| key_order(k.as_bytes(), key.as_bytes()))
     }
 
     fn entry(&self, key: &str) -> Option<&Entry> {
@@ -436,7 +437,11 @@ impl<K> Facets<K> {
         if self.entries.len() == self.entries.capacity() {
             self.entries.reserve_exact(4);
         }
-        if self.entries.last().is_none_or(|(last, _)| *last < key) {
+        if self
+            .entries
+            .last()
+            .is_none_or(|(last, _)| key_order(last.as_bytes(), key.as_bytes()).is_lt())
+        {
             self.entries.push((key, entry));
             return;
         }
@@ -445,6 +450,18 @@ impl<K> Facets<K> {
             Err(at) => self.entries.insert(at, (key, entry)),
         }
     }
+}
+
+/// The order of facet keys, which is `str`'s: keys are short and differ
+/// early, and comparing them here is quicker than a call to `memcmp`.
+#[inline]
+fn key_order(a: &[u8], b: &[u8]) -> std::cmp::Ordering {
+    for (x, y) in a.iter().zip(b) {
+        if x != y {
+            return x.cmp(y);
+        }
+    }
+    a.len().cmp(&b.len())
 }
 
 impl<K> Default for Facets<K> {
