@@ -786,7 +786,10 @@ fn set_content_facets(facets: &mut Facets<DatasetKind>, d: &PathDigest) {
         EntryKind::Directory => "DIRECTORY",
     };
     facets.set(&DatasetTypeDatasetFacet::new(kind));
-    facets.set(&StorageDatasetFacet::new("posix", file_format(&d.path)));
+    facets.set(&StorageDatasetFacet::new(
+        "posix",
+        file_format(&d.path).map(Text::from),
+    ));
     if let Some(target) = &d.target {
         facets.set(&SymlinksDatasetFacet::new(vec![SymlinkIdentifier {
             namespace: "file".into(),

@@ -82,6 +82,11 @@ trait WritesItself: Facet {
     const OPENING: &'static str;
 }
 
+/// A string of a facet that is often a constant (`"posix"`, `"sha-256"`):
+/// borrowed then, so that making the facet allocates nothing for it, and
+/// owned otherwise (always when read from an event).
+pub type Text = Cow<'static, str>;
+
 /// Where a facet may be attached. Implemented by the marker types below.
 pub trait FacetKind: private::Sealed {
     /// The JSON member that holds facets of this kind (for messages).
@@ -651,7 +656,11 @@ mod tests {
                 base: odd_base::<ProvChecksumDatasetFacet>(),
                 kind,
                 size: u64::MAX,
-                checksums: [(odd("algo"), odd("hex")), (SHA256.into(), "0".into())].into(),
+                checksums: [
+                    (odd("algo").into(), odd("hex")),
+                    (SHA256.into(), "0".into()),
+                ]
+                .into(),
                 file_count: Some(0),
                 merkle: Some(odd("merkle")),
                 modified_time: Some(odd("mtime")),
@@ -662,7 +671,7 @@ mod tests {
             base: odd_base::<ProvParametersRunFacet>(),
             parameters: odd_extra(),
             sha256: odd("sha"),
-            canonicalization: odd("c14n"),
+            canonicalization: odd("c14n").into(),
             extra: odd_extra(),
         });
         for code in [Some(-1), Some(i32::MAX), None] {
@@ -706,7 +715,7 @@ mod tests {
         assert_written_as_serde(&ProvFingerprintRunFacet {
             base: odd_base::<ProvFingerprintRunFacet>(),
             sha256: odd("sha"),
-            scheme: odd("scheme"),
+            scheme: odd("scheme").into(),
             extra: odd_extra(),
         });
         assert_written_as_serde(&ParentRunFacet {
@@ -742,16 +751,16 @@ mod tests {
         });
         assert_written_as_serde(&ProcessingEngineRunFacet {
             base: odd_base::<ProcessingEngineRunFacet>(),
-            version: odd("1"),
-            name: Some(odd("engine")),
+            version: odd("1").into(),
+            name: Some(odd("engine").into()),
             openlineage_adapter_version: Some(odd("2")),
             extra: odd_extra(),
         });
         assert_written_as_serde(&JobTypeJobFacet {
             base: odd_base::<JobTypeJobFacet>(),
-            processing_type: odd("BATCH"),
-            integration: odd("PROV"),
-            job_type: Some(odd("TASK")),
+            processing_type: odd("BATCH").into(),
+            integration: odd("PROV").into(),
+            job_type: Some(odd("TASK").into()),
             extra: odd_extra(),
         });
         assert_written_as_serde(&DatasetVersionDatasetFacet {
@@ -761,13 +770,13 @@ mod tests {
         });
         assert_written_as_serde(&StorageDatasetFacet {
             base: odd_base::<StorageDatasetFacet>(),
-            storage_layer: odd("s3"),
-            file_format: Some(odd("bam")),
+            storage_layer: odd("s3").into(),
+            file_format: Some(odd("bam").into()),
             extra: odd_extra(),
         });
         assert_written_as_serde(&DatasetTypeDatasetFacet {
             base: odd_base::<DatasetTypeDatasetFacet>(),
-            dataset_type: odd("FILE"),
+            dataset_type: odd("FILE").into(),
             sub_type: Some(odd("sub")),
             extra: odd_extra(),
         });

@@ -11,7 +11,9 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use super::{DatasetKind, ExecutionParametersRunFacet, Facet, FacetBase, RunKind, open_facet};
+use super::{
+    DatasetKind, ExecutionParametersRunFacet, Facet, FacetBase, RunKind, Text, open_facet,
+};
 use crate::canonical::{CanonicalError, canonical_json, canonical_sha256};
 use crate::json::Object;
 use crate::oci::{ImageRefError, ImageReference};
@@ -230,7 +232,7 @@ pub struct ProvParametersRunFacet {
     /// Lowercase hex sha-256 of the canonical form of `parameters`.
     pub sha256: String,
     /// The canonicalization, always `RFC8785`.
-    pub canonicalization: String,
+    pub canonicalization: Text,
     /// Members this crate does not model.
     #[serde(flatten)]
     pub extra: Map<String, Value>,
@@ -256,7 +258,7 @@ impl ProvParametersRunFacet {
             base: FacetBase::ours::<Self>(),
             parameters,
             sha256,
-            canonicalization: RFC8785.to_owned(),
+            canonicalization: RFC8785.into(),
             extra: Map::new(),
         })
     }
@@ -297,7 +299,7 @@ pub struct ProvChecksumDatasetFacet {
     /// Size in bytes (for a directory, of all its files).
     pub size: u64,
     /// Algorithm (GA4GH DRS name: `sha-256`, `md5`) -> lowercase hex digest.
-    pub checksums: BTreeMap<String, String>,
+    pub checksums: BTreeMap<Text, String>,
     /// For a directory: the number of files under it.
     #[serde(rename = "fileCount", default, skip_serializing_if = "Option::is_none")]
     pub file_count: Option<u64>,
@@ -330,7 +332,7 @@ impl ProvChecksumDatasetFacet {
             base: FacetBase::ours::<Self>(),
             kind: ChecksumKind::File,
             size,
-            checksums: BTreeMap::from([(SHA256.to_owned(), sha256_hex.into())]),
+            checksums: BTreeMap::from([(SHA256.into(), sha256_hex.into())]),
             file_count: None,
             merkle: None,
             modified_time: None,
@@ -355,8 +357,8 @@ impl ProvChecksumDatasetFacet {
     }
 
     /// Adds another digest, such as `md5`.
-    pub fn with_checksum(mut self, algorithm: &str, hex: impl Into<String>) -> Self {
-        self.checksums.insert(algorithm.to_owned(), hex.into());
+    pub fn with_checksum(mut self, algorithm: impl Into<Text>, hex: impl Into<String>) -> Self {
+        self.checksums.insert(algorithm.into(), hex.into());
         self
     }
 
@@ -529,7 +531,7 @@ impl Fingerprint<'_> {
         Ok(ProvFingerprintRunFacet {
             base: FacetBase::ours::<ProvFingerprintRunFacet>(),
             sha256: self.sha256()?,
-            scheme: FINGERPRINT_SCHEME.to_owned(),
+            scheme: FINGERPRINT_SCHEME.into(),
             extra: Map::new(),
         })
     }
@@ -544,7 +546,7 @@ pub struct ProvFingerprintRunFacet {
     /// Lowercase hex sha-256 of the canonical encoding.
     pub sha256: String,
     /// The encoding, `prov-fingerprint-1` (see [`Fingerprint`]).
-    pub scheme: String,
+    pub scheme: Text,
     /// Members this crate does not model.
     #[serde(flatten)]
     pub extra: Map<String, Value>,

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use super::{
-    DatasetKind, Facet, FacetBase, JobKind, OutputKind, RunKind, canonical_text, open_facet,
+    DatasetKind, Facet, FacetBase, JobKind, OutputKind, RunKind, Text, canonical_text, open_facet,
 };
 use crate::RunId;
 use crate::json::Object;
@@ -329,10 +329,10 @@ pub struct ProcessingEngineRunFacet {
     #[serde(flatten)]
     pub base: FacetBase,
     /// The engine's version.
-    pub version: String,
+    pub version: Text,
     /// The engine's name (`prov`, `nextflow`, `spark`, ...).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub name: Option<String>,
+    pub name: Option<Text>,
     /// The version of the OpenLineage integration.
     #[serde(
         rename = "openlineageAdapterVersion",
@@ -354,7 +354,7 @@ facet!(
 
 impl ProcessingEngineRunFacet {
     /// An engine `name` at `version`.
-    pub fn new(name: impl Into<String>, version: impl Into<String>) -> Self {
+    pub fn new(name: impl Into<Text>, version: impl Into<Text>) -> Self {
         ProcessingEngineRunFacet {
             base: FacetBase::ours::<Self>(),
             version: version.into(),
@@ -373,12 +373,12 @@ pub struct JobTypeJobFacet {
     pub base: FacetBase,
     /// `BATCH` or `STREAMING`.
     #[serde(rename = "processingType")]
-    pub processing_type: String,
+    pub processing_type: Text,
     /// The integration (`PROV`, `AIRFLOW`, `SPARK`, ...).
-    pub integration: String,
+    pub integration: Text,
     /// The kind of job (`TASK`, `PIPELINE`, `QUERY`, ...).
     #[serde(rename = "jobType", default, skip_serializing_if = "Option::is_none")]
-    pub job_type: Option<String>,
+    pub job_type: Option<Text>,
     /// Members this crate does not model.
     #[serde(flatten)]
     pub extra: Map<String, Value>,
@@ -393,10 +393,10 @@ facet!(
 
 impl JobTypeJobFacet {
     /// A batch job of `job_type` from `integration`.
-    pub fn batch(integration: impl Into<String>, job_type: impl Into<String>) -> Self {
+    pub fn batch(integration: impl Into<Text>, job_type: impl Into<Text>) -> Self {
         JobTypeJobFacet {
             base: FacetBase::ours::<Self>(),
-            processing_type: "BATCH".to_owned(),
+            processing_type: "BATCH".into(),
             integration: integration.into(),
             job_type: Some(job_type.into()),
             extra: Map::new(),
@@ -672,14 +672,14 @@ pub struct StorageDatasetFacet {
     pub base: FacetBase,
     /// The storage layer (`posix`, `s3`, `iceberg`, ...).
     #[serde(rename = "storageLayer")]
-    pub storage_layer: String,
+    pub storage_layer: Text,
     /// The file format (`fastq`, `bam`, `cram`, `vcf`, ...).
     #[serde(
         rename = "fileFormat",
         default,
         skip_serializing_if = "Option::is_none"
     )]
-    pub file_format: Option<String>,
+    pub file_format: Option<Text>,
     /// Members this crate does not model.
     #[serde(flatten)]
     pub extra: Map<String, Value>,
@@ -694,7 +694,7 @@ facet!(
 
 impl StorageDatasetFacet {
     /// A dataset in `layer`, in `format` if known.
-    pub fn new(layer: impl Into<String>, format: Option<String>) -> Self {
+    pub fn new(layer: impl Into<Text>, format: Option<Text>) -> Self {
         StorageDatasetFacet {
             base: FacetBase::ours::<Self>(),
             storage_layer: layer.into(),
@@ -712,7 +712,7 @@ pub struct DatasetTypeDatasetFacet {
     pub base: FacetBase,
     /// The type.
     #[serde(rename = "datasetType")]
-    pub dataset_type: String,
+    pub dataset_type: Text,
     /// A finer type, if any.
     #[serde(rename = "subType", default, skip_serializing_if = "Option::is_none")]
     pub sub_type: Option<String>,
@@ -730,7 +730,7 @@ facet!(
 
 impl DatasetTypeDatasetFacet {
     /// A dataset of `kind`.
-    pub fn new(kind: impl Into<String>) -> Self {
+    pub fn new(kind: impl Into<Text>) -> Self {
         DatasetTypeDatasetFacet {
             base: FacetBase::ours::<Self>(),
             dataset_type: kind.into(),
