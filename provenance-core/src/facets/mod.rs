@@ -436,11 +436,12 @@ impl<K> Facets<K> {
 
     fn insert(&mut self, key: Cow<'static, str>, entry: Entry) {
         self.present = true;
-        // Grown four entries at a time: doubling would take a run's dozen
-        // facets to room for sixteen, an allocation large enough to send
-        // glibc's malloc down its slow path.
+        // Grown a few entries at a time: doubling would take a run's ten
+        // facets to room for sixteen, an allocation of over 1 KiB, which
+        // sends glibc's malloc down its slow path (consolidating).
         if self.entries.len() == self.entries.capacity() {
-            self.entries.reserve_exact(4);
+            self.entries
+                .reserve_exact(if self.entries.len() < 8 { 4 } else { 2 });
         }
         if self
             .entries
