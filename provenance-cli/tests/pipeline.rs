@@ -1061,6 +1061,8 @@ fn secret_parameters_and_secret_arguments_are_never_recorded() {
             "db_password=hunter2",
             "--input",
             "https://user:URIPW7@example.org/a.vcf?sig=SIG8",
+            "--output",
+            "https://u:OUTPW9@example.org/out.vcf?sig=OUTSIG10",
             "--",
             "sh",
             "-c",
@@ -1068,6 +1070,7 @@ fn secret_parameters_and_secret_arguments_are_never_recorded() {
             "--db-password",
             "hunter2",
             "postgres://u:URLPW6@db/lab",
+            "see https://example.org and mysql://u:URLPW11@db/x",
         ])
         .env("OPENLINEAGE__TRANSPORT__TYPE", "file")
         .env("OPENLINEAGE__TRANSPORT__LOG_FILE_PATH", &events)
@@ -1084,7 +1087,9 @@ fn secret_parameters_and_secret_arguments_are_never_recorded() {
     stored.extend(std::fs::read(s.path("prov.db-wal")).unwrap_or_default());
     let stored = String::from_utf8_lossy(&stored);
     assert!(stored.contains("example.org"), "the store holds the run");
-    for secret in ["hunter2", "URLPW6", "URIPW7", "SIG8"] {
+    for secret in [
+        "hunter2", "URLPW6", "URIPW7", "SIG8", "OUTPW9", "OUTSIG10", "URLPW11",
+    ] {
         assert!(!text.contains(secret), "{secret} in the events");
         assert!(!stored.contains(secret), "{secret} in the store");
     }

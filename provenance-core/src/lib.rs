@@ -119,21 +119,30 @@ pub fn hex(bytes: &[u8]) -> String {
     out
 }
 
-/// `text` with the password of a URL in it (`scheme://user:password@host`)
-/// replaced by [`recorder::REDACTED`].
+/// `text` with the password of every URL in it
+/// (`scheme://user:password@host`) replaced by [`recorder::REDACTED`].
 pub fn redact_url_password(text: &str) -> String {
-    let Some(at) = text.find("://") else {
-        return text.to_owned();
-    };
-    let rest = &text[at + 3..];
-    let authority = &rest[..rest.find(['/', '?', '#']).unwrap_or(rest.len())];
-    match (authority.rfind('@'), authority.find(':')) {
-        (Some(end), Some(colon)) if colon < end => format!(
-            "{}{}{}",
-            &text[..at + 3 + colon + 1],
-            recorder::REDACTED,
-            &text[at + 3 + end..]
-        ),
-        _ => text.to_owned(),
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find("://") {
+        let (before, after) = rest.split_at(at + 3);
+        out.push_str(before);
+        // The authority ends where a path, query or fragment begins, or the
+        // URL does (a space, a comma or a quote after it).
+        let end = after
+            .find(|c: char| "/?#,;'\"<>".contains(c) || c.is_whitespace())
+            .unwrap_or(after.len());
+        let authority = &after[..end];
+        match (authority.rfind('@'), authority.find(':')) {
+            (Some(user_end), Some(colon)) if colon < user_end => {
+                out.push_str(&authority[..=colon]);
+                out.push_str(recorder::REDACTED);
+                out.push_str(&authority[user_end..]);
+            }
+            _ => out.push_str(authority),
+        }
+        rest = &after[end..];
     }
+    out.push_str(rest);
+    out
 }

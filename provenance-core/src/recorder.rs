@@ -10,7 +10,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
 use std::time::Instant;
 
 use chrono::{SecondsFormat, Utc};
@@ -569,7 +569,7 @@ impl StepBuilder {
             started: Instant::now(),
             start_time: Utc::now(),
             // Not started yet: dropping it emits nothing.
-            finished: AtomicBool::new(true),
+            finished: Mutex::new(true),
         };
         Ok(PreparedRun {
             handle,
@@ -610,7 +610,7 @@ impl PreparedRun {
         let mut handle = self.handle;
         handle.started = Instant::now();
         handle.start_time = Utc::now();
-        handle.finished.store(false, Ordering::SeqCst);
+        *handle.finished.get_mut().unwrap_or_else(|e| e.into_inner()) = false;
         handle.emit(EventType::Start, None, None, Vec::new())?;
         Ok(handle)
     }
@@ -622,7 +622,7 @@ impl PreparedRun {
         handle.run.facets.set(&ProvCacheRunFacet::hit(original));
         handle.started = Instant::now();
         handle.start_time = Utc::now();
-        handle.finished.store(false, Ordering::SeqCst);
+        *handle.finished.get_mut().unwrap_or_else(|e| e.into_inner()) = false;
         handle.emit(EventType::Start, None, None, Vec::new())?;
         handle.complete_with(
             outputs,
@@ -737,7 +737,10 @@ fn datasets(
             (None, Some((_, name))) if name.is_empty() => {
                 return Err(RecordError::Invalid {
                     job: job.to_owned(),
-                    what: format!("the {role} {p} names no object, only a place"),
+                    what: format!(
+                        "the {role} {} names no object, only a place",
+                        crate::redact_url_password(p)
+                    ),
                 });
             }
             (None, Some((ns, name))) => (ns, name, None),
@@ -857,7 +860,7 @@ pub fn local_name(path: &Path) -> String {
 
 /// The local file an input or output names: a path, or a `file:///path` or
 /// `file://localhost/path` URI; `None` for a URI of anything else.
-fn local_path(p: &str) -> Option<PathBuf> {
+pub fn local_path(p: &str) -> Option<PathBuf> {
     if uri_name(p).is_none() {
         return Some(PathBuf::from(p));
     }
@@ -929,7 +932,9 @@ pub struct RunHandle {
     root_job: JobRef,
     started: Instant,
     start_time: chrono::DateTime<Utc>,
-    finished: AtomicBool,
+    /// Whether the run has ended; held while its terminal event is emitted,
+    /// so that a second ending waits for the first to be out.
+    finished: Mutex<bool>,
 }
 
 impl RunHandle {
@@ -1017,10 +1022,18 @@ impl RunHandle {
             Some((execution, Ended::now())),
             Vec::new(),
         )
+        .map(drop)
     }
 
     /// Emits ABORT (the run was stopped before it finished).
     pub fn abort(&self, execution: Execution) -> Result<(), RecordError> {
+        self.abort_unless_ended(execution).map(drop)
+    }
+
+    /// Emits ABORT unless the run has ended, and says whether this call
+    /// ended it. An end that another thread is emitting is waited for, so
+    /// that when this returns the run's terminal event is out either way.
+    pub fn abort_unless_ended(&self, execution: Execution) -> Result<bool, RecordError> {
         self.finish(
             EventType::Abort,
             None,
@@ -1029,17 +1042,20 @@ impl RunHandle {
         )
     }
 
+    /// Emits the terminal event unless the run has ended; whether it did.
     fn finish(
         &self,
         kind: EventType,
         error: Option<String>,
         execution: Option<(Execution, Ended)>,
         outputs: Vec<OutputDataset>,
-    ) -> Result<(), RecordError> {
-        if self.finished.swap(true, Ordering::SeqCst) {
-            return Ok(());
+    ) -> Result<bool, RecordError> {
+        let mut finished = self.finished.lock().unwrap_or_else(|e| e.into_inner());
+        if *finished {
+            return Ok(false);
         }
-        self.emit(kind, error, execution, outputs)
+        *finished = true;
+        self.emit(kind, error, execution, outputs).map(|()| true)
     }
 
     fn emit(
@@ -1212,6 +1228,27 @@ mod tests {
             here.join("b").display().to_string()
         );
         assert_eq!(uri_name("relative/path.bam"), None);
+    }
+
+    #[test]
+    fn every_url_password_in_a_text_is_hidden() {
+        let r = REDACTED;
+        for (text, hidden) in [
+            (
+                "echo https://example.org/a postgres://u:ARGPW@db/lab",
+                format!("echo https://example.org/a postgres://u:{r}@db/lab"),
+            ),
+            (
+                "--urls=http://a,postgres://u:pw@db,s3://k:s@b/x",
+                format!("--urls=http://a,postgres://u:{r}@db,s3://k:{r}@b/x"),
+            ),
+            ("https://u:p@h?q=1#f", format!("https://u:{r}@h?q=1#f")),
+            ("http://host:8080/x", "http://host:8080/x".into()),
+            ("user@host:path ://", "user@host:path ://".into()),
+            ("ü://ü:pä@hö/ß", format!("ü://ü:{r}@hö/ß")),
+        ] {
+            assert_eq!(crate::redact_url_password(text), hidden, "{text}");
+        }
     }
 
     #[test]

@@ -283,3 +283,21 @@ fn a_write_that_fails_part_way_never_merges_two_events() {
     assert!(left.is_empty(), "nothing set aside or left: {left:?}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn a_spool_file_of_an_earlier_version_is_still_delivered() {
+    // Earlier versions kept spool files in the spool folder itself.
+    let dir = spool("legacy");
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut line = numbered_event("legacy", 0, 0).to_json();
+    line.push('\n');
+    let legacy = dir.join("01900000-0000-7000-8000-000000000000.ndjson");
+    std::fs::write(&legacy, line).unwrap();
+    let receiver = Receiver::start(Receiver::free_port(), None);
+    let transport = HttpTransport::start(HttpOptions::new(receiver.url(), dir.clone())).unwrap();
+    transport.flush(Duration::from_secs(30)).unwrap();
+    drop(transport);
+    check_delivery(&receiver.events.lock().unwrap(), 1, 1);
+    assert!(!legacy.exists());
+    let _ = std::fs::remove_dir_all(&dir);
+}

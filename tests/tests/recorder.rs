@@ -412,3 +412,53 @@ fn a_file_uri_is_hashed_like_a_path_and_nameless_descriptions_are_refused() {
     assert!(err.to_string().contains("namespace is empty"), "{err}");
     assert_eq!(lines(&events).len(), 2, "nothing emitted for refused runs");
 }
+
+/// A file transport whose terminal events take a while to go out.
+struct Slow(FileTransport);
+
+impl provenance_core::transport::Transport for Slow {
+    fn emit(&self, event: &Event) -> Result<(), provenance_core::transport::TransportError> {
+        if let Event::Run(e) = event
+            && e.event_type != Some(provenance_core::EventType::Start)
+        {
+            std::thread::sleep(std::time::Duration::from_millis(300));
+        }
+        self.0.emit(event)
+    }
+    fn describe(&self) -> String {
+        self.0.describe()
+    }
+}
+
+#[test]
+fn an_abort_from_another_thread_waits_for_an_end_being_emitted() {
+    let dir = Dir::new("race");
+    let events = dir.0.join("events.ndjson");
+    let recorder = Recorder::new(
+        "genomics",
+        Box::new(Slow(FileTransport::open(&events, true).unwrap())),
+    );
+    let run = Arc::new(recorder.step("call").start().unwrap());
+    let completing = {
+        let run = Arc::clone(&run);
+        std::thread::spawn(move || run.complete(&[]).unwrap())
+    };
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    // COMPLETE is on its way out: the abort waits for it, and ends nothing.
+    let ended_here = run.abort_unless_ended(Execution::default()).unwrap();
+    assert!(!ended_here);
+    let kinds: Vec<String> = lines(&events)
+        .iter()
+        .map(|e| e["eventType"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(
+        kinds,
+        ["START", "COMPLETE"],
+        "COMPLETE is out when abort returns"
+    );
+    completing.join().unwrap();
+    // A run not yet ended is ended by the abort.
+    let other = recorder.step("other").start().unwrap();
+    assert!(other.abort_unless_ended(Execution::default()).unwrap());
+    assert!(!other.abort_unless_ended(Execution::default()).unwrap());
+}

@@ -12,7 +12,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use provenance_core::RunId;
 use provenance_core::facets::{ContainerRuntime, DigestSource, JobRef};
-use provenance_core::recorder::{Execution, Lineage, RecordError, Recorder};
+use provenance_core::recorder::{Execution, Lineage, RecordError, Recorder, local_path};
 use provenance_core::resolve::{Resolver, ResolverOptions};
 use provenance_core::transport::{
     CompositeTransport, FailurePolicy, Transport, TransportConfig, load_config,
@@ -284,7 +284,8 @@ impl Args {
         let stop_signal = Arc::new(AtomicI32::new(0));
         let mut signals =
             signal_hook::iterator::Signals::new(FORWARDED).context("listen for signals")?;
-        let handle = signals.handle();
+        // Stops the forwarding thread on every way out of here.
+        let _listening = Listening(signals.handle());
         // What the children so far used (the resolver's `docker`, say): the
         // step's own use is what it adds.
         let before = children_usage();
@@ -309,7 +310,8 @@ impl Args {
         // a signal ended it).
         let exited = Arc::new(AtomicBool::new(false));
         let exit_code = Arc::new(AtomicI32::new(i32::MIN));
-        let forwarder = {
+        // Detached: it ends when the listener closes, or ends the process.
+        {
             let (stop_signal, exited) = (Arc::clone(&stop_signal), Arc::clone(&exited));
             let exit_code = Arc::clone(&exit_code);
             let (run, recorder, argv) = (Arc::clone(&run), recorder.clone(), self.command.clone());
@@ -330,13 +332,16 @@ impl Args {
                         exit_code: (code != i32::MIN).then_some(code),
                         ..Execution::default()
                     };
-                    let _ = run.abort(execution);
-                    flush(&recorder);
-                    eprintln!("prov: stopped by signal {signal} while hashing the outputs");
-                    std::process::exit(128 + signal);
+                    // Unless the main thread has ended the run meanwhile: then
+                    // it finishes, and exits, itself.
+                    if let Ok(true) = run.abort_unless_ended(execution) {
+                        flush(&recorder);
+                        eprintln!("prov: stopped by signal {signal} while hashing the outputs");
+                        std::process::exit(128 + signal);
+                    }
                 }
-            })
-        };
+            });
+        }
         let status = child.wait().context("wait for the command")?;
         exit_code.store(status.code().unwrap_or(i32::MIN), Ordering::SeqCst);
         exited.store(true, Ordering::SeqCst);
@@ -374,7 +379,7 @@ impl Args {
         } else if let Some(missing) = self
             .outputs
             .iter()
-            .find(|o| !std::path::Path::new(o).exists())
+            .find(|o| local_path(o).is_some_and(|path| !path.exists()))
         {
             let message = format!(
                 "the declared output {missing} was not created by {}",
@@ -388,8 +393,6 @@ impl Args {
             let outputs: Vec<&str> = self.outputs.iter().map(String::as_str).collect();
             run.complete_with(&outputs, execution)
         };
-        handle.close();
-        let _ = forwarder.join();
         if let Err(e) = result {
             eprintln!("prov: error: {:#}", anyhow::Error::new(e));
             flush(&recorder);
@@ -401,6 +404,15 @@ impl Args {
         }
         flush(&recorder);
         Ok(ExitCode::from((exit & 0xff) as u8))
+    }
+}
+
+/// Closes the signal listener when dropped.
+struct Listening(signal_hook::iterator::Handle);
+
+impl Drop for Listening {
+    fn drop(&mut self) {
+        self.0.close();
     }
 }
 

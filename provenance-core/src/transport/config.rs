@@ -202,9 +202,8 @@ fn url_problem(url: &str) -> Option<String> {
         return Some("it names no host".into());
     }
     match port {
-        Some(p) if p.parse::<u16>().is_err() => {
-            Some(format!("the port {p:?} is not a number up to 65535"))
-        }
+        // Not the port as written: it may be part of a password.
+        Some(p) if p.parse::<u16>().is_err() => Some("the port is not a number up to 65535".into()),
         _ => None,
     }
 }
@@ -533,7 +532,7 @@ mod tests {
             ("transport: {\n", "not valid YAML"),
             (
                 "transport:\n  type: http\n  url: http://127.0.0.1:99999\n",
-                "not a number up to 65535",
+                "the port is not a number up to 65535",
             ),
             (
                 "transport:\n  type: http\n  url: \"http://exa mple.com\"\n",

@@ -291,7 +291,13 @@ impl Shared {
         loop {
             let mut failed = false;
             let mut left = 0u64;
-            if let Ok(orphans) = spool::others(&self.dir, &self.own.path) {
+            // Spool files of earlier versions, which lie in the spool folder
+            // itself and did not keep their destination, are delivered here,
+            // as the next process then delivered them.
+            let legacy = spool::others(&self.options.spool_dir, &self.own.path);
+            if let Ok(orphans) = spool::others(&self.dir, &self.own.path)
+                .map(|own| own.into_iter().chain(legacy.unwrap_or_default()))
+            {
                 for path in orphans {
                     // A file another live process holds is its business.
                     let Ok(Some(file)) = SpoolFile::adopt(&path) else {
