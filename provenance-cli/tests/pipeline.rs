@@ -1052,8 +1052,9 @@ fn a_signal_while_outputs_are_hashed_stops_prov_and_records_the_run_as_aborted()
 fn secret_parameters_and_secret_arguments_are_never_recorded() {
     let s = Sandbox::new("secrets");
     let events = s.path("events.ndjson");
-    let out = s
-        .command(&[
+    s.ok_logging_to(
+        &events,
+        &[
             "run",
             "--job",
             "load",
@@ -1071,15 +1072,7 @@ fn secret_parameters_and_secret_arguments_are_never_recorded() {
             "hunter2",
             "postgres://u:URLPW6@db/lab",
             "see https://example.org and mysql://u:URLPW11@db/x",
-        ])
-        .env("OPENLINEAGE__TRANSPORT__TYPE", "file")
-        .env("OPENLINEAGE__TRANSPORT__LOG_FILE_PATH", &events)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+        ],
     );
     let text = std::fs::read_to_string(&events).unwrap();
     // The store's file, with its log, byte for byte.
@@ -1113,8 +1106,9 @@ fn nested_runs_keep_a_namespace_and_job_name_that_hold_colons() {
     let script = format!(
         "{prov} --store {store} run --namespace 'nextflow://lab' --job 'NFCORE:ALIGN' -- true"
     );
-    let out = s
-        .command(&[
+    s.ok_logging_to(
+        &events,
+        &[
             "run",
             "--namespace",
             "nextflow://lab",
@@ -1124,15 +1118,7 @@ fn nested_runs_keep_a_namespace_and_job_name_that_hold_colons() {
             "sh",
             "-c",
             &script,
-        ])
-        .env("OPENLINEAGE__TRANSPORT__TYPE", "file")
-        .env("OPENLINEAGE__TRANSPORT__LOG_FILE_PATH", &events)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+        ],
     );
     let runs = s.json(&["audit", "runs", "--format", "json"]);
     let items = runs["items"].as_array().unwrap();

@@ -45,6 +45,22 @@ impl Sandbox {
         c
     }
 
+    /// Runs prov, which must succeed, with its events also written to the
+    /// file `events` by an OpenLineage file transport.
+    pub fn ok_logging_to(&self, events: &str, args: &[&str]) {
+        let out = self
+            .command(args)
+            .env("OPENLINEAGE__TRANSPORT__TYPE", "file")
+            .env("OPENLINEAGE__TRANSPORT__LOG_FILE_PATH", events)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "prov {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
     pub fn prov(&self, args: &[&str]) -> Output {
         self.command(args).output().unwrap()
     }
