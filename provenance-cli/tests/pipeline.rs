@@ -1166,3 +1166,34 @@ fn rerun_refuses_a_command_recorded_with_hidden_secrets_and_the_script_says_so()
     assert!(script.contains("put them back"), "{script}");
     assert!(!script.contains("s3cret"), "{script}");
 }
+
+#[test]
+fn a_command_with_an_argument_that_is_not_utf8_runs_as_given() {
+    use std::ffi::OsStr;
+    use std::os::unix::ffi::OsStrExt;
+    let s = Sandbox::new("notutf8");
+    let events = s.path("events.ndjson");
+    let name = OsStr::from_bytes(b"lat\xe9.txt");
+    let out = s
+        .command(&["run", "--job", "touch", "--", "touch"])
+        .arg(name)
+        .env("OPENLINEAGE__TRANSPORT__TYPE", "file")
+        .env("OPENLINEAGE__TRANSPORT__LOG_FILE_PATH", &events)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        s.0.join(name).exists(),
+        "the command ran with the bytes given"
+    );
+    let text = std::fs::read_to_string(&events).unwrap();
+    let complete: Value = serde_json::from_str(text.lines().last().unwrap()).unwrap();
+    assert_eq!(
+        complete["run"]["facets"]["prov_execution"]["argv"],
+        serde_json::json!(["touch", "lat\u{fffd}.txt"])
+    );
+}

@@ -3,6 +3,7 @@
 //! emit COMPLETE, FAIL or ABORT with its exit code, times and peak memory.
 
 use std::collections::BTreeMap;
+use std::ffi::OsString;
 use std::path::PathBuf;
 use std::process::{Command, ExitCode};
 use std::sync::Arc;
@@ -105,9 +106,11 @@ pub struct Args {
     #[arg(long)]
     cache: bool,
 
-    /// The command and its arguments, after `--`.
-    #[arg(last = true, required = true, value_name = "CMD")]
-    command: Vec<String>,
+    /// The command and its arguments, after `--`. They are run as given; an
+    /// argument that is not UTF-8 is recorded with U+FFFD in place of the
+    /// bytes that are not.
+    #[arg(last = true, required = true, value_name = "CMD", value_parser = clap::value_parser!(OsString))]
+    command: Vec<OsString>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -178,15 +181,18 @@ impl Args {
                 .with_require_pinned(self.require_pinned);
         }
 
+        // The command as recorded and named in messages.
+        let argv: Vec<String> = self
+            .command
+            .iter()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
         let job = self.job.clone().unwrap_or_else(|| {
             std::path::Path::new(&self.command[0])
                 .file_name()
-                .map_or_else(
-                    || self.command[0].clone(),
-                    |n| n.to_string_lossy().into_owned(),
-                )
+                .map_or_else(|| argv[0].clone(), |n| n.to_string_lossy().into_owned())
         });
-        let mut step = recorder.step(job.clone()).command(self.command.clone());
+        let mut step = recorder.step(job.clone()).command(argv.clone());
         if let Some(image) = &self.container {
             let runtime = match self.runtime {
                 Runtime::Docker => ContainerRuntime::Docker,
@@ -236,7 +242,7 @@ impl Args {
             Err(e @ RecordError::Unpinned { .. }) => {
                 eprintln!(
                     "prov: error: {e}; {} was not run (pin the image as IMAGE@sha256:<digest>, or run without --require-pinned / PROV_REQUIRE_PINNED)",
-                    self.command[0]
+                    argv[0]
                 );
                 return Ok(ExitCode::from(crate::exit::CHECK_FAILED));
             }
@@ -264,7 +270,7 @@ impl Args {
             flush(&recorder);
             eprintln!(
                 "prov: cached: run {} made these outputs from the same inputs, image and parameters; {} skipped",
-                original.0, self.command[0]
+                original.0, argv[0]
             );
             return Ok(ExitCode::SUCCESS);
         }
@@ -292,7 +298,7 @@ impl Args {
         let mut child = match child.spawn() {
             Ok(c) => c,
             Err(e) => {
-                let message = format!("start {}: {e}", self.command[0]);
+                let message = format!("start {}: {e}", argv[0]);
                 let _ = run.fail(&message, Execution::default());
                 flush(&recorder);
                 eprintln!("prov: error: {message}");
@@ -314,7 +320,7 @@ impl Args {
         {
             let (stop_signal, exited) = (Arc::clone(&stop_signal), Arc::clone(&exited));
             let exit_code = Arc::clone(&exit_code);
-            let (run, recorder, argv) = (Arc::clone(&run), recorder.clone(), self.command.clone());
+            let (run, recorder, argv) = (Arc::clone(&run), recorder.clone(), argv.clone());
             std::thread::spawn(move || {
                 for signal in signals.forever() {
                     stop_signal.store(signal, Ordering::SeqCst);
@@ -357,7 +363,7 @@ impl Args {
         };
         let signal = std::os::unix::process::ExitStatusExt::signal(&status);
         let execution = Execution {
-            argv: Some(self.command.clone()),
+            argv: Some(argv.clone()),
             exit_code: status.code(),
             signal,
             cpu_time_ms: cpu_ms,
@@ -371,9 +377,9 @@ impl Args {
             run.abort(execution)
         } else if !status.success() {
             let message = match (status.code(), signal) {
-                (Some(code), _) => format!("{} exited with status {code}", self.command[0]),
-                (None, Some(sig)) => format!("{} was killed by signal {sig}", self.command[0]),
-                _ => format!("{} failed", self.command[0]),
+                (Some(code), _) => format!("{} exited with status {code}", argv[0]),
+                (None, Some(sig)) => format!("{} was killed by signal {sig}", argv[0]),
+                _ => format!("{} failed", argv[0]),
             };
             run.fail(&message, execution)
         } else if let Some(missing) = self
@@ -383,7 +389,7 @@ impl Args {
         {
             let message = format!(
                 "the declared output {missing} was not created by {}",
-                self.command[0]
+                argv[0]
             );
             eprintln!("prov: error: {message}");
             let _ = run.fail(&message, execution);
