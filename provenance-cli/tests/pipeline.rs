@@ -1175,10 +1175,8 @@ fn a_command_with_an_argument_that_is_not_utf8_runs_as_given() {
     let events = s.path("events.ndjson");
     let name = OsStr::from_bytes(b"lat\xe9.txt");
     let out = s
-        .command(&["run", "--job", "touch", "--", "touch"])
+        .logging_to(&events, &["run", "--job", "touch", "--", "touch"])
         .arg(name)
-        .env("OPENLINEAGE__TRANSPORT__TYPE", "file")
-        .env("OPENLINEAGE__TRANSPORT__LOG_FILE_PATH", &events)
         .output()
         .unwrap();
     assert!(

@@ -202,36 +202,42 @@ fn write_value(
             let utf16_order = |a: &str, b: &str| a.encode_utf16().cmp(b.encode_utf16());
             // serde_json's map is usually in that order already (it differs
             // from the order of bytes only for names beyond U+E000).
-            let mut sorted: Vec<(&String, &Value)> = Vec::new();
             let in_order = members
                 .keys()
                 .zip(members.keys().skip(1))
                 .all(|(a, b)| utf16_order(a, b).is_lt());
-            if !in_order {
-                sorted.extend(members.iter());
-                sorted.sort_by(|a, b| utf16_order(a.0, b.0));
-            }
-            let members: &mut dyn Iterator<Item = (&String, &Value)> = if in_order {
-                &mut members.iter()
+            if in_order {
+                write_members(members.iter(), out, at)?;
             } else {
-                &mut sorted.into_iter()
-            };
-            out.push('{');
-            for (i, (name, member)) in members.enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                write_string(name, out);
-                out.push(':');
-                let step = Step {
-                    parent: at,
-                    member: Member::Name(name),
-                };
-                write_value(member, out, Some(&step))?;
+                let mut sorted: Vec<(&String, &Value)> = members.iter().collect();
+                sorted.sort_by(|a, b| utf16_order(a.0, b.0));
+                write_members(sorted.into_iter(), out, at)?;
             }
-            out.push('}');
         }
     }
+    Ok(())
+}
+
+/// Writes an object of `members`, in the order given.
+fn write_members<'a>(
+    members: impl Iterator<Item = (&'a String, &'a Value)>,
+    out: &mut String,
+    at: Option<&Step<'_>>,
+) -> Result<(), CanonicalError> {
+    out.push('{');
+    for (i, (name, member)) in members.enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        write_string(name, out);
+        out.push(':');
+        let step = Step {
+            parent: at,
+            member: Member::Name(name),
+        };
+        write_value(member, out, Some(&step))?;
+    }
+    out.push('}');
     Ok(())
 }
 

@@ -733,19 +733,8 @@ fn datasets(
     let mut digests = recorder.hasher().hash_all(&local).into_iter();
     let mut out = Vec::with_capacity(paths.len());
     for p in paths {
-        let (namespace, name, digest) = match (local_path(p), uri_name(p)) {
-            (None, Some((_, name))) if name.is_empty() => {
-                return Err(RecordError::Invalid {
-                    job: job.to_owned(),
-                    what: format!(
-                        "the {role} {} names no object, only a place",
-                        crate::redact_url_password(p)
-                    ),
-                });
-            }
-            (None, Some((ns, name))) => (ns, name, None),
-            (path, _) => {
-                let path = path.expect("a local path when not a URI");
+        let (namespace, name, digest) = match local_path(p) {
+            Some(path) => {
                 let d = digests
                     .next()
                     .expect("one digest per local path")
@@ -755,6 +744,19 @@ fn datasets(
                         source,
                     })?;
                 ("file".to_owned(), local_name(&path), Some(d))
+            }
+            None => {
+                let (namespace, name) = uri_name(p).expect("not a local path, so a URI");
+                if name.is_empty() {
+                    return Err(RecordError::Invalid {
+                        job: job.to_owned(),
+                        what: format!(
+                            "the {role} {} names no object, only a place",
+                            crate::redact_url_password(p)
+                        ),
+                    });
+                }
+                (namespace, name, None)
             }
         };
         let mut input = InputDataset::new(namespace.clone(), name.clone());

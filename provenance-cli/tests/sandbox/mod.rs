@@ -45,15 +45,18 @@ impl Sandbox {
         c
     }
 
-    /// Runs prov, which must succeed, with its events also written to the
-    /// file `events` by an OpenLineage file transport.
+    /// prov with its events also written to the file `events` by an
+    /// OpenLineage file transport.
+    pub fn logging_to(&self, events: &str, args: &[&str]) -> Command {
+        let mut c = self.command(args);
+        c.env("OPENLINEAGE__TRANSPORT__TYPE", "file")
+            .env("OPENLINEAGE__TRANSPORT__LOG_FILE_PATH", events);
+        c
+    }
+
+    /// Runs prov as [`Sandbox::logging_to`] does; it must succeed.
     pub fn ok_logging_to(&self, events: &str, args: &[&str]) {
-        let out = self
-            .command(args)
-            .env("OPENLINEAGE__TRANSPORT__TYPE", "file")
-            .env("OPENLINEAGE__TRANSPORT__LOG_FILE_PATH", events)
-            .output()
-            .unwrap();
+        let out = self.logging_to(events, args).output().unwrap();
         assert!(
             out.status.success(),
             "prov {args:?}: {}",
