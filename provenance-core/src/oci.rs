@@ -44,9 +44,12 @@ impl ImageReference {
         if reference.is_empty() {
             return Err(fail("the reference is empty".into()));
         }
-        if let Some(c) = reference
-            .chars()
-            .find(|c| c.is_whitespace() || c.is_control())
+        // Printable ASCII throughout, as references nearly always are, needs
+        // no look at characters.
+        if !reference.bytes().all(|b| b.is_ascii_graphic())
+            && let Some(c) = reference
+                .chars()
+                .find(|c| c.is_whitespace() || c.is_control())
         {
             return Err(fail(format!("it contains {c:?}")));
         }
@@ -58,8 +61,8 @@ impl ImageReference {
 
         // A tag follows the last ':' only if no '/' comes after it
         // (`localhost:5000/app` has a port, not a tag).
-        let (name, tag) = match rest.rfind(':') {
-            Some(i) if !rest[i..].contains('/') => (&rest[..i], Some(&rest[i + 1..])),
+        let (name, tag) = match rest.bytes().rposition(|b| b == b':') {
+            Some(i) if !rest.as_bytes()[i..].contains(&b'/') => (&rest[..i], Some(&rest[i + 1..])),
             _ => (rest, None),
         };
         if let Some(tag) = tag {
@@ -140,9 +143,10 @@ impl FromStr for ImageReference {
 /// Docker's rule: the first component is a registry if it has a '.' or a ':',
 /// is `localhost`, or has an uppercase letter (which repositories cannot).
 fn looks_like_registry(first: &str) -> bool {
-    first.contains(['.', ':'])
+    first
+        .bytes()
+        .any(|b| b == b'.' || b == b':' || b.is_ascii_uppercase())
         || first == "localhost"
-        || first.chars().any(|c| c.is_ascii_uppercase())
 }
 
 /// Checks an image digest: `sha256:` and 64 lowercase hexadecimal digits.
@@ -169,8 +173,7 @@ pub fn parse_digest(digest: &str) -> Result<String, String> {
 /// `[\w][\w.-]{0,127}`
 fn check_tag(tag: &str) -> Result<(), String> {
     let word = |c: char| c.is_ascii_alphanumeric() || c == '_';
-    let mut chars = tag.chars();
-    match chars.next() {
+    match tag.chars().next() {
         None => return Err("the tag after ':' is empty".into()),
         Some(c) if !word(c) => {
             return Err(format!(
@@ -185,7 +188,10 @@ fn check_tag(tag: &str) -> Result<(), String> {
             tag.len()
         ));
     }
-    if let Some(c) = chars.find(|&c| !(word(c) || c == '.' || c == '-')) {
+    // Byte by byte: the first byte outside ASCII starts a character.
+    let allowed = |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-');
+    if let Some(at) = tag.bytes().position(|b| !allowed(b)) {
+        let c = tag[at..].chars().next().unwrap_or_default();
         return Err(format!("the tag {tag:?} contains {c:?}"));
     }
     Ok(())
@@ -248,7 +254,11 @@ fn check_path(path: &str) -> Result<(), String> {
                 "the repository {path:?} has an empty path component"
             ));
         }
-        if let Some(c) = component.chars().find(|c| c.is_ascii_uppercase()) {
+        if let Some(c) = component
+            .bytes()
+            .find(u8::is_ascii_uppercase)
+            .map(char::from)
+        {
             return Err(format!(
                 "the repository {path:?} contains the uppercase {c:?}; repository names are lowercase"
             ));
@@ -370,5 +380,19 @@ mod tests {
         check_err("host:port/x", "port \"port\" is not a number");
         check_err(&"a".repeat(256), "at most 255");
         check_err(&format!("a:{}", "t".repeat(129)), "at most 128");
+        check_err("ubuntu:1+2", "contains '+'");
+        check_err("ubuntu:1é", "contains 'é'");
+        check_err("ubu\u{7}ntu", "contains '\\u{7}'");
+        check_err("ubuntu\u{a0}", "contains '\\u{a0}'");
+    }
+
+    #[test]
+    fn the_first_component_is_a_registry_when_it_looks_like_a_host() {
+        let registry = |s: &str| ImageReference::parse(s).unwrap().registry;
+        assert_eq!(registry("localhost/app"), "localhost");
+        assert_eq!(registry("localhost:5000/app"), "localhost:5000");
+        assert_eq!(registry("Registry/app"), "Registry");
+        assert_eq!(registry("ghcr.io/org/app:1"), "ghcr.io");
+        assert_eq!(registry("org/app:1"), DEFAULT_REGISTRY);
     }
 }

@@ -663,11 +663,7 @@ mod tests {
                 base: odd_base::<ProvChecksumDatasetFacet>(),
                 kind,
                 size: u64::MAX,
-                checksums: [
-                    (odd("algo").into(), odd("hex")),
-                    (SHA256.into(), "0".into()),
-                ]
-                .into(),
+                checksums: [(odd("algo"), odd("hex")), (SHA256.into(), "0".into())].into(),
                 file_count: Some(0),
                 merkle: Some(odd("merkle")),
                 modified_time: Some(odd("mtime")),

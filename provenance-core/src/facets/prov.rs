@@ -288,6 +288,105 @@ pub enum ChecksumKind {
     Directory,
 }
 
+/// The digests of a `prov_checksum` facet: algorithm -> lowercase hex, one
+/// per algorithm, kept in algorithm order (the order of their JSON object).
+///
+/// A facet holds one or two, so they are a short sorted list rather than a
+/// tree: a dataset's checksum then costs one small allocation.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Checksums(Vec<(Text, String)>);
+
+impl Checksums {
+    /// No digests.
+    pub fn new() -> Self {
+        Checksums(Vec::new())
+    }
+
+    /// One digest, with room for a second.
+    pub fn of(algorithm: impl Into<Text>, hex: impl Into<String>) -> Self {
+        let mut sums = Vec::with_capacity(2);
+        sums.push((algorithm.into(), hex.into()));
+        Checksums(sums)
+    }
+
+    /// The hex digest under `algorithm`.
+    pub fn get(&self, algorithm: &str) -> Option<&str> {
+        let at = self.position(algorithm).ok()?;
+        Some(&self.0[at].1)
+    }
+
+    /// Records `hex` under `algorithm`; returns the digest it replaces.
+    pub fn insert(&mut self, algorithm: impl Into<Text>, hex: impl Into<String>) -> Option<String> {
+        let (algorithm, hex) = (algorithm.into(), hex.into());
+        match self.position(&algorithm) {
+            Ok(at) => Some(std::mem::replace(&mut self.0[at].1, hex)),
+            Err(at) => {
+                self.0.insert(at, (algorithm, hex));
+                None
+            }
+        }
+    }
+
+    /// Removes the digest under `algorithm`.
+    pub fn remove(&mut self, algorithm: &str) -> Option<String> {
+        let at = self.position(algorithm).ok()?;
+        Some(self.0.remove(at).1)
+    }
+
+    /// Every `(algorithm, hex)`, in algorithm order.
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = (&str, &str)> {
+        self.0.iter().map(|(a, h)| (a.as_ref(), h.as_str()))
+    }
+
+    /// The number of digests.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Whether there is none.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    fn position(&self, algorithm: &str) -> Result<usize, usize> {
+        self.0.binary_search_by(|(a, _)| a.as_ref().cmp(algorithm))
+    }
+}
+
+impl<A: Into<Text>, H: Into<String>> FromIterator<(A, H)> for Checksums {
+    /// Later digests of the same algorithm replace earlier ones.
+    fn from_iter<I: IntoIterator<Item = (A, H)>>(iter: I) -> Self {
+        let mut sums = Checksums::new();
+        for (algorithm, hex) in iter {
+            sums.insert(algorithm, hex);
+        }
+        sums
+    }
+}
+
+impl<A: Into<Text>, H: Into<String>, const N: usize> From<[(A, H); N]> for Checksums {
+    fn from(sums: [(A, H); N]) -> Self {
+        sums.into_iter().collect()
+    }
+}
+
+impl Serialize for Checksums {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_map(self.iter())
+    }
+}
+
+impl<'de> Deserialize<'de> for Checksums {
+    /// From a JSON object of strings; a repeated algorithm keeps its last
+    /// digest, as serde_json's maps do.
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let sums = BTreeMap::<String, String>::deserialize(deserializer)?;
+        Ok(Checksums(
+            sums.into_iter().map(|(a, h)| (Text::Owned(a), h)).collect(),
+        ))
+    }
+}
+
 /// `prov_checksum`: the content identity of a dataset version.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ProvChecksumDatasetFacet {
@@ -299,7 +398,7 @@ pub struct ProvChecksumDatasetFacet {
     /// Size in bytes (for a directory, of all its files).
     pub size: u64,
     /// Algorithm (GA4GH DRS name: `sha-256`, `md5`) -> lowercase hex digest.
-    pub checksums: BTreeMap<Text, String>,
+    pub checksums: Checksums,
     /// For a directory: the number of files under it.
     #[serde(rename = "fileCount", default, skip_serializing_if = "Option::is_none")]
     pub file_count: Option<u64>,
@@ -332,7 +431,7 @@ impl ProvChecksumDatasetFacet {
             base: FacetBase::ours::<Self>(),
             kind: ChecksumKind::File,
             size,
-            checksums: BTreeMap::from([(SHA256.into(), sha256_hex.into())]),
+            checksums: Checksums::of(SHA256, sha256_hex),
             file_count: None,
             merkle: None,
             modified_time: None,
@@ -364,7 +463,7 @@ impl ProvChecksumDatasetFacet {
 
     /// The sha-256 hex digest, if recorded.
     pub fn sha256(&self) -> Option<&str> {
-        self.checksums.get(SHA256).map(String::as_str)
+        self.checksums.get(SHA256)
     }
 
     /// The standard `version` facet for the same content: `sha256:<hex>`.
@@ -710,7 +809,7 @@ impl ProvChecksumDatasetFacet {
             return;
         };
         let mut sums = Object::open(o.key("checksums"));
-        for (algorithm, hex) in &self.checksums {
+        for (algorithm, hex) in self.checksums.iter() {
             crate::json::write_str(sums.entry(algorithm), hex);
         }
         sums.end();
@@ -841,6 +940,34 @@ mod tests {
             pairs,
             [("k", "19"), ("opts", "{\"x\":true}"), ("ref", "GRCh38")]
         );
+    }
+
+    #[test]
+    fn checksums_are_one_per_algorithm_in_algorithm_order() {
+        let mut sums = Checksums::of(SHA256, "aa");
+        assert_eq!(sums.insert(MD5, "bb"), None);
+        assert_eq!(sums.insert("blake3", "cc"), None);
+        // Sent again: replaced, not added.
+        assert_eq!(sums.insert(SHA256, "dd").as_deref(), Some("aa"));
+        assert_eq!(sums.len(), 3);
+        let listed: Vec<_> = sums.iter().collect();
+        assert_eq!(listed, [("blake3", "cc"), ("md5", "bb"), ("sha-256", "dd")]);
+        assert_eq!(sums.get(MD5), Some("bb"));
+        assert_eq!(sums.get("sha-1"), None);
+        assert_eq!(
+            serde_json::to_string(&sums).unwrap(),
+            r#"{"blake3":"cc","md5":"bb","sha-256":"dd"}"#
+        );
+        assert_eq!(sums.remove("blake3").as_deref(), Some("cc"));
+        assert_eq!(sums.remove("blake3"), None);
+
+        // Read from JSON in any order; a repeated algorithm keeps its last
+        // digest, as serde_json's maps do; anything but strings is an error.
+        let read: Checksums =
+            serde_json::from_str(r#"{"sha-256":"1","md5":"2","sha-256":"3"}"#).unwrap();
+        assert_eq!(read, [(MD5, "2"), (SHA256, "3")].into());
+        assert!(serde_json::from_str::<Checksums>(r#"{"md5":7}"#).is_err());
+        assert!(serde_json::from_str::<Checksums>(r#"["md5"]"#).is_err());
     }
 
     #[test]
