@@ -911,6 +911,112 @@ mod tests {
         assert_eq!(err.source.path().to_string(), "rowCount");
     }
 
+    /// The map against a model (a sorted map of values) through a long
+    /// pseudo-random run of sets, raw inserts, replacements and removals:
+    /// its text, values, order and reads stay the model's.
+    #[test]
+    fn facets_behave_as_a_sorted_map_of_values() {
+        let keys = [
+            "parent",
+            "a\"quote",
+            "zzz",
+            "nominalTime",
+            "é",
+            "",
+            "prov_x",
+            "b",
+        ];
+        let mut model = std::collections::BTreeMap::<String, Value>::new();
+        let mut facets = Facets::<RunKind>::new();
+        let mut seed = 0x9e37_79b9_7f4a_7c15_u64;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        for step in 0..3000 {
+            let roll = next();
+            let key = keys[(roll % keys.len() as u64) as usize];
+            match (roll >> 8) % 5 {
+                0 => {
+                    let facet =
+                        NominalTimeRunFacet::new(format!("2024-01-{:02}T00:00:00Z", step % 28 + 1));
+                    facets.set(&facet);
+                    model.insert(
+                        NominalTimeRunFacet::KEY.into(),
+                        serde_json::to_value(&facet).unwrap(),
+                    );
+                }
+                1 | 2 => {
+                    let value = json!({"n": step, "s": odd("v"), "list": [step % 3, null]});
+                    facets.insert_raw(key, value.clone());
+                    model.insert(key.into(), value);
+                }
+                3 => assert_eq!(facets.remove(key), model.remove(key), "remove {key:?}"),
+                _ => {
+                    // Read first (values parsed), then change: the values
+                    // read before are not kept for the changed map.
+                    assert_eq!(facets.raw(key), model.get(key));
+                    facets.insert_raw("b", json!(step));
+                    model.insert("b".into(), json!(step));
+                }
+            }
+            let mut text = Vec::new();
+            facets.write_json(&mut text);
+            let expected = serde_json::to_string(&model).unwrap();
+            assert_eq!(String::from_utf8(text).unwrap(), expected, "step {step}");
+            assert_eq!(facets.len(), model.len());
+            if step % 97 == 0 {
+                let listed: Vec<(String, Value)> = facets
+                    .iter()
+                    .map(|(k, v)| (k.to_owned(), v.clone()))
+                    .collect();
+                let modelled: Vec<(String, Value)> = model.clone().into_iter().collect();
+                assert_eq!(listed, modelled);
+                for key in keys {
+                    assert_eq!(facets.contains(key), model.contains_key(key));
+                    assert_eq!(facets.raw(key), model.get(key));
+                }
+                let read: Facets<RunKind> = serde_json::from_value(json!(model)).unwrap();
+                assert_eq!(read, facets);
+                assert_eq!(facets.clone(), facets);
+                assert_eq!(serde_json::to_value(&facets).unwrap(), json!(model));
+            }
+        }
+    }
+
+    /// A facet whose writer panics halfway, as a careless implementation
+    /// of [`Facet::write_json`] might.
+    #[derive(Serialize, Deserialize)]
+    struct Panicking;
+    impl Facet for Panicking {
+        const KEY: &'static str = "panicking";
+        const SCHEMA_URL: &'static str = "https://example.org/Panicking.json";
+        type Kind = RunKind;
+        fn write_json(&self, out: &mut Vec<u8>) {
+            out.extend_from_slice(b"{\"half");
+            panic!("halfway");
+        }
+    }
+
+    #[test]
+    fn a_facet_whose_writer_panicked_leaves_no_half_text() {
+        let mut facets = Facets::<RunKind>::new();
+        facets.set(&NominalTimeRunFacet::new("2024-01-01T00:00:00Z"));
+        let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            facets.set(&Panicking);
+        }));
+        assert!(caught.is_err());
+        facets.insert_raw("zzz", json!(1));
+        let mut text = Vec::new();
+        facets.write_json(&mut text);
+        let value: Value = serde_json::from_slice(&text).unwrap();
+        assert_eq!(value["zzz"], 1);
+        assert!(!facets.contains("panicking"));
+        assert_eq!(facets.len(), 2);
+    }
+
     #[test]
     fn absent_and_empty_facets_serialize_differently() {
         assert!(Facets::<JobKind>::default().is_absent());
