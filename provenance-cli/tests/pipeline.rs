@@ -1195,3 +1195,50 @@ fn a_command_with_an_argument_that_is_not_utf8_runs_as_given() {
         serde_json::json!(["touch", "lat\u{fffd}.txt"])
     );
 }
+
+#[test]
+fn an_environment_that_is_not_utf8_neither_stops_a_run_nor_hides_a_bad_setting() {
+    use std::ffi::OsStr;
+    use std::os::unix::ffi::OsStrExt;
+    let s = Sandbox::new("envnotutf8");
+    let events = s.path("events.ndjson");
+    // Anywhere in the environment: an unrelated variable, one allow-listed
+    // for the record, and a name that is not UTF-8 itself.
+    let out = s
+        .logging_to(&events, &["run", "--job", "true", "--", "true"])
+        .env("PROV_TEST_LATIN1", OsStr::from_bytes(b"caf\xe9"))
+        .env("NXF_WORK", OsStr::from_bytes(b"/work/caf\xe9"))
+        .env(OsStr::from_bytes(b"N\xc0ME"), "x")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = std::fs::read_to_string(&events).unwrap();
+    let start: Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
+    let recorded = &start["run"]["facets"]["environmentVariables"]["environmentVariables"];
+    assert!(
+        recorded
+            .as_array()
+            .unwrap()
+            .contains(&serde_json::json!({"name": "NXF_WORK", "value": "/work/caf\u{fffd}"})),
+        "{recorded}"
+    );
+
+    // An OpenLineage setting that is not UTF-8 is an error naming it, not a
+    // silent default.
+    let out = s
+        .logging_to(&events, &["run", "--job", "true", "--", "true"])
+        .env(
+            "OPENLINEAGE_URL",
+            OsStr::from_bytes(b"http://127.0.0.1:1/\xff"),
+        )
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("OPENLINEAGE_URL is not UTF-8"), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}

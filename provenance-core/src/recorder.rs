@@ -541,7 +541,7 @@ impl StepBuilder {
         ));
         let env = match &inner.environment {
             Some(vars) => capture_env(&inner.env_allow, vars.iter().cloned()),
-            None => capture_env(&inner.env_allow, std::env::vars()),
+            None => capture_env(&inner.env_allow, process_env(&inner.env_allow)),
         };
         if !env.is_empty() {
             run.facets.set(&EnvironmentVariablesRunFacet::new(env));
@@ -691,17 +691,31 @@ pub fn redact_argv(argv: &[String], secrets: &[String]) -> Vec<String> {
     out
 }
 
+/// Whether the variable `name` is on the allow-list (`NAME` or `PREFIX*`).
+fn allowed(allow: &[String], name: &str) -> bool {
+    allow.iter().any(|a| match a.strip_suffix('*') {
+        Some(prefix) => name.starts_with(prefix),
+        None => name == a,
+    })
+}
+
+/// This process's allow-listed variables. Read as the system holds them, so
+/// that a variable that is not UTF-8 (anywhere in the environment) does not
+/// stop the step: an allow-listed one is recorded with U+FFFD in place of
+/// what is not UTF-8, and a name that is not UTF-8 is on no allow-list.
+fn process_env(allow: &[String]) -> impl Iterator<Item = (String, String)> {
+    std::env::vars_os().filter_map(move |(name, value)| {
+        let name = name.into_string().ok()?;
+        allowed(allow, &name).then(|| (name, value.to_string_lossy().into_owned()))
+    })
+}
+
 fn capture_env(
     allow: &[String],
     source: impl Iterator<Item = (String, String)>,
 ) -> Vec<(String, String)> {
     let mut vars: Vec<(String, String)> = source
-        .filter(|(name, _)| {
-            allow.iter().any(|a| match a.strip_suffix('*') {
-                Some(prefix) => name.starts_with(prefix),
-                None => name == a,
-            })
-        })
+        .filter(|(name, _)| allowed(allow, name))
         .map(|(name, value)| {
             let value = if looks_secret(&name) {
                 REDACTED.to_owned()

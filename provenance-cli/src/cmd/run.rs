@@ -443,7 +443,14 @@ fn children_usage() -> Option<Usage> {
 /// the Docker configuration, `PROV_INSECURE_REGISTRIES`, the cache folder).
 /// Unreadable credentials are a warning: images are then resolved anonymously.
 fn resolver() -> anyhow::Result<Resolver> {
-    let env: Vec<(String, String)> = std::env::vars().collect();
+    let (env, not_utf8) = utf8_env();
+    for name in not_utf8
+        .iter()
+        .filter(|n| RESOLVER_ENV.contains(&n.as_str()))
+    {
+        eprintln!("prov: warning: the environment variable {name} is not UTF-8; it is ignored");
+    }
+    let env: Vec<(String, String)> = env.into_iter().collect();
     let (options, problem) = ResolverOptions::from_env(&env);
     if let Some(e) = problem {
         eprintln!(
@@ -495,10 +502,40 @@ pub(crate) fn flush(recorder: &Recorder) {
     }
 }
 
+/// The variables the image resolver reads.
+const RESOLVER_ENV: &[&str] = &[
+    "DOCKER_CONFIG",
+    "HOME",
+    "PROV_CACHE_DIR",
+    "PROV_INSECURE_REGISTRIES",
+    "XDG_CACHE_HOME",
+];
+
+/// This process's environment variables that are UTF-8, and the names (with
+/// U+FFFD for what is not UTF-8) of those that are not. `std::env::vars`
+/// would panic on the first of those, wherever it is in the environment.
+fn utf8_env() -> (BTreeMap<String, String>, Vec<String>) {
+    let mut vars = BTreeMap::new();
+    let mut not_utf8 = Vec::new();
+    for (name, value) in std::env::vars_os() {
+        match (name.into_string(), value.into_string()) {
+            (Ok(name), Ok(value)) => {
+                vars.insert(name, value);
+            }
+            (Ok(name), Err(_)) => not_utf8.push(name),
+            (Err(name), _) => not_utf8.push(name.to_string_lossy().into_owned()),
+        }
+    }
+    (vars, not_utf8)
+}
+
 /// The store, plus whatever an OpenLineage configuration names. With another
 /// transport configured, a store that cannot be opened is only a warning.
 pub(crate) fn transports(ctx: &Ctx) -> anyhow::Result<Box<dyn Transport>> {
-    let env: BTreeMap<String, String> = std::env::vars().collect();
+    let (env, not_utf8) = utf8_env();
+    if let Some(name) = not_utf8.iter().find(|n| n.starts_with("OPENLINEAGE")) {
+        bail!("the environment variable {name} is not UTF-8; OpenLineage settings must be");
+    }
     let cwd = std::env::current_dir().context("read the working directory")?;
     let home = std::env::var_os("HOME").map(PathBuf::from);
     let configured = load_config(&env, &cwd, home.as_deref())?;
