@@ -1091,7 +1091,13 @@ impl RunHandle {
                 .argv
                 .filter(|a| !a.is_empty())
                 .or_else(|| (!self.command.is_empty()).then(|| self.command.clone()))
-                .unwrap_or_else(|| std::env::args().collect());
+                .unwrap_or_else(|| {
+                    // As the system gives them: an argument that is not
+                    // UTF-8 is recorded with U+FFFD (`env::args` would panic).
+                    std::env::args_os()
+                        .map(|a| a.to_string_lossy().into_owned())
+                        .collect()
+                });
             run.facets.set(&ProvExecutionRunFacet {
                 base: FacetBase::ours::<ProvExecutionRunFacet>(),
                 argv: redact_argv(&argv, &self.secrets),

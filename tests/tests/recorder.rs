@@ -462,3 +462,26 @@ fn an_abort_from_another_thread_waits_for_an_end_being_emitted() {
     assert!(other.abort_unless_ended(Execution::default()).unwrap());
     assert!(!other.abort_unless_ended(Execution::default()).unwrap());
 }
+
+#[test]
+fn a_host_process_whose_arguments_are_not_utf8_is_recorded_not_stopped() {
+    use std::ffi::OsStr;
+    use std::os::unix::ffi::OsStrExt;
+    let dir = Dir::new("argsnotutf8");
+    let events = dir.path("events.ndjson");
+    let out = Command::new(env!("CARGO_BIN_EXE_host_step"))
+        .arg(&events)
+        .arg(OsStr::from_bytes(b"caf\xe9.bam"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let all = lines(Path::new(&events));
+    assert_eq!(all.len(), 2);
+    let argv = &all[1]["run"]["facets"]["prov_execution"]["argv"];
+    assert_eq!(argv[1], events.as_str());
+    assert_eq!(argv[2], "caf\u{fffd}.bam");
+}
