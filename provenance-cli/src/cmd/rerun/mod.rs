@@ -219,11 +219,30 @@ fn sh(word: &str) -> String {
     }
 }
 
+/// Text from an event or the command line, made fit for a comment of the
+/// script: a line break (or any control character) in a job name cannot end
+/// the comment and start a command.
+fn comment(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_default().collect()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
+/// Writes the recipe as a shell script. Every value that comes from the
+/// store (paths, digests, commands, images) is quoted as one word, and text
+/// in comments is kept to its line.
 fn write_script(out: &mut impl Write, target: &str, steps: &[Step]) -> std::io::Result<()> {
     writeln!(out, "#!/bin/sh")?;
     writeln!(
         out,
-        "# Re-executes the recorded recipe of {target}, written by prov rerun."
+        "# Re-executes the recorded recipe of {}, written by prov rerun.",
+        comment(target)
     )?;
     writeln!(
         out,
@@ -254,12 +273,12 @@ fn write_script(out: &mut impl Write, target: &str, steps: &[Step]) -> std::io::
             out,
             "\n# step {}: {} (recorded as run {})",
             i + 1,
-            step.job,
-            step.run_id
+            comment(&step.job),
+            comment(&step.run_id)
         )?;
         for input in &step.inputs {
             if let Some(h) = &input.sha256 {
-                writeln!(out, "check_input {} {h}", sh(&input.path))?;
+                writeln!(out, "check_input {} {}", sh(&input.path), sh(h))?;
             }
         }
         if hides_secrets(step) {
@@ -281,18 +300,32 @@ fn write_script(out: &mut impl Write, target: &str, steps: &[Step]) -> std::io::
             (Some(image), Some(digest), Some("docker" | "podman")) => {
                 let name = image_name(image);
                 format!(
-                    "docker run --rm -v {0}:{0} -w {0} {1}@{digest} {2}",
+                    "docker run --rm -v {0}:{0} -w {0} {1} {2}",
                     sh(dir),
-                    sh(name),
+                    sh(&format!("{name}@{digest}")),
                     argv.join(" ")
                 )
+            }
+            _ if argv.is_empty() => {
+                // Its producer recorded no command (another tool's events):
+                // nothing to run, so nothing to compare.
+                writeln!(
+                    out,
+                    "echo {} >&2\nstatus=1",
+                    sh(&format!(
+                        "step {}: {} has no recorded command; not run again",
+                        i + 1,
+                        comment(&step.job)
+                    ))
+                )?;
+                continue;
             }
             _ => argv.join(" "),
         };
         writeln!(out, "(cd {} && {command})", sh(dir))?;
         for output in &step.outputs {
             if let Some(h) = &output.sha256 {
-                writeln!(out, "check_output {} {h}", sh(&output.path))?;
+                writeln!(out, "check_output {} {}", sh(&output.path), sh(h))?;
             }
         }
     }
@@ -399,4 +432,79 @@ impl Args {
 /// Whether a step's recorded command had secret values hidden.
 fn hides_secrets(step: &Step) -> bool {
     step.argv.iter().any(|a| a.contains(REDACTED))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A step as another producer's events might describe it.
+    fn step(job: &str, argv: &[&str], digest: &str) -> Step {
+        Step {
+            job: job.into(),
+            run_id: "0190d2c4-7f3a-7c2e-9b1d-2f6a8c4e5d31\n touch /tmp/x".into(),
+            fingerprint: None,
+            argv: argv.iter().map(|a| a.to_string()).collect(),
+            working_directory: Some("/tmp".into()),
+            image: Some("quay.io/x/y:1".into()),
+            image_digest: Some(format!("sha256:{digest}")),
+            runtime: Some("docker".into()),
+            parameters: Value::Null,
+            inputs: vec![FileRef {
+                path: "/data/in.txt".into(),
+                local: true,
+                sha256: Some(digest.into()),
+            }],
+            outputs: vec![FileRef {
+                path: "/data/out.txt".into(),
+                local: true,
+                sha256: Some(digest.into()),
+            }],
+        }
+    }
+
+    #[test]
+    fn values_from_events_stay_words_and_comments_in_the_script() {
+        let dir = std::env::temp_dir().join(format!("prov-rerun-script-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let pwned = dir.join("PWNED");
+        let touch = format!("touch {}", pwned.display());
+        let hostile = format!("$({touch})");
+        let mut plain = step(&format!("call\n{touch}\n#"), &["bwa", "mem"], &hostile);
+        plain.image = None;
+        plain.runtime = None;
+        let docked = step(&format!("x\r{touch}"), &["echo", "ok"], &hostile);
+        // Another producer's step with no command to run.
+        let mut bare = step("other-tool", &[], "ab");
+        bare.image = None;
+        let mut script = Vec::new();
+        write_script(
+            &mut script,
+            &format!("dataset:x\n{touch}"),
+            &[plain, docked, bare],
+        )
+        .unwrap();
+        let script = String::from_utf8(script).unwrap();
+        let path = dir.join("rerun.sh");
+        std::fs::write(&path, &script).unwrap();
+
+        // It parses, and running it (its first input check fails at once)
+        // runs nothing that came from an event.
+        let syntax = std::process::Command::new("sh")
+            .arg("-n")
+            .arg(&path)
+            .output()
+            .unwrap();
+        assert!(syntax.status.success(), "{script}\n{syntax:?}");
+        let ran = std::process::Command::new("sh")
+            .arg(&path)
+            .output()
+            .unwrap();
+        assert!(!ran.status.success());
+        assert!(!pwned.exists(), "{script}");
+        assert!(!script.lines().any(|l| l.starts_with("touch")), "{script}");
+        assert!(script.contains("'quay.io/x/y@sha256:$(touch"), "{script}");
+        assert!(script.contains("has no recorded command"), "{script}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }
