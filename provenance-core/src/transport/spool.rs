@@ -147,13 +147,25 @@ impl SpoolFile {
     }
 }
 
+/// Whether `path` is a spool file as [`SpoolFile::create`] names them,
+/// `<UUID>.ndjson`, and a regular file (not a link): what else lies in the
+/// folder (a user's own `.ndjson` file, say) is never sent or removed.
+fn is_spool_file(path: &Path) -> bool {
+    path.extension().is_some_and(|e| e == SUFFIX)
+        && path
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .is_some_and(|s| s.len() == 36 && uuid::Uuid::try_parse(s).is_ok())
+        && fs::symlink_metadata(path).is_ok_and(|m| m.is_file())
+}
+
 /// The spool files in `dir` other than `own`.
 pub(crate) fn others(dir: &Path, own: &Path) -> io::Result<Vec<PathBuf>> {
     let mut files: Vec<PathBuf> = match fs::read_dir(dir) {
         Ok(entries) => entries
             .filter_map(Result::ok)
             .map(|e| e.path())
-            .filter(|p| p.extension().is_some_and(|e| e == SUFFIX) && p != own)
+            .filter(|p| p != own && is_spool_file(p))
             .collect(),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Vec::new(),
         Err(e) => return Err(e),
@@ -183,6 +195,25 @@ mod tests {
             assert_eq!(file.cursor().unwrap(), 0, "{bad:?}");
         }
         assert_eq!(file.lines_from(0).unwrap(), 2);
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn only_files_named_as_spools_are_taken_from_the_folder() {
+        let dir = std::env::temp_dir().join(format!("prov-spool-others-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        let own = SpoolFile::create(&dir).unwrap();
+        let orphan = SpoolFile::create(&dir).unwrap();
+        let orphan_path = orphan.path.clone();
+        drop(orphan);
+        // A user's files that happen to end in .ndjson, a link to one, and
+        // a folder: none is a spool.
+        fs::write(dir.join("samples.ndjson"), "{\"sample\":\"S1\"}\n").unwrap();
+        fs::write(dir.join("events.ndjson"), "").unwrap();
+        let uuid_named = dir.join(format!("{}.ndjson", uuid::Uuid::now_v7()));
+        std::os::unix::fs::symlink(dir.join("samples.ndjson"), &uuid_named).unwrap();
+        fs::create_dir(dir.join(format!("{}.ndjson", uuid::Uuid::now_v7()))).unwrap();
+        assert_eq!(others(&dir, &own.path).unwrap(), vec![orphan_path]);
         fs::remove_dir_all(&dir).unwrap();
     }
 }
