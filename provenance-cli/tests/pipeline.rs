@@ -694,6 +694,33 @@ fn run_cache_skips_a_step_whose_result_is_known_and_only_then() {
 }
 
 #[test]
+fn run_cache_reuses_a_run_only_if_it_made_every_declared_output() {
+    let s = Sandbox::new("cache-outputs");
+    let counter = s.path("count");
+    let script = format!("echo x > a; echo ran >> {counter}");
+    let step = |output: &str| -> Output {
+        s.prov(&[
+            "run", "--cache", "--job", "j", "--output", output, "--", "sh", "-c", &script,
+        ])
+    };
+    let runs = || std::fs::read_to_string(&counter).map_or(0, |t| t.lines().count());
+    assert!(step("a").status.success());
+    assert!(step("a").status.success());
+    assert_eq!(runs(), 1, "the same step with the same output is reused");
+    // The same command declaring another output: the known run did not
+    // make it, so the step runs, and fails as it would without --cache.
+    let other = step("b");
+    assert_eq!(runs(), 2);
+    assert_eq!(other.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&other.stderr);
+    assert!(
+        stderr.contains("declared output b was not created"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("cached"), "{stderr}");
+}
+
+#[test]
 fn rerun_plans_and_scripts_the_recipe_and_the_script_reproduces_it() {
     let s = Sandbox::new("rerun");
     let reads = s.write("S1.fastq", "@r1\nACGT\n+\nIIII\n");

@@ -855,14 +855,26 @@ fn is_image_file(image: &str) -> bool {
         || Path::new(image).is_file()
 }
 
-/// The dataset name of a local path: absolute, with `.` and `..` taken out
-/// lexically (`out/../data/ref.fa` run in `/work` is `/work/data/ref.fa`).
+/// The dataset name of a local path: absolute, without `.` components.
 /// Symbolic links are kept, not resolved: the name is the path people use.
+/// Except before a `..`: there the system goes up from where a link points,
+/// not from the link (`link/../ref.fa` is the `ref.fa` beside the link's
+/// target), so the path up to the last `..` is resolved, when it exists, and
+/// only when it does not are the `..` taken out lexically.
 pub fn local_name(path: &Path) -> String {
     use std::path::Component;
     let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+    let parts: Vec<Component> = absolute.components().collect();
     let mut clean = PathBuf::new();
-    for part in absolute.components() {
+    let mut rest = &parts[..];
+    if let Some(last_up) = parts.iter().rposition(|c| *c == Component::ParentDir) {
+        let through: PathBuf = parts[..=last_up].iter().collect();
+        if let Ok(real) = std::fs::canonicalize(&through) {
+            clean = real;
+            rest = &parts[last_up + 1..];
+        }
+    }
+    for part in rest {
         match part {
             Component::CurDir => {}
             Component::ParentDir => {
@@ -1250,6 +1262,24 @@ mod tests {
             here.join("b").display().to_string()
         );
         assert_eq!(uri_name("relative/path.bam"), None);
+
+        // Up from a link is up from where it points, as the system reads it.
+        let dir = std::env::temp_dir().join(format!("prov-local-name-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("other/sub")).unwrap();
+        std::fs::create_dir_all(dir.join("work")).unwrap();
+        std::os::unix::fs::symlink(dir.join("other/sub"), dir.join("work/link")).unwrap();
+        let real = std::fs::canonicalize(&dir).unwrap();
+        assert_eq!(
+            local_name(&dir.join("work/link/../ref.fa")),
+            real.join("other/ref.fa").display().to_string()
+        );
+        // Without `..`, the link is the name.
+        assert_eq!(
+            local_name(&dir.join("work/link/./ref.fa")),
+            dir.join("work/link/ref.fa").display().to_string()
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -13,7 +13,9 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use provenance_core::RunId;
 use provenance_core::facets::{ContainerRuntime, DigestSource, JobRef};
-use provenance_core::recorder::{Execution, Lineage, RecordError, Recorder, local_path};
+use provenance_core::recorder::{
+    Execution, Lineage, RecordError, Recorder, local_name, local_path, uri_name,
+};
 use provenance_core::resolve::{Resolver, ResolverOptions};
 use provenance_core::transport::{
     CompositeTransport, FailurePolicy, Transport, TransportConfig, load_config,
@@ -261,7 +263,7 @@ impl Args {
             }
         }
         if self.cache
-            && let Some(original) = reusable_run(ctx, prepared.fingerprint())?
+            && let Some(original) = reusable_run(ctx, prepared.fingerprint(), &self.outputs)?
         {
             let outputs: Vec<&str> = original.1.iter().map(String::as_str).collect();
             prepared
@@ -464,13 +466,31 @@ fn resolver() -> anyhow::Result<Resolver> {
 /// The latest successful run with `fingerprint` whose outputs are all still on
 /// disk with their recorded digests (checked through the hash cache), and
 /// those outputs' paths.
-fn reusable_run(ctx: &Ctx, fingerprint: &str) -> anyhow::Result<Option<(String, Vec<String>)>> {
+fn reusable_run(
+    ctx: &Ctx,
+    fingerprint: &str,
+    declared: &[String],
+) -> anyhow::Result<Option<(String, Vec<String>)>> {
     let Ok(store) = ctx.store() else {
         return Ok(None);
     };
     let Some((run, outputs)) = store.cache_lookup(fingerprint)? else {
         return Ok(None);
     };
+    // The outputs are not part of the fingerprint: the run made the same
+    // step, but it is reused only if it made every output declared now.
+    let made = |namespace: &str, name: &str| {
+        outputs
+            .iter()
+            .any(|o| o.namespace == namespace && o.name == name)
+    };
+    let all_made = declared.iter().all(|o| match local_path(o) {
+        Some(path) => made("file", &local_name(&path)),
+        None => uri_name(o).is_some_and(|(namespace, name)| made(&namespace, &name)),
+    });
+    if !all_made {
+        return Ok(None);
+    }
     let cache = ctx.hash_cache();
     let mut hasher =
         provenance_core::hash::Hasher::new(provenance_core::hash::HashOptions::default());
