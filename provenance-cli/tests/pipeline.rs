@@ -402,6 +402,76 @@ fn sigterm_is_forwarded_and_the_run_recorded_as_aborted() {
     assert_eq!(runs["items"][0]["state"], "ABORT");
 }
 
+/// A COMPLETE event of another producer: run `run`, writing `output`
+/// with the given `prov_checksum` sha-256.
+fn event_writing(run: &str, output: &str, sha256: &str) -> String {
+    serde_json::json!({
+        "eventTime": "2024-05-01T12:00:00Z",
+        "producer": "https://example.org/other",
+        "schemaURL": "https://openlineage.io/spec/2-0-2/OpenLineage.json#/$defs/RunEvent",
+        "eventType": "COMPLETE",
+        "run": {"runId": run},
+        "job": {"namespace": "n", "name": "make"},
+        "outputs": [{"namespace": "file", "name": output, "facets": {"prov_checksum": {
+            "_producer": "https://example.org/other",
+            "_schemaURL": "https://example.org/ProvChecksumDatasetFacet.json",
+            "kind": "file", "size": 5, "checksums": {"sha-256": sha256}
+        }}}]
+    })
+    .to_string()
+}
+
+#[test]
+fn digests_from_other_producers_are_compared_in_lowercase_and_odd_ones_name_nothing() {
+    let s = Sandbox::new("digests");
+    let file = s.write("v.txt", "data\n");
+    let upper = sha256(&file).to_ascii_uppercase();
+    let events = s.write(
+        "events.ndjson",
+        &[
+            event_writing("0190d2c4-7f3a-7c2e-9b1d-2f6a8c4e5d31", &file, &upper),
+            event_writing(
+                "0190d2c4-7f3a-7c2e-9b1d-2f6a8c4e5d32",
+                "/data/x.vcf",
+                "abcde\u{e9}\u{e9}\u{e9}\u{e9}\u{e9}\u{e9}\u{e9}\u{e9}\u{e9}\u{e9}",
+            ),
+            event_writing(
+                "0190d2c4-7f3a-7c2e-9b1d-2f6a8c4e5d33",
+                "/data/y.vcf",
+                "not-a-digest/../x",
+            ),
+        ]
+        .join("\n"),
+    );
+    s.ok(&["ingest", &events]);
+    // The same content in capitals is the same content.
+    let out = s.prov(&["verify", &file]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!text.contains("MODIFIED"), "{text}");
+    let lower = format!("sha256:{}", upper.to_ascii_lowercase());
+    let graph = s.json(&["lineage", "--format", "json", &lower]);
+    assert!(
+        graph
+            .to_string()
+            .contains("0190d2c4-7f3a-7c2e-9b1d-2f6a8c4e5d31"),
+        "{graph}"
+    );
+    // A digest that is not one names no version of the file, and the
+    // lineage shows without a panic.
+    for target in ["dataset:file:/data/x.vcf", "dataset:file:/data/y.vcf"] {
+        let out = s.prov(&["lineage", target]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{target}: {stderr}");
+        let json = s.json(&["lineage", "--format", "json", target]);
+        assert!(!json.to_string().contains("sha256:not-a-digest"), "{json}");
+    }
+}
+
 #[test]
 fn ingest_reports_bad_lines_and_strict_stores_nothing() {
     let s = Sandbox::new("ingest");

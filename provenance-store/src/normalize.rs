@@ -232,14 +232,19 @@ pub(crate) fn dataset<'n, N: Node + 'n>(
 ) -> DatasetPart {
     let checksum = facet("prov_checksum");
     let version = facet("version").and_then(|v| v.text_at(&["datasetVersion"]));
+    // A digest is 64 hexadecimal digits, kept in lowercase (as `verify` and
+    // the lineage queries compare them); anything else names no content.
+    let sha256 = |hex: &str| {
+        (hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()))
+            .then(|| hex.to_ascii_lowercase())
+    };
     let digest = checksum
         .and_then(|c| c.text_at(&["checksums", SHA256]))
-        .map(str::to_owned)
+        .and_then(sha256)
         .or_else(|| {
             version
                 .and_then(|v| v.strip_prefix("sha256:"))
-                .filter(|hex| hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()))
-                .map(str::to_ascii_lowercase)
+                .and_then(sha256)
         });
     DatasetPart {
         namespace: namespace.to_owned(),

@@ -91,8 +91,16 @@ impl Args {
     }
 }
 
+/// The first `n` characters of `text` (digests stored by another producer
+/// need not be ASCII).
+fn prefix(text: &str, n: usize) -> &str {
+    text.char_indices()
+        .nth(n)
+        .map_or(text, |(at, _)| &text[..at])
+}
+
 fn short(hex: &str) -> &str {
-    &hex[..hex.len().min(12)]
+    prefix(hex, 12)
 }
 
 fn dataset_label(node: &Node) -> String {
@@ -122,7 +130,7 @@ fn run_label(node: &Node) -> String {
     let image = match (d["containerDigest"].as_str(), d["containerImage"].as_str()) {
         (Some(digest), _) => {
             let repo = container["repository"].as_str().unwrap_or("");
-            format!("image {repo}@{}", &digest[..digest.len().min(19)])
+            format!("image {repo}@{}", prefix(digest, 19))
         }
         (None, Some(image)) => format!("image UNPINNED {image}"),
         (None, None) => "no container".to_owned(),
