@@ -111,7 +111,12 @@ fn decimal(text: &str) -> (bool, String, i64) {
         None => (false, text),
     };
     let (mantissa, exponent) = match text.split_once(['e', 'E']) {
-        Some((m, e)) => (m, e.parse::<i64>().unwrap_or(0)),
+        // An exponent beyond 64 bits is as far as one can go that way.
+        Some((m, e)) => (
+            m,
+            e.parse::<i64>()
+                .unwrap_or(if e.starts_with('-') { i64::MIN } else { i64::MAX }),
+        ),
         None => (text, 0),
     };
     let (whole, fraction) = mantissa.split_once('.').unwrap_or((mantissa, ""));
@@ -121,7 +126,7 @@ fn decimal(text: &str) -> (bool, String, i64) {
     if significant.is_empty() {
         return (negative, String::new(), 0);
     }
-    let power = whole.len() as i64 - 1 - leading as i64 + exponent;
+    let power = (whole.len() as i64 - 1 - leading as i64).saturating_add(exponent);
     (negative, significant.to_owned(), power)
 }
 
@@ -353,6 +358,11 @@ mod tests {
             "0.12345678901234567890",
             "1.00000000000000000001",
             "9007199254740993.0",
+            // Exponents at and beyond the ends of 64 bits (a double reads
+            // them as 0 or infinity).
+            "0.1e-9223372036854775808",
+            "1e-99999999999999999999999",
+            "1e9223372036854775807",
         ];
         for number in inexact {
             // After a string holding a quote and a backslash.
