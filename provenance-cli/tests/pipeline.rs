@@ -1339,3 +1339,62 @@ fn an_environment_that_is_not_utf8_neither_stops_a_run_nor_hides_a_bad_setting()
     assert!(stderr.contains("OPENLINEAGE_URL is not UTF-8"), "{stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");
 }
+
+#[test]
+fn outputs_that_cannot_be_recorded_are_named_and_a_bad_uri_stops_the_step_first() {
+    let s = Sandbox::new("odd-outputs");
+    // A link to itself: it exists, but cannot be read.
+    let out = s.prov(&["run", "--output", "loop", "--", "ln", "-s", "loop", "loop"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("the declared output loop cannot be read")
+            && stderr.contains("symbolic links"),
+        "{stderr}"
+    );
+    // A URI that names no object: refused before the command runs.
+    let ran = s.path("ran");
+    let out = s.prov(&["run", "--output", "s3://bucket/", "--", "touch", &ran]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("the output s3://bucket/ names no object"),
+        "{stderr}"
+    );
+    assert!(!Path::new(&ran).exists(), "the command did not run");
+}
+
+#[test]
+fn a_step_stopped_by_a_signal_it_outlives_is_recorded_and_reported_as_stopped() {
+    let s = Sandbox::new("signal-handled");
+    // The command ignores SIGTERM and ends well.
+    let mut child = s
+        .command(&[
+            "run",
+            "--job",
+            "stubborn",
+            "--",
+            "sh",
+            "-c",
+            "trap '' TERM; sleep 2",
+        ])
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    loop {
+        let out = s.prov(&["audit", "runs", "--format", "json"]);
+        if out.status.success()
+            && serde_json::from_slice::<Value>(&out.stdout).unwrap()["total"] == 1
+        {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(20), "never started");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(128 + 15));
+    let runs = s.json(&["audit", "runs", "--format", "json"]);
+    assert_eq!(runs["items"][0]["state"], "ABORT");
+}

@@ -114,8 +114,11 @@ fn decimal(text: &str) -> (bool, String, i64) {
         // An exponent beyond 64 bits is as far as one can go that way.
         Some((m, e)) => (
             m,
-            e.parse::<i64>()
-                .unwrap_or(if e.starts_with('-') { i64::MIN } else { i64::MAX }),
+            e.parse::<i64>().unwrap_or(if e.starts_with('-') {
+                i64::MIN
+            } else {
+                i64::MAX
+            }),
         ),
         None => (text, 0),
     };

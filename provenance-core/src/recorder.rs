@@ -1022,7 +1022,10 @@ impl RunHandle {
             Ok(named) => named,
             Err(e) => {
                 // The run still ends, as a failure naming the output at fault.
-                let message = format!("{e}: {}", e.source_message());
+                let message = match e.source_message() {
+                    causes if causes.is_empty() => e.to_string(),
+                    causes => format!("{e}: {causes}"),
+                };
                 let _ = self.finish(
                     EventType::Fail,
                     Some(message),

@@ -240,6 +240,16 @@ impl Args {
         if let Some(parent) = &self.parent {
             step = step.parent_lineage(parent_lineage(parent, &self.namespace)?);
         }
+        // An output URI that names no object could never be recorded: said
+        // now, before the command runs, as for an input.
+        if let Some(place) = self.outputs.iter().find(|o| {
+            local_path(o).is_none() && uri_name(o).is_none_or(|(_, name)| name.is_empty())
+        }) {
+            bail!(
+                "the output {place} names no object, only a place; {} was not run",
+                argv[0]
+            );
+        }
         let prepared = match step.prepare() {
             Err(e @ RecordError::Unpinned { .. }) => {
                 eprintln!(
@@ -384,15 +394,23 @@ impl Args {
                 _ => format!("{} failed", argv[0]),
             };
             run.fail(&message, execution)
-        } else if let Some(missing) = self
-            .outputs
-            .iter()
-            .find(|o| local_path(o).is_some_and(|path| !path.exists()))
+        } else if let Some((missing, why)) =
+            self.outputs
+                .iter()
+                .find_map(|o| match local_path(o)?.try_exists() {
+                    Ok(true) => None,
+                    Ok(false) => Some((o, None)),
+                    Err(e) => Some((o, Some(e))),
+                })
         {
-            let message = format!(
-                "the declared output {missing} was not created by {}",
-                argv[0]
-            );
+            let message = match why {
+                None => format!(
+                    "the declared output {missing} was not created by {}",
+                    argv[0]
+                ),
+                // It is there, but cannot be followed (a link to itself).
+                Some(e) => format!("the declared output {missing} cannot be read: {e}"),
+            };
             eprintln!("prov: error: {message}");
             let _ = run.fail(&message, execution);
             flush(&recorder);
@@ -411,6 +429,9 @@ impl Args {
             }));
         }
         flush(&recorder);
+        // Stopped by a signal, prov says so, even if the command handled it
+        // and exited normally: the run is recorded as stopped (ABORT).
+        let exit = if stopped != 0 { 128 + stopped } else { exit };
         Ok(ExitCode::from((exit & 0xff) as u8))
     }
 }
