@@ -1398,3 +1398,54 @@ fn a_step_stopped_by_a_signal_it_outlives_is_recorded_and_reported_as_stopped() 
     let runs = s.json(&["audit", "runs", "--format", "json"]);
     assert_eq!(runs["items"][0]["state"], "ABORT");
 }
+
+#[test]
+fn lineage_draws_a_step_that_rewrites_the_version_it_read() {
+    let s = Sandbox::new("lineage-cycle");
+    let digest = "b".repeat(64);
+    let dataset = serde_json::json!({"namespace": "file", "name": "/d/x.vcf", "facets": {
+        "version": {"_producer": "https://example.org/other",
+            "_schemaURL": "https://openlineage.io/spec/facets/1-0-1/DatasetVersionDatasetFacet.json",
+            "datasetVersion": format!("sha256:{digest}")}}});
+    let event = |run: &str, job: &str, inputs: Value| {
+        serde_json::json!({
+            "eventTime": "2024-05-01T12:00:00Z",
+            "producer": "https://example.org/other",
+            "schemaURL": "https://openlineage.io/spec/2-0-2/OpenLineage.json#/$defs/RunEvent",
+            "eventType": "COMPLETE",
+            "run": {"runId": run},
+            "job": {"namespace": "n", "name": job},
+            "inputs": inputs,
+            "outputs": [dataset],
+        })
+        .to_string()
+    };
+    let events = s.write(
+        "events.ndjson",
+        &[
+            event(
+                "0190d2c4-7f3a-7c2e-9b1d-2f6a8c4e5d41",
+                "make",
+                serde_json::json!([]),
+            ),
+            // Sorts in place and changes nothing: reads and writes one version.
+            event(
+                "0190d2c4-7f3a-7c2e-9b1d-2f6a8c4e5d42",
+                "sort_inplace",
+                serde_json::json!([dataset]),
+            ),
+        ]
+        .join("\n"),
+    );
+    s.ok(&["ingest", &events]);
+    let out = s.prov(&["lineage", "dataset:file:/d/x.vcf"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for shown in ["/d/x.vcf", "make", "sort_inplace", "(shown above)"] {
+        assert!(text.contains(shown), "{shown}: {text}");
+    }
+}

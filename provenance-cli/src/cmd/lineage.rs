@@ -188,6 +188,15 @@ fn write_tree(
     for root in roots {
         walk(out, graph, root, "", "", &next, &mut printed)?;
     }
+    // A cycle (a step that reads and rewrites the same version) has no
+    // root: what is left starts from its datasets, then its runs.
+    let (datasets, runs): (Vec<&Node>, Vec<&Node>) =
+        graph.graph.iter().partition(|n| n.kind != "RUN");
+    for node in datasets.into_iter().chain(runs) {
+        if !printed.contains(&node.id) {
+            walk(out, graph, node, "", "", &next, &mut printed)?;
+        }
+    }
     Ok(())
 }
 
