@@ -75,3 +75,28 @@ fn ndjson_lines_are_numbered_and_a_missing_file_is_a_usage_error() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("absent.json"));
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn an_integer_a_store_would_refuse_is_a_deviation() {
+    let dir = std::env::temp_dir().join(format!("prov-validate-int-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let good = std::fs::read_to_string(example("events/marquez-event_required_only.json")).unwrap();
+    let mut event: serde_json::Value = serde_json::from_str(&good).unwrap();
+    event["job"]["facets"] = serde_json::json!({"custom": {
+        "_producer": "https://example.org", "_schemaURL": "https://example.org/s.json",
+        "n": 1
+    }});
+    let text = event
+        .to_string()
+        .replace("\"n\":1", "\"n\":18446744073709551616");
+    let file = dir.join("bigint.json");
+    std::fs::write(&file, text).unwrap();
+    let out = prov(&["validate", file.to_str().unwrap()]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.contains("the integer 18446744073709551616 (at byte"),
+        "{stdout}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}

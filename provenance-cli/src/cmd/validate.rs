@@ -31,7 +31,19 @@ impl Args {
                     let name = events.name();
                     checked += 1;
                     let problems: Vec<String> = match Event::from_slice(&raw) {
-                        Ok(event) => validate(&event).iter().map(ToString::to_string).collect(),
+                        Ok(event) => {
+                            let mut found: Vec<String> =
+                                validate(&event).iter().map(ToString::to_string).collect();
+                            // What a store refuses is a deviation here too.
+                            if let Some((at, number)) =
+                                provenance_core::canonical::first_inexact_integer(&raw)
+                            {
+                                found.push(format!(
+                                    "the integer {number} (at byte {at}) is beyond 64 bits and would be rounded; a store refuses it (send it as a string)"
+                                ));
+                            }
+                            found
+                        }
                         Err(e @ provenance_core::ParseError::Syntax { .. }) => {
                             vec![format!("not JSON: {e}")]
                         }
