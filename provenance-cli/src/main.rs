@@ -45,9 +45,10 @@ pub struct Cli {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let ctx = ctx::Ctx::new(cli.store);
+    let runs_steps = cli.command.runs_steps();
     match cli.command.run(&ctx) {
         Ok(code) => code,
-        Err(err) if is_broken_pipe(&err) => ExitCode::SUCCESS,
+        Err(err) if is_broken_pipe(&err) && !runs_steps => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("prov: error: {err:#}");
             ExitCode::from(exit::USAGE)

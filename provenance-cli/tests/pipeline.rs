@@ -1449,3 +1449,32 @@ fn lineage_draws_a_step_that_rewrites_the_version_it_read() {
         assert!(text.contains(shown), "{shown}: {text}");
     }
 }
+
+#[test]
+fn a_step_whose_start_cannot_be_recorded_to_a_closed_pipe_is_not_a_success() {
+    let s = Sandbox::new("closed-pipe");
+    let ran = s.path("ran");
+    let script = format!("touch {ran}; exit 3");
+    let mut child = s
+        .command(&[
+            "--store",
+            "/nonexistent/x/prov.db",
+            "run",
+            "--",
+            "sh",
+            "-c",
+            &script,
+        ])
+        .env("OPENLINEAGE__TRANSPORT__TYPE", "console")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The reader goes away before prov writes its START event there.
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("record the start of the step"), "{stderr}");
+    assert!(!Path::new(&ran).exists(), "the step did not run unrecorded");
+}

@@ -45,6 +45,14 @@ pub enum Command {
 }
 
 impl Command {
+    /// Whether the command runs a pipeline step (prov run, and rerun, which
+    /// can run steps again): there a broken pipe (a console transport whose
+    /// reader went away) is a failure to record, not a reader that has
+    /// seen enough.
+    pub fn runs_steps(&self) -> bool {
+        matches!(self, Command::Run(_) | Command::Rerun(_))
+    }
+
     /// Runs the subcommand and returns the process exit code.
     pub fn run(self, ctx: &Ctx) -> anyhow::Result<ExitCode> {
         match self {
