@@ -131,6 +131,13 @@ pub fn load_config(
         let text = std::fs::read_to_string(path).map_err(|e| fail(e.to_string()))?;
         let doc: Value =
             serde_norway::from_str(&text).map_err(|e| fail(format!("not valid YAML: {e}")))?;
+        // An empty file is no configuration; anything else must be a
+        // mapping (a stray scalar or list is a mistake, not a default).
+        if !matches!(doc, Value::Object(_) | Value::Null) {
+            return Err(fail(
+                "the file must be a mapping with a `transport:` section".into(),
+            ));
+        }
         transport = match doc.get("transport") {
             None | Some(Value::Null) => None,
             Some(t @ Value::Object(_)) => Some(t.clone()),
@@ -201,6 +208,14 @@ fn url_problem(url: &str) -> Option<String> {
     if host.is_empty() {
         return Some("it names no host".into());
     }
+    if host.starts_with('[') != host.ends_with(']')
+        || host.starts_with('[')
+            && host[1..host.len() - 1]
+                .parse::<std::net::Ipv6Addr>()
+                .is_err()
+    {
+        return Some("its IPv6 address in brackets is malformed".into());
+    }
     match port {
         // Not the port as written: it may be part of a password.
         Some(p) if p.parse::<u16>().is_err() => Some("the port is not a number up to 65535".into()),
@@ -261,6 +276,7 @@ fn parse(t: &Value, source_name: &str) -> Result<TransportConfig, ConfigError> {
         "file" => {
             let path = member(map, "log_file_path")
                 .and_then(text)
+                .filter(|p| !p.trim().is_empty())
                 .ok_or_else(|| fail("a file transport needs `log_file_path`".into()))?;
             let append = match member(map, "append").and_then(text) {
                 None => true,
@@ -334,10 +350,14 @@ fn parse(t: &Value, source_name: &str) -> Result<TransportConfig, ConfigError> {
                 Some(v) => v
                     .parse::<f64>()
                     .ok()
-                    .filter(|s| *s > 0.0)
+                    // A millisecond at least: less gives every request up
+                    // before it starts.
+                    .filter(|s| *s >= 0.001)
                     .and_then(|s| Duration::try_from_secs_f64(s).ok())
                     .ok_or_else(|| {
-                        fail(format!("`timeout` must be a number of seconds, not {v:?}"))
+                        fail(format!(
+                            "`timeout` must be a number of seconds (0.001 or more), not {v:?}"
+                        ))
                     })?,
             };
             Ok(TransportConfig::Http {
@@ -530,6 +550,23 @@ mod tests {
                 "needs `apiKey`",
             ),
             ("transport: {\n", "not valid YAML"),
+            (
+                "transport\n",
+                "must be a mapping with a `transport:` section",
+            ),
+            ("- a\n", "must be a mapping with a `transport:` section"),
+            (
+                "transport:\n  type: http\n  url: \"http://[::1\"\n",
+                "IPv6 address in brackets is malformed",
+            ),
+            (
+                "transport:\n  type: http\n  url: \"http://[::1]:5000\"\n  timeout: 1e-12\n",
+                "0.001 or more",
+            ),
+            (
+                "transport:\n  type: file\n  log_file_path: \"\"\n",
+                "needs `log_file_path`",
+            ),
             (
                 "transport:\n  type: http\n  url: http://127.0.0.1:99999\n",
                 "the port is not a number up to 65535",
