@@ -43,7 +43,19 @@ pub struct Cli {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        // clap says only that some argument is not UTF-8: it may be an
+        // option's environment variable, which is then named.
+        Err(e) if e.kind() == clap::error::ErrorKind::InvalidUtf8 => {
+            if let Some(name) = option_variable_not_utf8() {
+                eprintln!("prov: error: the environment variable {name} is not UTF-8");
+                return ExitCode::from(exit::USAGE);
+            }
+            e.exit()
+        }
+        Err(e) => e.exit(),
+    };
     let ctx = ctx::Ctx::new(cli.store);
     let runs_steps = cli.command.runs_steps();
     match cli.command.run(&ctx) {
@@ -54,6 +66,27 @@ fn main() -> ExitCode {
             ExitCode::from(exit::USAGE)
         }
     }
+}
+
+/// The first environment variable that backs an option of prov (of any
+/// subcommand) and is set to something that is not UTF-8.
+fn option_variable_not_utf8() -> Option<String> {
+    use clap::CommandFactory;
+    fn variables(command: &clap::Command, out: &mut Vec<String>) {
+        for arg in command.get_arguments() {
+            if let Some(name) = arg.get_env() {
+                out.push(name.to_string_lossy().into_owned());
+            }
+        }
+        for sub in command.get_subcommands() {
+            variables(sub, out);
+        }
+    }
+    let mut names = Vec::new();
+    variables(&Cli::command(), &mut names);
+    names
+        .into_iter()
+        .find(|name| std::env::var_os(name).is_some_and(|v| v.to_str().is_none()))
 }
 
 /// A reader that closed the pipe (`prov hash ... | head`) is not an error.

@@ -1478,3 +1478,21 @@ fn a_step_whose_start_cannot_be_recorded_to_a_closed_pipe_is_not_a_success() {
     assert!(stderr.contains("record the start of the step"), "{stderr}");
     assert!(!Path::new(&ran).exists(), "the step did not run unrecorded");
 }
+
+#[test]
+fn an_option_variable_that_is_not_utf8_is_named() {
+    use std::ffi::OsStr;
+    use std::os::unix::ffi::OsStrExt;
+    let s = Sandbox::new("option-env");
+    let out = s
+        .command(&["audit", "runs"])
+        .env("PROV_STORE", OsStr::from_bytes(b"x\xffy.db"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("the environment variable PROV_STORE is not UTF-8"),
+        "{stderr}"
+    );
+}

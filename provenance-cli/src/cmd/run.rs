@@ -545,10 +545,14 @@ pub(crate) fn flush(recorder: &Recorder) {
 
 /// The variables the image resolver reads.
 const RESOLVER_ENV: &[&str] = &[
+    "APPTAINER_CONTAINER",
     "DOCKER_CONFIG",
+    provenance_core::resolve::local::ECS_METADATA_VAR,
     "HOME",
     "PROV_CACHE_DIR",
     "PROV_INSECURE_REGISTRIES",
+    "PROV_REGISTRY_CA",
+    "SINGULARITY_CONTAINER",
     "XDG_CACHE_HOME",
 ];
 
