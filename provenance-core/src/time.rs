@@ -16,6 +16,9 @@ pub struct EventTime {
     text: String,
     instant: DateTime<Utc>,
     has_zone: bool,
+    /// Whether the text is RFC 3339 as written (an offset such as `+0000`,
+    /// without its colon, is read but is not).
+    rfc3339: bool,
 }
 
 /// Text that is not an RFC 3339 date-time, even leniently read.
@@ -39,6 +42,16 @@ impl EventTime {
                 text: text.to_owned(),
                 instant: t.with_timezone(&Utc),
                 has_zone: true,
+                rfc3339: true,
+            });
+        }
+        // An offset without its colon, as Java's `Z` pattern writes it.
+        if let Ok(t) = DateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S%.f%z") {
+            return Ok(EventTime {
+                text: text.to_owned(),
+                instant: t.with_timezone(&Utc),
+                has_zone: true,
+                rfc3339: false,
             });
         }
         for format in ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f"] {
@@ -47,6 +60,7 @@ impl EventTime {
                     text: text.to_owned(),
                     instant: t.and_utc(),
                     has_zone: false,
+                    rfc3339: false,
                 });
             }
         }
@@ -69,6 +83,12 @@ impl EventTime {
     pub fn has_zone(&self) -> bool {
         self.has_zone
     }
+
+    /// Whether the text is RFC 3339 as the spec requires, not only read
+    /// leniently (no zone, or an offset without its colon).
+    pub fn is_rfc3339(&self) -> bool {
+        self.rfc3339
+    }
 }
 
 impl From<DateTime<Utc>> for EventTime {
@@ -79,6 +99,7 @@ impl From<DateTime<Utc>> for EventTime {
             text: instant.to_rfc3339_opts(SecondsFormat::Micros, true),
             instant,
             has_zone: true,
+            rfc3339: true,
         }
     }
 }
@@ -140,6 +161,24 @@ mod tests {
             true,
         );
         check("2021-11-03T10:53:52", "2021-11-03T10:53:52Z", false);
+        // An offset without its colon (Java's `Z` pattern): read, with its
+        // zone, but not RFC 3339.
+        check("2024-05-01T12:00:00.000+0200", "2024-05-01T10:00:00Z", true);
+        assert!(
+            !EventTime::parse("2024-05-01T12:00:00+0000")
+                .unwrap()
+                .is_rfc3339()
+        );
+        assert!(
+            !EventTime::parse("2021-11-03T10:53:52")
+                .unwrap()
+                .is_rfc3339()
+        );
+        assert!(
+            EventTime::parse("2024-05-01T12:00:00+00:00")
+                .unwrap()
+                .is_rfc3339()
+        );
     }
 
     #[test]

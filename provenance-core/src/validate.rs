@@ -32,11 +32,7 @@ pub fn validate(event: &Event) -> Vec<Deviation> {
     let mut v = Validator { out: Vec::new() };
     match event {
         Event::Run(e) => {
-            v.base(
-                e.event_time.has_zone(),
-                &e.producer,
-                e.schema_url.as_deref(),
-            );
+            v.base(&e.event_time, &e.producer, e.schema_url.as_deref());
             if let Some(EventType::Unknown(t)) = &e.event_type {
                 v.push(
                     "eventType",
@@ -52,19 +48,11 @@ pub fn validate(event: &Event) -> Vec<Deviation> {
             v.outputs(e.outputs());
         }
         Event::Dataset(e) => {
-            v.base(
-                e.event_time.has_zone(),
-                &e.producer,
-                e.schema_url.as_deref(),
-            );
+            v.base(&e.event_time, &e.producer, e.schema_url.as_deref());
             v.dataset_facets("dataset.facets", &e.dataset.facets);
         }
         Event::Job(e) => {
-            v.base(
-                e.event_time.has_zone(),
-                &e.producer,
-                e.schema_url.as_deref(),
-            );
+            v.base(&e.event_time, &e.producer, e.schema_url.as_deref());
             v.job(&e.job);
             v.inputs(e.inputs.as_deref().unwrap_or_default());
             v.outputs(e.outputs.as_deref().unwrap_or_default());
@@ -85,11 +73,19 @@ impl Validator {
         });
     }
 
-    fn base(&mut self, has_zone: bool, producer: &str, schema_url: Option<&str>) {
-        if !has_zone {
+    fn base(&mut self, time: &crate::EventTime, producer: &str, schema_url: Option<&str>) {
+        if !time.has_zone() {
             self.push(
                 "eventTime",
                 "has no time zone or offset; RFC 3339 requires one (it was read as UTC)".into(),
+            );
+        } else if !time.is_rfc3339() {
+            self.push(
+                "eventTime",
+                format!(
+                    "{:?} is not RFC 3339: its offset needs a colon (+hh:mm); it was read as written",
+                    time.as_str()
+                ),
             );
         }
         if !is_uri(producer) {
@@ -331,6 +327,16 @@ mod tests {
                 "outputs[0].outputFacets.outputStatistics.size",
             ]
         );
+    }
+
+    #[test]
+    fn an_offset_without_its_colon_is_read_and_reported() {
+        let mut e = conforming();
+        e["eventTime"] = json!("2024-05-01T12:00:00+0000");
+        let found = validate(&Event::from_value(e).unwrap());
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!(found[0].path, "eventTime");
+        assert!(found[0].message.contains("needs a colon"), "{found:?}");
     }
 
     #[test]
