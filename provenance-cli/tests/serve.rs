@@ -647,3 +647,34 @@ fn a_server_beyond_loopback_without_tokens_refuses_to_start() {
             .contains("refusing to listen on 0.0.0.0:0 without --tokens")
     );
 }
+
+#[test]
+fn a_byte_order_mark_before_an_event_is_left_out_as_prov_ingest_does() {
+    let server = Server::start("bom");
+    let w = Some(server.write_token.as_str());
+    let mut one = b"\xEF\xBB\xBF".to_vec();
+    one.extend(serde_json::to_vec(&event("bom", 0).to_value()).unwrap());
+    let mut batch = b"\xEF\xBB\xBF".to_vec();
+    batch.extend(serde_json::to_vec(&[event("bom", 1).to_value()]).unwrap());
+    let (status, text) = server.post("/api/v1/lineage", w, "application/json", false, one.clone());
+    assert_eq!(status, 201, "{text}");
+    let (status, text) = server.post(
+        "/api/v1/lineage/batch",
+        w,
+        "application/json",
+        true,
+        gzip(&batch),
+    );
+    assert_eq!(status, 200, "{text}");
+    assert_eq!(server.event_count(), 2);
+    // The same event again, without its mark, is the same event.
+    let (status, _) = server.post(
+        "/api/v1/lineage",
+        w,
+        "application/json",
+        false,
+        one[3..].to_vec(),
+    );
+    assert_eq!(status, 201);
+    assert_eq!(server.event_count(), 2);
+}

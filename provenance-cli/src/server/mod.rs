@@ -266,8 +266,17 @@ async fn as_json_error(response: Response, method: &axum::http::Method, path: &s
 }
 
 /// The request body as JSON bytes: checks the content type, inflates gzip
-/// within the limit.
+/// within the limit, and leaves out a byte order mark (RFC 8259 lets a
+/// reader ignore one; `prov ingest` does too).
 fn json_body(state: &AppState, headers: &HeaderMap, body: Bytes) -> Result<Vec<u8>, Response> {
+    let mut json = body_bytes(state, headers, body)?;
+    if json.starts_with(b"\xEF\xBB\xBF") {
+        json.drain(..3);
+    }
+    Ok(json)
+}
+
+fn body_bytes(state: &AppState, headers: &HeaderMap, body: Bytes) -> Result<Vec<u8>, Response> {
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
