@@ -100,3 +100,21 @@ fn an_integer_a_store_would_refuse_is_a_deviation() {
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn a_member_named_twice_is_a_deviation() {
+    let dir = std::env::temp_dir().join(format!("prov-validate-dup-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let good = std::fs::read_to_string(example("events/marquez-event_required_only.json")).unwrap();
+    let event: serde_json::Value = serde_json::from_str(&good).unwrap();
+    let text = event.to_string();
+    // The run id given twice: the first is not a UUID, the last is.
+    let text = text.replacen("\"runId\":", "\"runId\":\"not-a-uuid\",\"runId\":", 1);
+    let file = dir.join("dup.json");
+    std::fs::write(&file, text).unwrap();
+    let out = prov(&["validate", file.to_str().unwrap()]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(stdout.contains("`run.runId`: is named twice"), "{stdout}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

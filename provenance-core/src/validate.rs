@@ -27,6 +27,101 @@ impl fmt::Display for Deviation {
     }
 }
 
+/// Members named twice in one object of the JSON text `json`, which a
+/// parsed event cannot show (the last one wins): RFC 8259 says names
+/// should be unique, and readers that keep the first would see another
+/// event. Empty for text that is not JSON (parsing says why).
+pub fn duplicate_members(json: &[u8]) -> Vec<Deviation> {
+    let found = std::cell::RefCell::new(Vec::new());
+    let mut reader = serde_json::Deserializer::from_slice(json);
+    let _ = serde::de::DeserializeSeed::deserialize(
+        Scan {
+            path: String::new(),
+            found: &found,
+        },
+        &mut reader,
+    );
+    found.into_inner()
+}
+
+/// Walks any JSON value, noting each member named twice in its object.
+struct Scan<'a> {
+    path: String,
+    found: &'a std::cell::RefCell<Vec<Deviation>>,
+}
+
+impl Scan<'_> {
+    fn at(&self, path: String) -> Scan<'_> {
+        Scan {
+            path,
+            found: self.found,
+        }
+    }
+}
+
+impl<'de> serde::de::DeserializeSeed<'de> for Scan<'_> {
+    type Value = ();
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for Scan<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("JSON")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let mut seen = std::collections::HashSet::new();
+        while let Some(name) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+            let path = match self.path.as_str() {
+                "" => name.to_string(),
+                p => format!("{p}.{name}"),
+            };
+            if !seen.insert(name.clone()) {
+                self.found.borrow_mut().push(Deviation {
+                    path: path.clone(),
+                    message: "is named twice in its object; a reader may keep either value".into(),
+                });
+            }
+            map.next_value_seed(self.at(path))?;
+        }
+        Ok(())
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        let mut i = 0;
+        while seq
+            .next_element_seed(self.at(format!("{}[{i}]", self.path)))?
+            .is_some()
+        {
+            i += 1;
+        }
+        Ok(())
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_str<E>(self, _: &str) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_unit<E>(self) -> Result<(), E> {
+        Ok(())
+    }
+}
+
 /// Lists every deviation of `event` from the spec (empty when it conforms).
 pub fn validate(event: &Event) -> Vec<Deviation> {
     let mut v = Validator { out: Vec::new() };
@@ -337,6 +432,20 @@ mod tests {
         assert_eq!(found.len(), 1, "{found:?}");
         assert_eq!(found[0].path, "eventTime");
         assert!(found[0].message.contains("needs a colon"), "{found:?}");
+    }
+
+    #[test]
+    fn members_named_twice_are_found_with_their_path() {
+        let text = br#"{"run": {"runId": "x", "runId": "y"}, "eventType": "START",
+            "inputs": [{}, {"facets": {"a": 1, "b\u0022": 2, "a": 3}}], "eventType": "COMPLETE",
+            "job": {"name": "j"}}"#;
+        let found: Vec<String> = duplicate_members(text)
+            .into_iter()
+            .map(|d| d.path)
+            .collect();
+        assert_eq!(found, ["run.runId", "inputs[1].facets.a", "eventType"]);
+        assert!(duplicate_members(br#"{"a": {"a": 1}, "b": [{"a": 1}, {"a": 2}]}"#).is_empty());
+        assert!(duplicate_members(b"not json").is_empty());
     }
 
     #[test]

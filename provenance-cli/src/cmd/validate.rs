@@ -4,7 +4,7 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use provenance_core::{Event, validate};
+use provenance_core::{Event, duplicate_members, validate};
 
 /// Check OpenLineage events (one JSON event, a JSON array, or NDJSON) against the
 /// 2-0-2 spec and list every deviation. Exits 1 if any event deviates or cannot be read.
@@ -32,8 +32,11 @@ impl Args {
                     checked += 1;
                     let problems: Vec<String> = match Event::from_slice(&raw) {
                         Ok(event) => {
-                            let mut found: Vec<String> =
-                                validate(&event).iter().map(ToString::to_string).collect();
+                            let mut found: Vec<String> = duplicate_members(&raw)
+                                .iter()
+                                .chain(&validate(&event))
+                                .map(ToString::to_string)
+                                .collect();
                             // What a store refuses is a deviation here too.
                             if let Some((at, number)) =
                                 provenance_core::canonical::first_inexact_integer(&raw)
