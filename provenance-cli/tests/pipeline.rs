@@ -1496,3 +1496,29 @@ fn an_option_variable_that_is_not_utf8_is_named() {
         "{stderr}"
     );
 }
+
+#[test]
+fn a_dataset_given_twice_is_recorded_once() {
+    let s = Sandbox::new("twice");
+    let input = s.write("a.txt", "a\n");
+    let events = s.path("events.ndjson");
+    s.ok_logging_to(
+        &events,
+        &[
+            "run", "--input", "a.txt", "--input", "./a.txt", "--input", &input, "--output",
+            "b.txt", "--output", "b.txt", "--", "cp", "a.txt", "b.txt",
+        ],
+    );
+    let text = std::fs::read_to_string(&events).unwrap();
+    let complete: Value = serde_json::from_str(text.lines().last().unwrap()).unwrap();
+    assert_eq!(
+        complete["inputs"].as_array().unwrap().len(),
+        1,
+        "{complete}"
+    );
+    assert_eq!(
+        complete["outputs"].as_array().unwrap().len(),
+        1,
+        "{complete}"
+    );
+}

@@ -561,7 +561,9 @@ impl StepBuilder {
             recorder: self.recorder.clone(),
             run,
             job,
-            inputs: inputs.into_iter().map(|d| d.input).collect(),
+            inputs: once_each(inputs.into_iter().map(|d| d.input), |d| {
+                (d.namespace.clone(), d.name.clone())
+            }),
             command: self.command,
             secrets: self.secrets.into_iter().map(|(_, value)| value).collect(),
             root,
@@ -792,6 +794,13 @@ fn datasets(
         });
     }
     Ok(out)
+}
+
+/// The datasets, each once, in the order first given (`--input a.txt
+/// --input ./a.txt` name one dataset).
+fn once_each<D, K: Ord>(datasets: impl Iterator<Item = D>, key: impl Fn(&D) -> K) -> Vec<D> {
+    let mut seen = std::collections::BTreeSet::new();
+    datasets.filter(|d| seen.insert(key(d))).collect()
 }
 
 fn set_content_facets(facets: &mut Facets<DatasetKind>, d: &PathDigest) {
@@ -1040,7 +1049,9 @@ impl RunHandle {
             EventType::Complete,
             None,
             Some((execution, ended)),
-            named.into_iter().map(|n| n.output).collect(),
+            once_each(named.into_iter().map(|n| n.output), |d| {
+                (d.namespace.clone(), d.name.clone())
+            }),
         )?;
         Ok(digests)
     }
