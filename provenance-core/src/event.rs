@@ -256,10 +256,15 @@ impl ParseError {
 impl Event {
     /// Reads one event from JSON text.
     pub fn from_slice(bytes: &[u8]) -> Result<Event, ParseError> {
-        let value: Value = serde_json::from_slice(bytes).map_err(|e| ParseError::Syntax {
-            line: e.line(),
-            column: e.column(),
-            message: e.to_string(),
+        let value: Value = serde_json::from_slice(bytes).map_err(|e| {
+            // serde_json's text ends with the place, which ours names first.
+            let text = e.to_string();
+            let place = format!(" at line {} column {}", e.line(), e.column());
+            ParseError::Syntax {
+                line: e.line(),
+                column: e.column(),
+                message: text.strip_suffix(&place).unwrap_or(&text).to_owned(),
+            }
         })?;
         Event::from_value(value)
     }
@@ -704,6 +709,11 @@ mod tests {
     fn refuses_what_is_not_an_event() {
         let err = Event::from_slice(b"{\"eventTime\": ").unwrap_err();
         assert!(matches!(err, ParseError::Syntax { line: 1, .. }), "{err}");
+        // The place is named once.
+        assert_eq!(
+            err.to_string(),
+            "parse JSON at line 1, column 14: EOF while parsing a value"
+        );
         let err = Event::from_slice(b"[1]").unwrap_err();
         assert!(err.to_string().contains("found an array"), "{err}");
         let err = Event::from_slice(b"{\"producer\": \"p\"}").unwrap_err();
