@@ -103,8 +103,9 @@ pub struct Args {
     parent: Option<String>,
 
     /// Skip the command if a successful run with the same fingerprint (job,
-    /// command, image digest, parameters, input contents) left outputs that
-    /// are still on disk with the recorded digests; record a cached run.
+    /// command, image digest, parameters, input contents) made every output
+    /// declared now and left them on disk with the recorded digests; record
+    /// a cached run.
     #[arg(long)]
     cache: bool,
 
