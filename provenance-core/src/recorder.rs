@@ -864,35 +864,42 @@ fn is_image_file(image: &str) -> bool {
         || Path::new(image).is_file()
 }
 
-/// The dataset name of a local path: absolute, without `.` components.
+/// The dataset name of a local path: absolute, with `.` and `..` taken out
+/// lexically (`out/../data/ref.fa` run in `/work` is `/work/data/ref.fa`).
 /// Symbolic links are kept, not resolved: the name is the path people use.
-/// Except before a `..`: there the system goes up from where a link points,
-/// not from the link (`link/../ref.fa` is the `ref.fa` beside the link's
-/// target), so the path up to the last `..` is resolved, when it exists, and
-/// only when it does not are the `..` taken out lexically.
+/// Unless going up lexically lands elsewhere than the system does: `..` after
+/// a link goes up from where the link points (`link/../ref.fa` is the
+/// `ref.fa` beside the link's target), and then the folder the system
+/// reaches is named by its real path.
 pub fn local_name(path: &Path) -> String {
     use std::path::Component;
     let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
     let parts: Vec<Component> = absolute.components().collect();
-    let mut clean = PathBuf::new();
-    let mut rest = &parts[..];
+    let lexical = |parts: &[Component], mut clean: PathBuf| {
+        for part in parts {
+            match part {
+                Component::CurDir => {}
+                Component::ParentDir => {
+                    clean.pop();
+                }
+                other => clean.push(other),
+            }
+        }
+        clean
+    };
     if let Some(last_up) = parts.iter().rposition(|c| *c == Component::ParentDir) {
         let through: PathBuf = parts[..=last_up].iter().collect();
-        if let Ok(real) = std::fs::canonicalize(&through) {
-            clean = real;
-            rest = &parts[last_up + 1..];
+        let assumed = lexical(&parts[..=last_up], PathBuf::new());
+        // Both exist and are not the same folder: the system's is the one.
+        if let (Ok(real), Ok(assumed_real)) = (
+            std::fs::canonicalize(&through),
+            std::fs::canonicalize(&assumed),
+        ) && real != assumed_real
+        {
+            return lexical(&parts[last_up + 1..], real).display().to_string();
         }
     }
-    for part in rest {
-        match part {
-            Component::CurDir => {}
-            Component::ParentDir => {
-                clean.pop();
-            }
-            other => clean.push(other),
-        }
-    }
-    clean.display().to_string()
+    lexical(&parts, PathBuf::new()).display().to_string()
 }
 
 /// The local file an input or output names: a path, or a `file:///path` or
@@ -1287,6 +1294,13 @@ mod tests {
         assert_eq!(
             local_name(&dir.join("work/link/../ref.fa")),
             real.join("other/ref.fa").display().to_string()
+        );
+        // Going up inside a linked folder lands where the name says: the
+        // link stays in the name.
+        std::fs::create_dir_all(dir.join("other/sub/deeper")).unwrap();
+        assert_eq!(
+            local_name(&dir.join("work/link/deeper/../ref.fa")),
+            dir.join("work/link/ref.fa").display().to_string()
         );
         // Without `..`, the link is the name.
         assert_eq!(
