@@ -1362,6 +1362,20 @@ fn outputs_that_cannot_be_recorded_are_named_and_a_bad_uri_stops_the_step_first(
         "{stderr}"
     );
     assert!(!Path::new(&ran).exists(), "the command did not run");
+    // Said without its password or a signed URL's signature.
+    let out = s.prov(&[
+        "run",
+        "--output",
+        "s3://user:PW1@bucket/?X-Amz-Signature=SIG2",
+        "--",
+        "true",
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        !stderr.contains("PW1") && !stderr.contains("SIG2"),
+        "{stderr}"
+    );
 }
 
 #[test]
@@ -1426,7 +1440,7 @@ fn lineage_draws_a_step_that_rewrites_the_version_it_read() {
             event(
                 "0190d2c4-7f3a-7c2e-9b1d-2f6a8c4e5d41",
                 "make",
-                serde_json::json!([]),
+                serde_json::json!([{"namespace": "file", "name": "/d/a.ref"}]),
             ),
             // Sorts in place and changes nothing: reads and writes one version.
             event(
@@ -1445,9 +1459,17 @@ fn lineage_draws_a_step_that_rewrites_the_version_it_read() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    for shown in ["/d/x.vcf", "make", "sort_inplace", "(shown above)"] {
+    for shown in [
+        "/d/x.vcf",
+        "/d/a.ref",
+        "make",
+        "sort_inplace",
+        "(shown above)",
+    ] {
         assert!(text.contains(shown), "{shown}: {text}");
     }
+    // Drawn from what was asked about.
+    assert!(text.lines().next().unwrap().contains("/d/x.vcf"), "{text}");
 }
 
 #[test]
@@ -1520,5 +1542,55 @@ fn a_dataset_given_twice_is_recorded_once() {
         complete["outputs"].as_array().unwrap().len(),
         1,
         "{complete}"
+    );
+}
+
+#[test]
+fn one_input_spelled_two_ways_is_one_step_for_the_cache() {
+    let s = Sandbox::new("spelled-twice");
+    s.write("in.txt", "x\n");
+    let counter = s.path("count");
+    let script = format!("cp in.txt out.txt; echo ran >> {counter}");
+    let step = |inputs: &[&str]| {
+        let mut args = vec!["run", "--cache", "--job", "j"];
+        for i in inputs {
+            args.extend(["--input", i]);
+        }
+        args.extend(["--output", "out.txt", "--", "sh", "-c", &script]);
+        let out = s.prov(&args);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    step(&["in.txt"]);
+    step(&["in.txt", "./in.txt"]);
+    let runs = std::fs::read_to_string(&counter).unwrap().lines().count();
+    assert_eq!(
+        runs, 1,
+        "the second spelling is the same step, served from the cache"
+    );
+}
+
+#[test]
+fn printing_a_recipe_to_a_reader_that_left_is_not_an_error() {
+    let s = Sandbox::new("plan-pipe");
+    let input = s.write("in.txt", "x\n");
+    s.ok(&[
+        "run", "--input", &input, "--output", "out.txt", "--", "cp", &input, "out.txt",
+    ]);
+    let (read, write) = nix::unistd::pipe().unwrap();
+    drop(read);
+    let out = s
+        .command(&["rerun", "--plan", "out.txt"])
+        .stdout(Stdio::from(write))
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
     );
 }

@@ -491,7 +491,12 @@ impl StepBuilder {
             }
         };
 
-        let inputs = datasets(&self.recorder, &self.inputs, "input", &job_name)?;
+        // Each dataset once (`a.txt` and `./a.txt` are one), for the
+        // fingerprint as for the event.
+        let inputs = once_each(
+            datasets(&self.recorder, &self.inputs, "input", &job_name)?.into_iter(),
+            |d| (d.input.namespace.clone(), d.input.name.clone()),
+        );
         let digests: Vec<String> = inputs
             .iter()
             .filter_map(|d| d.digest.as_ref().map(|h| format!("sha256:{h}")))
@@ -890,11 +895,10 @@ pub fn local_name(path: &Path) -> String {
     if let Some(last_up) = parts.iter().rposition(|c| *c == Component::ParentDir) {
         let through: PathBuf = parts[..=last_up].iter().collect();
         let assumed = lexical(&parts[..=last_up], PathBuf::new());
-        // Both exist and are not the same folder: the system's is the one.
-        if let (Ok(real), Ok(assumed_real)) = (
-            std::fs::canonicalize(&through),
-            std::fs::canonicalize(&assumed),
-        ) && real != assumed_real
+        // The system reaches a folder other than the one the lexical name
+        // assumes (or one that does not exist): the system's is the one.
+        if let Ok(real) = std::fs::canonicalize(&through)
+            && std::fs::canonicalize(&assumed).map_or(true, |a| a != real)
         {
             return lexical(&parts[last_up + 1..], real).display().to_string();
         }
@@ -1301,6 +1305,13 @@ mod tests {
         assert_eq!(
             local_name(&dir.join("work/link/deeper/../ref.fa")),
             dir.join("work/link/ref.fa").display().to_string()
+        );
+        // A second `..` after the link, below a folder that exists only
+        // where the link points: named where the system reads.
+        std::fs::create_dir_all(dir.join("other/l2/m")).unwrap();
+        assert_eq!(
+            local_name(&dir.join("work/link/../l2/m/../f.txt")),
+            real.join("other/l2/f.txt").display().to_string()
         );
         // Without `..`, the link is the name.
         assert_eq!(

@@ -45,8 +45,10 @@ impl EventTime {
                 rfc3339: true,
             });
         }
-        // An offset without its colon, as Java's `Z` pattern writes it.
-        if let Ok(t) = DateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S%.f%z") {
+        // An offset without its colon, as Java's `Z` pattern writes it
+        // (`+0000`): read as RFC 3339 once the colon is put in, so nothing
+        // else loose gets through.
+        if let Some(t) = without_colon(text) {
             return Ok(EventTime {
                 text: text.to_owned(),
                 instant: t.with_timezone(&Utc),
@@ -89,6 +91,18 @@ impl EventTime {
     pub fn is_rfc3339(&self) -> bool {
         self.rfc3339
     }
+}
+
+/// `text` read as RFC 3339 if it ends in an offset `±hhmm` missing only its
+/// colon.
+fn without_colon(text: &str) -> Option<DateTime<chrono::FixedOffset>> {
+    let b = text.as_bytes();
+    let n = b.len();
+    if n < 6 || !matches!(b[n - 5], b'+' | b'-') || !b[n - 4..].iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    let fixed = format!("{}:{}", &text[..n - 2], &text[n - 2..]);
+    DateTime::parse_from_rfc3339(&fixed).ok()
 }
 
 impl From<DateTime<Utc>> for EventTime {
@@ -179,6 +193,18 @@ mod tests {
                 .unwrap()
                 .is_rfc3339()
         );
+        // Only the colon may be missing.
+        for loose in [
+            "2020-12-28T19:51:01+00 00",
+            "2020-12-28T19:51:01 +0000",
+            "2020-12-28T 19:51:01+0000",
+            " 2020-12-28T19:51:01+0000",
+            "2020-1-2T1:2:3+0000",
+            "2020-12-28T19:51:01+0000Z",
+            "2020-12-28T19:51:01+2400",
+        ] {
+            assert!(EventTime::parse(loose).is_err(), "{loose}");
+        }
     }
 
     #[test]

@@ -6,7 +6,7 @@ use std::io::Write;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use provenance_store::{Direction, LineageGraph, LineageQuery, Node};
+use provenance_store::{Direction, LineageGraph, LineageQuery, Node, Target};
 use serde_json::Value;
 
 use crate::ctx::Ctx;
@@ -77,7 +77,7 @@ impl Args {
             GraphFormat::Json => {
                 super::write_json(&mut out, &graph)?;
             }
-            GraphFormat::Tree => write_tree(&mut out, &graph, direction)?,
+            GraphFormat::Tree => write_tree(&mut out, &graph, direction, &target)?,
             GraphFormat::Dot => write_dot(&mut out, &graph)?,
             GraphFormat::Mermaid => write_mermaid(&mut out, &graph)?,
         }
@@ -158,6 +158,7 @@ fn write_tree(
     out: &mut impl Write,
     graph: &LineageGraph,
     direction: Direction,
+    target: &Target,
 ) -> std::io::Result<()> {
     let upstream = direction != Direction::Downstream;
     let next = |node: &Node| -> Vec<String> {
@@ -189,15 +190,32 @@ fn write_tree(
         walk(out, graph, root, "", "", &next, &mut printed)?;
     }
     // A cycle (a step that reads and rewrites the same version) has no
-    // root: what is left starts from its datasets, then its runs.
-    let (datasets, runs): (Vec<&Node>, Vec<&Node>) =
-        graph.graph.iter().partition(|n| n.kind != "RUN");
-    for node in datasets.into_iter().chain(runs) {
+    // root: what is left starts from the target, then datasets, then runs.
+    let mut left: Vec<&Node> = graph.graph.iter().collect();
+    left.sort_by_key(|n| (!is_target(n, target), n.kind == "RUN"));
+    for node in left {
         if !printed.contains(&node.id) {
             walk(out, graph, node, "", "", &next, &mut printed)?;
         }
     }
     Ok(())
+}
+
+/// Whether `node` is (a version of) what the query asked about.
+fn is_target(node: &Node, target: &Target) -> bool {
+    let d = &node.data;
+    let named = |namespace: &str, name: &str| {
+        d["namespace"].as_str() == Some(namespace) && d["name"].as_str() == Some(name)
+    };
+    match target {
+        Target::Digest(hex) => d["digest"].as_str() == Some(hex),
+        Target::Version {
+            namespace, name, ..
+        }
+        | Target::Dataset { namespace, name } => node.kind != "RUN" && named(namespace, name),
+        Target::Run(id) => node.id == format!("run:{id}"),
+        Target::Job { .. } => false,
+    }
 }
 
 fn walk(

@@ -45,12 +45,16 @@ pub enum Command {
 }
 
 impl Command {
-    /// Whether the command runs a pipeline step (prov run, and rerun, which
-    /// can run steps again): there a broken pipe (a console transport whose
+    /// Whether the command runs a pipeline step (prov run, and rerun
+    /// --check, which runs steps again): there a broken pipe (a console transport whose
     /// reader went away) is a failure to record, not a reader that has
     /// seen enough.
     pub fn runs_steps(&self) -> bool {
-        matches!(self, Command::Run(_) | Command::Rerun(_))
+        match self {
+            Command::Run(_) => true,
+            Command::Rerun(args) => args.runs_steps(),
+            _ => false,
+        }
     }
 
     /// Runs the subcommand and returns the process exit code.

@@ -246,8 +246,11 @@ impl Args {
         if let Some(place) = self.outputs.iter().find(|o| {
             local_path(o).is_none() && uri_name(o).is_none_or(|(_, name)| name.is_empty())
         }) {
+            // Without its password or query (a signed URL's signature).
+            let place = &place[..place.find(['?', '#']).unwrap_or(place.len())];
             bail!(
-                "the output {place} names no object, only a place; {} was not run",
+                "the output {} names no object, only a place; {} was not run",
+                provenance_core::redact_url_password(place),
                 argv[0]
             );
         }

@@ -97,7 +97,9 @@ impl Args {
                         by
                     };
                     match &v.digest {
-                        Some(h) if *h == d.sha256 => {
+                        // In any case: stores written before digests were
+                        // kept in lowercase may hold another producer's capitals.
+                        Some(h) if h.eq_ignore_ascii_case(&d.sha256) => {
                             ("OK", format!("recorded {} by {by}", when(v.created_at)))
                         }
                         Some(h) => (

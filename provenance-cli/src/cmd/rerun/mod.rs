@@ -333,6 +333,14 @@ fn write_script(out: &mut impl Write, target: &str, steps: &[Step]) -> std::io::
 }
 
 impl Args {
+    /// Whether this runs steps again (`--check`), rather than only printing
+    /// the recipe.
+    pub fn runs_steps(&self) -> bool {
+        self.check
+    }
+}
+
+impl Args {
     pub fn run(self, ctx: &Ctx) -> anyhow::Result<ExitCode> {
         let store = ctx.existing_store()?;
         let target = super::resolve_target(ctx, &store, &self.target)?;
