@@ -1594,3 +1594,24 @@ fn printing_a_recipe_to_a_reader_that_left_is_not_an_error() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn a_file_written_back_to_an_earlier_content_verifies_as_its_last_run_wrote_it() {
+    let s = Sandbox::new("a-b-a");
+    for content in ["A", "B", "A"] {
+        let script = format!("echo {content} > ab.txt");
+        s.ok(&[
+            "run", "--job", "w", "--output", "ab.txt", "--", "sh", "-c", &script,
+        ]);
+        // Distinct event times, to the microsecond.
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let out = s.prov(&["verify", "ab.txt"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.starts_with("OK"), "{text}");
+}

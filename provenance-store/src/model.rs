@@ -20,7 +20,8 @@ pub enum Target {
         /// The version (`sha256:<hex>`, a producer's version, `run:<uuid>`).
         version: String,
     },
-    /// A dataset: its latest version (as of the query time).
+    /// A dataset: its latest version (as of the query time): the one a run
+    /// wrote last (a version written again is as new as its last writing).
     Dataset {
         /// The dataset's namespace.
         namespace: String,

@@ -657,7 +657,9 @@ impl Backend for Postgres {
                     "SELECT v.id FROM dataset_version v
                      WHERE v.dataset_id = (SELECT id FROM dataset WHERE namespace = $1 AND name = $2)
                        AND v.created_at <= $3
-                     ORDER BY v.created_at DESC, v.id DESC LIMIT 1",
+                     ORDER BY COALESCE((SELECT MAX(o.event_time) FROM run_output o
+                                        WHERE o.version_id = v.id AND o.event_time <= $3),
+                                       v.created_at) DESC, v.id DESC LIMIT 1",
                     &[namespace, name, &cutoff],
                 )?;
                 Start::Versions(rows.iter().map(|r| r.get(0)).collect())

@@ -1265,7 +1265,9 @@ impl Backend for Sqlite {
                     .prepare_cached(
                         "SELECT v.id FROM dataset_version v JOIN dataset d ON d.id = v.dataset_id
                          WHERE d.namespace = ?1 AND d.name = ?2 AND v.created_at <= ?3
-                         ORDER BY v.created_at DESC, v.id DESC LIMIT 1",
+                         ORDER BY COALESCE((SELECT MAX(o.event_time) FROM run_output o
+                                            WHERE o.version_id = v.id AND o.event_time <= ?3),
+                                           v.created_at) DESC, v.id DESC LIMIT 1",
                     )
                     .and_then(|mut s| {
                         s.query_row(params![namespace, name, cutoff], |r| r.get(0))
