@@ -1615,3 +1615,28 @@ fn a_file_written_back_to_an_earlier_content_verifies_as_its_last_run_wrote_it()
     );
     assert!(text.starts_with("OK"), "{text}");
 }
+
+#[test]
+fn json_answers_about_a_file_named_in_latin1_do_not_panic() {
+    use std::ffi::OsStr;
+    use std::os::unix::ffi::OsStrExt;
+    let s = Sandbox::new("json-latin1");
+    let name = OsStr::from_bytes(b"caf\xe9.txt");
+    std::fs::write(s.0.join(name), "d\n").unwrap();
+    let missing = OsStr::from_bytes(b"gone\xe9.txt");
+    s.ok(&["run", "--", "true"]); // a store to verify against
+    for args in [
+        &["hash", "--format", "json"][..],
+        &["verify", "--format", "json"],
+    ] {
+        let out = s.command(args).arg(name).arg(missing).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(stdout.contains("caf\u{fffd}.txt"), "{args:?}: {stdout}");
+        assert!(
+            matches!(out.status.code(), Some(1 | 2)),
+            "{args:?}: {stderr}"
+        );
+    }
+}

@@ -113,7 +113,9 @@ impl Args {
                     failed += 1;
                     eprintln!("prov: error: {e:#}");
                     if self.format == Format::Json {
-                        json_items.push(json!({"path": path, "error": format!("{e:#}")}));
+                        json_items.push(
+                            json!({"path": path.to_string_lossy(), "error": format!("{e:#}")}),
+                        );
                     }
                 }
             }
@@ -190,7 +192,8 @@ fn write_text(out: &mut impl Write, d: &PathDigest, sha: bool, md5: bool) -> std
 fn to_json(d: &PathDigest) -> serde_json::Value {
     let facet = d.checksum_facet();
     let mut item = json!({
-        "path": d.path,
+        // A name that is not UTF-8 shows U+FFFD (serde would refuse it).
+        "path": d.path.to_string_lossy(),
         "kind": match d.kind { EntryKind::File => "file", EntryKind::Directory => "directory" },
         "size": d.size,
         "sha256": d.sha256,

@@ -123,7 +123,7 @@ impl Args {
             match self.format {
                 super::Format::Text => writeln!(out, "{status}  {}  ({detail})", path.display())?,
                 super::Format::Json => items.push(serde_json::json!({
-                    "path": path, "status": status, "detail": detail,
+                    "path": path.to_string_lossy(), "status": status, "detail": detail,
                     "recorded": recorded.map(|(v, runs)| serde_json::json!({"version": v, "runs": runs})),
                 })),
             }
