@@ -124,13 +124,32 @@ pub fn create(path: &Path, role: Role, name: Option<&str>) -> anyhow::Result<Str
         role.name(),
         name.unwrap_or("").replace(['\t', '\n'], " ")
     );
+    // A file edited by hand may not end its last line.
+    let unended = std::fs::read(path).is_ok_and(|t| t.last().is_some_and(|b| *b != b'\n'));
     let mut options = std::fs::OpenOptions::new();
     options.create(true).append(true);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
     options
         .open(path)
-        .and_then(|mut f| f.write_all(line.as_bytes()))
+        .and_then(|mut f| {
+            let mut text = line.into_bytes();
+            if unended {
+                text.insert(0, b'\n');
+            }
+            f.write_all(&text)?;
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::PermissionsExt;
+                if f.metadata()?.permissions().mode() & 0o077 != 0 {
+                    eprintln!(
+                        "prov: warning: the tokens file {} can be read by other users; `chmod 600` it",
+                        path.display()
+                    );
+                }
+            }
+            Ok(())
+        })
         .with_context(|| format!("append to the tokens file {}", path.display()))?;
     Ok(token)
 }
@@ -138,6 +157,21 @@ pub fn create(path: &Path, role: Role, name: Option<&str>) -> anyhow::Result<Str
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_token_added_to_a_file_whose_last_line_is_unended_still_works() {
+        let path = std::env::temp_dir().join(format!("prov-tokens-unended-{}", std::process::id()));
+        let _ = std::fs::remove_file(&path);
+        let first = create(&path, Role::Read, Some("ops")).unwrap();
+        // Edited by hand: the last line loses its line break.
+        let text = std::fs::read_to_string(&path).unwrap();
+        std::fs::write(&path, text.trim_end()).unwrap();
+        let second = create(&path, Role::Write, Some("ci")).unwrap();
+        let tokens = TokenFile::load(&path).unwrap();
+        assert_eq!(tokens.role_of(&first), Some(Role::Read));
+        assert_eq!(tokens.role_of(&second), Some(Role::Write));
+        std::fs::remove_file(&path).unwrap();
+    }
 
     #[test]
     fn created_tokens_are_found_with_their_role_and_others_are_not() {
