@@ -19,6 +19,15 @@ pub fn open_existing(location: &str) -> anyhow::Result<Store> {
             "no store at {location} (record something with `prov run` or `prov ingest`, or pass --store)"
         );
     }
+    if !is_path
+        && !provenance_store::holds_store(location)
+            .with_context(|| format!("open the store {}", redact(location)))?
+    {
+        anyhow::bail!(
+            "no prov store in the database {} (record something with `prov run` or `prov ingest` there first, or check the name)",
+            redact(location)
+        );
+    }
     if is_path && path.is_file() && path.metadata().is_ok_and(|m| m.len() == 0) {
         anyhow::bail!("{location} is an empty file, not a prov store (pass --store)");
     }

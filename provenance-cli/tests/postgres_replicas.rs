@@ -353,3 +353,34 @@ fn prov_store_copy_goes_to_postgres_and_back() {
     assert!(err.contains("no store at"), "{err}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn reading_commands_create_no_store_in_a_database_that_holds_none() {
+    let Some(schema) = pg::schema("holds_none") else {
+        return;
+    };
+    schema
+        .client()
+        .batch_execute("CREATE TABLE customers (id int)")
+        .unwrap();
+    for args in [&["verify", "--chain"][..], &["audit", "runs"]] {
+        let out = Command::new(env!("CARGO_BIN_EXE_prov"))
+            .arg("--store")
+            .arg(&schema.url)
+            .args(args)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains("no prov store in the database"), "{stderr}");
+    }
+    let tables: i64 = schema
+        .client()
+        .query_one(
+            "SELECT count(*) FROM pg_tables WHERE schemaname = $1",
+            &[&schema.name],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(tables, 1, "only the database's own table");
+}

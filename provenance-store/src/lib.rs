@@ -43,6 +43,6 @@ pub use model::{
     Paged, RunFilter, RunRecord, Target, TargetError, VersionRecord,
 };
 pub use store::{
-    ContainerAudit, CopyReport, Derived, MAX_DERIVED_DEPTH, ParsedEvent, Store, redact,
+    ContainerAudit, CopyReport, Derived, MAX_DERIVED_DEPTH, ParsedEvent, Store, holds_store, redact,
 };
 pub use transport::StoreTransport;

@@ -716,6 +716,18 @@ fn is_postgres(location: &str) -> bool {
     location.starts_with("postgres://") || location.starts_with("postgresql://")
 }
 
+/// Whether a PostgreSQL `location` already holds a prov store (reading
+/// commands must not create one in whatever database they are pointed at).
+/// `true` for any other location.
+pub fn holds_store(location: &str) -> StoreResult<bool> {
+    #[cfg(feature = "postgres")]
+    if is_postgres(location) {
+        return crate::postgres::Postgres::holds_store(location);
+    }
+    let _ = location;
+    Ok(true)
+}
+
 #[cfg(feature = "postgres")]
 fn open_postgres(location: &str) -> StoreResult<Box<dyn Backend>> {
     Ok(Box::new(crate::postgres::Postgres::open(location)?))

@@ -87,6 +87,23 @@ fn backend(context: impl Into<String>) -> impl FnOnce(postgres::Error) -> StoreE
 }
 
 impl Postgres {
+    /// Whether the database at `url` holds a prov store (its schema table),
+    /// without creating one.
+    pub fn holds_store(url: &str) -> StoreResult<bool> {
+        let fail = |source: Box<dyn std::error::Error + Send + Sync>| StoreError::Open {
+            what: "store",
+            path: PathBuf::from(redact(url)),
+            source,
+        };
+        let pool = Pool::new(Server::parse(url).map_err(|e| fail(e.into()))?);
+        let mut conn = pool.get().map_err(|e| fail(e.into()))?;
+        let row = conn
+            .client
+            .query_one("SELECT to_regclass('prov_schema') IS NOT NULL", &[])
+            .map_err(|e| fail(e.into()))?;
+        Ok(row.get(0))
+    }
+
     /// Connects to the store at `url` and brings its schema up to date.
     pub fn open(url: &str) -> StoreResult<Self> {
         let location = redact(url);
