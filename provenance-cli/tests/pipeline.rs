@@ -1640,3 +1640,36 @@ fn json_answers_about_a_file_named_in_latin1_do_not_panic() {
         );
     }
 }
+
+#[test]
+fn an_audit_page_says_its_outputs_are_those_of_its_runs() {
+    let s = Sandbox::new("audit-page");
+    let image = format!("quay.io/biocontainers/bwa@sha256:{}", "a".repeat(64));
+    for out in ["o1", "o2"] {
+        s.ok(&[
+            "run",
+            "--container",
+            &image,
+            "--output",
+            out,
+            "--",
+            "touch",
+            out,
+        ]);
+    }
+    let all = s.prov(&["audit", "container", "quay.io/biocontainers/bwa"]);
+    let all = String::from_utf8_lossy(&all.stdout);
+    assert!(all.contains("2 outputs downstream of them:"), "{all}");
+    let page = s.prov(&[
+        "audit",
+        "container",
+        "quay.io/biocontainers/bwa",
+        "--limit",
+        "1",
+    ]);
+    let page = String::from_utf8_lossy(&page.stdout);
+    assert!(
+        page.contains("1 outputs downstream of the 1 runs listed here"),
+        "{page}"
+    );
+}

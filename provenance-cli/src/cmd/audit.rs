@@ -138,7 +138,16 @@ impl Args {
                 } else {
                     writeln!(out, "{} runs used {image}:", audit.runs.total)?;
                     write_runs(&mut out, &audit.runs.items)?;
-                    writeln!(out, "{} outputs downstream of them:", audit.outputs.len())?;
+                    // The outputs are those of the runs on this page.
+                    let of = if audit.runs.items.len() as u64 == audit.runs.total {
+                        "them".to_owned()
+                    } else {
+                        format!(
+                            "the {} runs listed here (the other runs' outputs are on their pages)",
+                            audit.runs.items.len()
+                        )
+                    };
+                    writeln!(out, "{} outputs downstream of {of}:", audit.outputs.len())?;
                     write_outputs(&mut out, &audit.outputs)?;
                     if let Some(next) = audit.runs.next_offset() {
                         writeln!(out, "(more runs: --offset {next})")?;
