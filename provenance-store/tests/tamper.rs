@@ -199,6 +199,17 @@ fn changing_one_byte_is_detected_at_its_position() {
 }
 
 #[test]
+fn an_altered_codec_is_detected_at_its_position() {
+    let t = filled("codec");
+    // The bytes are plain and unchanged; only how to read them is altered,
+    // so no command can read the event back.
+    tamper(&t.0, "UPDATE event SET codec = 99 WHERE seq = 5;");
+    let (position, reason) = broken_at(&t);
+    assert_eq!(position, 5);
+    assert!(reason.contains("altered"), "{reason}");
+}
+
+#[test]
 fn deleting_a_row_is_detected_at_its_position() {
     let t = filled("delete");
     tamper(&t.0, "DELETE FROM event WHERE seq = 6;");

@@ -1208,11 +1208,14 @@ impl Backend for Sqlite {
                 .map_err(backend("read the event log"))?
                 .as_i64()
                 .unwrap_or(-1);
-            // Bytes that do not decompress are checked as they are: they
-            // cannot match the link, and the position is reported altered.
+            // Bytes that cannot be read back (an altered codec or bytes that
+            // do not decompress) are checked as nothing, which cannot match
+            // the link: the position is reported altered, since no command
+            // could read that event. (Checking the stored bytes instead
+            // passed plain bytes whose codec had been altered.)
             let raw = codecs
                 .decode(&conn, codec, raw)
-                .unwrap_or(Cow::Borrowed(raw));
+                .unwrap_or(Cow::Borrowed(&[]));
             if !visit(seq, &raw, &link) {
                 break;
             }
