@@ -240,6 +240,23 @@ fn tampering_behind_the_triggers_is_found_at_its_position() {
     let broken = store2.verify_chain().unwrap().broken.expect("detected");
     assert_eq!(broken.position, 7);
     assert!(broken.reason.contains("missing"), "{}", broken.reason);
+
+    // A position made negative: out of order at the start, as SQLite says,
+    // not a gap up to 2^64.
+    let (schema3, store3) = filled("tampering_negative").unwrap();
+    schema3
+        .client()
+        .batch_execute(
+            "ALTER TABLE event DISABLE TRIGGER USER; UPDATE event SET seq = -5 WHERE seq = 5;",
+        )
+        .unwrap();
+    let broken = store3.verify_chain().unwrap().broken.expect("detected");
+    assert!(
+        !broken.reason.contains("18446744073709551"),
+        "{}",
+        broken.reason
+    );
+    assert_eq!(broken.position, 1, "{}", broken.reason);
 }
 
 #[test]

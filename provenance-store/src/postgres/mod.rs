@@ -621,7 +621,9 @@ impl Backend for Postgres {
                 let seq: i64 = row.get(0);
                 let raw: &[u8] = row.get(1);
                 let link: &str = row.get(2);
-                if !visit(seq as u64, raw, link) {
+                // A position below 1 (an altered row) is reported as 0, as
+                // the SQLite store does: out of order, not a wrapped number.
+                if !visit(u64::try_from(seq).unwrap_or(0), raw, link) {
                     break;
                 }
             }
