@@ -384,3 +384,34 @@ fn reading_commands_create_no_store_in_a_database_that_holds_none() {
         .get(0);
     assert_eq!(tables, 1, "only the database's own table");
 }
+
+#[test]
+fn the_demo_runs_on_a_postgresql_store() {
+    let Some(schema) = pg::schema("demo") else {
+        return;
+    };
+    let dir = std::env::temp_dir().join(format!("prov demo pg {}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let out = Command::new(env!("CARGO_BIN_EXE_prov"))
+        .arg("--store")
+        .arg(&schema.url)
+        .arg("demo")
+        .arg("--dir")
+        .arg(&dir)
+        .env("HOME", &dir)
+        .env("XDG_CACHE_HOME", dir.join("cache"))
+        .env("XDG_STATE_HOME", dir.join("state"))
+        .env_remove("PROV_STORE")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("chain OK"), "{stdout}");
+    // The next commands name the store as it is, quoted for a shell.
+    assert!(stdout.contains("prov --store 'postgres://"), "{stdout}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

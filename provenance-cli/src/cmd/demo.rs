@@ -117,10 +117,18 @@ impl Args {
         }
         std::fs::write(&mine, "written by prov demo; its files may be replaced\n")
             .with_context(|| format!("write {}", mine.display()))?;
-        let store = std::path::absolute(ctx_store_path(ctx))?;
+        // A file store by its absolute path (the steps run elsewhere); a
+        // PostgreSQL URL as it is, shown without its password.
+        let location = ctx.store_location();
+        let store: PathBuf = if location.contains("://") {
+            PathBuf::from(location)
+        } else {
+            std::path::absolute(location)?
+        };
+        let shown = provenance_store::redact(&store.to_string_lossy());
         let exe = std::env::current_exe().context("find the prov executable")?;
         println!("prov demo: a germline pipeline in {}", dir.display());
-        println!("store: {}\n", store.display());
+        println!("store: {shown}\n");
         write_inputs(&dir)?;
 
         // The whole pipeline is one parent run; its steps attach themselves
@@ -174,15 +182,16 @@ impl Args {
         )?;
         show("is the trail intact?", &["verify", "--chain"])?;
 
-        let store_s = store.display().to_string();
+        // Pasted into a shell as they are: words quoted where needed.
+        let store_s = shell_word(&shown);
+        let vcf_s = shell_word(&vcf_s);
+        let dir_s = shell_word(&dir.display().to_string());
         println!("\nNext, try:");
         println!(
-            "  prov --store {store_s} lineage --downstream {}/S1_R1.fastq   # everything made from sample S1",
-            dir.display()
+            "  prov --store {store_s} lineage --downstream {dir_s}/S1_R1.fastq   # everything made from sample S1"
         );
         println!(
-            "  prov --store {store_s} audit derived {}/S1_R1.fastq          # consent withdrawn: what to erase",
-            dir.display()
+            "  prov --store {store_s} audit derived {dir_s}/S1_R1.fastq          # consent withdrawn: what to erase"
         );
         println!("  prov --store {store_s} lineage --format json {vcf_s}");
         println!("  prov --store {store_s} lineage --format mermaid {vcf_s}");
@@ -191,8 +200,17 @@ impl Args {
     }
 }
 
-fn ctx_store_path(ctx: &Ctx) -> PathBuf {
-    PathBuf::from(ctx.store_location())
+/// `word` as one shell word: as it is when plain, else in single quotes.
+fn shell_word(word: &str) -> String {
+    if !word.is_empty()
+        && word
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_./=:@+,".contains(&b))
+    {
+        word.to_owned()
+    } else {
+        format!("'{}'", word.replace('\'', "'\\''"))
+    }
 }
 
 /// The reference with its planted SNPs applied for `sample`.
