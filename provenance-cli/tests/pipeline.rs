@@ -1673,3 +1673,22 @@ fn an_audit_page_says_its_outputs_are_those_of_its_runs() {
         "{page}"
     );
 }
+
+#[test]
+fn an_audit_of_an_image_keeps_registries_apart() {
+    let s = Sandbox::new("audit-registry");
+    for (registry, d) in [("ghcr.io", "a"), ("docker.io", "b")] {
+        let image = format!("{registry}/org/tool:1.0@sha256:{}", d.repeat(64));
+        s.ok(&["run", "--container", &image, "--", "true"]);
+    }
+    for registry in ["ghcr.io", "docker.io"] {
+        let audit = s.json(&[
+            "audit",
+            "container",
+            "--format",
+            "json",
+            &format!("{registry}/org/tool:1.0"),
+        ]);
+        assert_eq!(audit["runs"]["total"], 1, "{registry}: {audit}");
+    }
+}

@@ -319,6 +319,9 @@ pub struct RunFilter {
     pub host: Option<String>,
     /// Image digest (`sha256:<hex>`).
     pub container_digest: Option<String>,
+    /// Image registry (`quay.io`): runs on that registry, or on one not
+    /// recorded.
+    pub container_registry: Option<String>,
     /// Image repository (`biocontainers/bwa`), with `container_tag` optional.
     pub container_repository: Option<String>,
     /// Image tag.

@@ -566,6 +566,7 @@ impl Store {
             if let Some(digest) = reference.digest {
                 filter.container_digest = Some(digest);
             } else {
+                filter.container_registry = Some(reference.registry);
                 filter.container_repository = Some(reference.repository);
                 filter.container_tag = reference.tag;
             }

@@ -799,6 +799,13 @@ impl Backend for Postgres {
         );
         add("r.container_tag =", text(&filter.container_tag));
         add("r.fingerprint =", text(&filter.fingerprint));
+        if let Some(registry) = &filter.container_registry {
+            values.push(Box::new(registry.clone()));
+            clauses.push(format!(
+                "(r.container_registry = ${} OR r.container_registry IS NULL)",
+                values.len()
+            ));
+        }
         if filter.unpinned {
             clauses.push("r.container_image IS NOT NULL AND r.container_digest IS NULL".into());
         }

@@ -1408,6 +1408,10 @@ impl Backend for Sqlite {
         add("r.host = ?", text(&filter.host));
         add("r.container_digest = ?", text(&filter.container_digest));
         add(
+            "(r.container_registry = ? OR r.container_registry IS NULL)",
+            text(&filter.container_registry),
+        );
+        add(
             "r.container_repository = ?",
             text(&filter.container_repository),
         );
