@@ -1692,3 +1692,38 @@ fn an_audit_of_an_image_keeps_registries_apart() {
         assert_eq!(audit["runs"]["total"], 1, "{registry}: {audit}");
     }
 }
+
+#[test]
+fn a_store_and_a_hash_cache_are_not_taken_for_each_other() {
+    let s = Sandbox::new("cache-vs-store");
+    let file = s.write("f.txt", "x\n");
+    let cache = s.path("hashes.sqlite");
+    let out = s
+        .command(&["run", "--input", &file, "--", "true"])
+        .env("PROV_HASH_CACHE", &cache)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(Path::new(&cache).exists());
+    let out = s.prov(&["--store", &cache, "audit", "runs"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("prov's hash cache, not a store"),
+        "{stderr}"
+    );
+    let out = s
+        .command(&["hash", &file])
+        .env("PROV_HASH_CACHE", s.path("prov.db"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("a prov store, not a hash cache"),
+        "{stderr}"
+    );
+}

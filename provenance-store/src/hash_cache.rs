@@ -65,6 +65,19 @@ impl SqliteHashCache {
         let found: i64 = conn
             .query_row("PRAGMA user_version", [], |row| row.get(0))
             .map_err(|e| fail(e.into()))?;
+        let is_store: bool = conn
+            .query_row(
+                "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE name = 'event')",
+                [],
+                |r| r.get(0),
+            )
+            .map_err(|e| fail(e.into()))?;
+        if is_store {
+            return Err(fail(
+                "it is a prov store, not a hash cache (pass the cache with --cache or PROV_HASH_CACHE)"
+                    .into(),
+            ));
+        }
         if found > SCHEMA_VERSION {
             return Err(StoreError::SchemaTooNew {
                 what: "hash cache",

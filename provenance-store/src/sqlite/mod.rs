@@ -235,6 +235,9 @@ impl Sqlite {
         // database with tables but no prov schema version is someone else's,
         // and gets none of ours.
         let (version, tables) = schema_of(&conn).map_err(fail)?;
+        if is_hash_cache(&conn) {
+            return Err(not_a_store(&location));
+        }
         if version == 0 && tables > 0 {
             return Err(foreign(
                 &location,
@@ -325,6 +328,9 @@ impl Sqlite {
             }
         };
         let supported = MIGRATIONS.len() as i64;
+        if is_hash_cache(&conn) {
+            return Err(not_a_store(&location));
+        }
         if version == 0 && tables > 0 {
             return Err(foreign(&location, tables, ""));
         }
@@ -428,6 +434,25 @@ fn schema_of(conn: &Connection) -> rusqlite::Result<(i64, i64)> {
         [],
         |r| Ok((r.get(0)?, r.get(1)?)),
     )
+}
+
+/// Whether the database is prov's hash cache (its `file_digest` table, and
+/// no events): its schema version would otherwise read as a store's.
+pub(crate) fn is_hash_cache(conn: &Connection) -> bool {
+    conn.query_row(
+        "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE name = 'file_digest')
+            AND NOT EXISTS (SELECT 1 FROM sqlite_master WHERE name = 'event')",
+        [],
+        |r| r.get(0),
+    )
+    .unwrap_or(false)
+}
+
+fn not_a_store(location: &str) -> StoreError {
+    StoreError::Unsupported {
+        location: location.to_owned(),
+        reason: "it is prov's hash cache, not a store (pass the store with --store)".into(),
+    }
 }
 
 /// The refusal of a database with `tables` of its own and no prov schema.
