@@ -1727,3 +1727,26 @@ fn a_store_and_a_hash_cache_are_not_taken_for_each_other() {
         "{stderr}"
     );
 }
+
+#[test]
+fn a_sqlite_copy_takes_its_name_only_when_whole() {
+    let s = Sandbox::new("copy-partial");
+    s.ok(&["run", "--", "true"]);
+    let to = s.path("copy.db");
+    // Left by an interrupted copy: started over, not mistaken for a store.
+    std::fs::write(format!("{to}.prov-copy-partial"), "half a store").unwrap();
+    s.ok(&["store", "copy", "prov.db", &to]);
+    assert!(Path::new(&to).exists());
+    for suffix in ["", "-wal", "-shm"] {
+        assert!(
+            !Path::new(&format!("{to}.prov-copy-partial{suffix}")).exists(),
+            "{suffix}"
+        );
+    }
+    let out = s.prov(&["--store", &to, "verify", "--chain"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -72,7 +72,7 @@ pub enum StoreError {
     },
     /// The destination of a copy already holds events.
     #[error(
-        "copy into {location}: it already holds {events} events; copy only into an empty store"
+        "copy into {location}: it already holds {events} events; copy only into an empty store (after an interrupted copy, empty it or start from a new one)"
     )]
     NotEmpty {
         /// The destination (a password in a URL is hidden).

@@ -46,9 +46,19 @@ impl Args {
 
 fn copy(from: &str, to: &str, format: super::Format) -> anyhow::Result<ExitCode> {
     let source = crate::ctx::open_existing(from)?;
-    // A SQLite file made for the copy is removed again if the copy fails.
+    // A new SQLite file is written under a name of its own and takes its
+    // name only once the copy is whole and verified: an interrupted copy
+    // leaves no store that looks complete (and a retry can start again).
     let new_file = (!to.contains("://") && !std::path::Path::new(to).exists()).then_some(to);
-    let destination = Store::open(to).with_context(|| format!("open the store {}", redact(to)))?;
+    let partial = new_file.map(|to| format!("{to}.prov-copy-partial"));
+    if let Some(partial) = &partial {
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{partial}{suffix}"));
+        }
+    }
+    let writing = partial.as_deref().unwrap_or(to);
+    let destination =
+        Store::open(writing).with_context(|| format!("open the store {}", redact(to)))?;
     let bar = if std::io::stderr().is_terminal() {
         ProgressBar::new(0).with_style(
             ProgressStyle::with_template("{pos}/{len} events {wide_bar} {per_sec} eta {eta}")
@@ -63,9 +73,15 @@ fn copy(from: &str, to: &str, format: super::Format) -> anyhow::Result<ExitCode>
     });
     bar.finish_and_clear();
     drop(destination);
-    if let (Err(_), Some(path)) = (&result, new_file) {
+    if let (Some(partial), Some(to)) = (&partial, new_file) {
         for suffix in ["", "-wal", "-shm"] {
-            let _ = std::fs::remove_file(format!("{path}{suffix}"));
+            let from = format!("{partial}{suffix}");
+            if result.is_ok() && std::path::Path::new(&from).exists() {
+                std::fs::rename(&from, format!("{to}{suffix}"))
+                    .with_context(|| format!("name the copy {to}"))?;
+            } else {
+                let _ = std::fs::remove_file(&from);
+            }
         }
     }
     let report = match result {
