@@ -11,6 +11,31 @@ use serde_json::Value;
 mod sandbox;
 use sandbox::Sandbox;
 
+/// Waits until the sandbox's store holds the one run a background prov
+/// started (its START is stored).
+fn wait_for_start(s: &Sandbox) {
+    let started = std::time::Instant::now();
+    loop {
+        let out = s.prov(&["audit", "runs", "--format", "json"]);
+        if out.status.success()
+            && serde_json::from_slice::<Value>(&out.stdout).unwrap()["total"] == 1
+        {
+            return;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "the run never started"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Sends SIGTERM to `child`, as a batch scheduler stops a job.
+fn terminate(child: &std::process::Child) {
+    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
+}
+
 fn sha256(path: &str) -> String {
     let out = Command::new("sha256sum").arg(path).output().unwrap();
     String::from_utf8(out.stdout).unwrap()[..64].to_owned()
@@ -373,21 +398,8 @@ fn sigterm_is_forwarded_and_the_run_recorded_as_aborted() {
         .unwrap();
     // Wait for START to be stored, then stop prov as a batch scheduler would.
     let started = std::time::Instant::now();
-    loop {
-        let out = s.prov(&["audit", "runs", "--format", "json"]);
-        if out.status.success()
-            && serde_json::from_slice::<Value>(&out.stdout).unwrap()["total"] == 1
-        {
-            break;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(20),
-            "the run never started"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
-    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
+    wait_for_start(&s);
+    terminate(&child);
     let status = child.wait().unwrap();
     assert_eq!(
         status.code(),
@@ -1394,19 +1406,8 @@ fn a_step_stopped_by_a_signal_it_outlives_is_recorded_and_reported_as_stopped() 
         ])
         .spawn()
         .unwrap();
-    let started = std::time::Instant::now();
-    loop {
-        let out = s.prov(&["audit", "runs", "--format", "json"]);
-        if out.status.success()
-            && serde_json::from_slice::<Value>(&out.stdout).unwrap()["total"] == 1
-        {
-            break;
-        }
-        assert!(started.elapsed() < Duration::from_secs(20), "never started");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
-    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
+    wait_for_start(&s);
+    terminate(&child);
     let status = child.wait().unwrap();
     assert_eq!(status.code(), Some(128 + 15));
     let runs = s.json(&["audit", "runs", "--format", "json"]);

@@ -183,9 +183,9 @@ impl Args {
         show("is the trail intact?", &["verify", "--chain"])?;
 
         // Pasted into a shell as they are: words quoted where needed.
-        let store_s = shell_word(&shown);
-        let vcf_s = shell_word(&vcf_s);
-        let dir_s = shell_word(&dir.display().to_string());
+        let store_s = super::shell_word(&shown);
+        let vcf_s = super::shell_word(&vcf_s);
+        let dir_s = super::shell_word(&dir.display().to_string());
         println!("\nNext, try:");
         println!(
             "  prov --store {store_s} lineage --downstream {dir_s}/S1_R1.fastq   # everything made from sample S1"
@@ -197,19 +197,6 @@ impl Args {
         println!("  prov --store {store_s} lineage --format mermaid {vcf_s}");
         println!("  prov --store {store_s} audit runs --status COMPLETE");
         Ok(ExitCode::SUCCESS)
-    }
-}
-
-/// `word` as one shell word: as it is when plain, else in single quotes.
-fn shell_word(word: &str) -> String {
-    if !word.is_empty()
-        && word
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-_./=:@+,".contains(&b))
-    {
-        word.to_owned()
-    } else {
-        format!("'{}'", word.replace('\'', "'\\''"))
     }
 }
 

@@ -176,3 +176,16 @@ pub(crate) fn with_causes(error: &dyn std::error::Error) -> String {
     }
     message
 }
+
+/// Quotes a word for POSIX sh: as it is when plain, else in single quotes.
+pub(crate) fn shell_word(word: &str) -> String {
+    if !word.is_empty()
+        && word
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_./=:@+,".contains(&b))
+    {
+        word.to_owned()
+    } else {
+        format!("'{}'", word.replace('\'', "'\\''"))
+    }
+}

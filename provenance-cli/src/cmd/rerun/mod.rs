@@ -15,6 +15,7 @@ use provenance_store::{Direction, LineageGraph, LineageQuery, Target};
 use serde::Serialize;
 use serde_json::Value;
 
+use super::shell_word as sh;
 use crate::ctx::Ctx;
 
 mod check;
@@ -203,19 +204,6 @@ fn apptainer_image(image: &str, digest: &str) -> String {
         image.to_owned()
     } else {
         format!("docker://{}@{digest}", image_name(image))
-    }
-}
-
-/// Quotes a word for POSIX sh.
-fn sh(word: &str) -> String {
-    if !word.is_empty()
-        && word
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-_./=:@+,".contains(&b))
-    {
-        word.to_owned()
-    } else {
-        format!("'{}'", word.replace('\'', "'\\''"))
     }
 }
 
