@@ -194,6 +194,78 @@ fn a_three_step_pipeline_with_a_failing_step_answers_lineage_audit_and_verify() 
     assert!(chain["broken"].is_null());
 }
 
+/// `verify --chain` also checks the tables lineage and audit read: an edit
+/// made there, which leaves every event and link alone, fails the check and
+/// is named; `--links-only` checks the links alone.
+#[test]
+fn verify_chain_finds_an_edit_to_the_tables_the_chain_does_not_cover() {
+    let s = Sandbox::new("verify-tables");
+    let store = s.path("store.db");
+    let reads = s.write("in.fastq", "@r\nA\n+\nI\n");
+    let out_file = s.path("out.bam");
+    let out = s.prov(&[
+        "--store", &store, "run", "--job", "copy", "--input", &reads, "--output", &out_file, "--",
+        "cp", &reads, &out_file,
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let scratch = s.path("scratch");
+    std::fs::create_dir_all(&scratch).unwrap();
+    let verify = |args: &[&str]| {
+        s.command(&[&["--store", store.as_str(), "verify", "--chain"][..], args].concat())
+            .env("TMPDIR", &scratch)
+            .output()
+            .unwrap()
+    };
+    let out = verify(&[]);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains("chain OK: 2 events") && text.contains("tables OK: "),
+        "{text}"
+    );
+
+    // Someone with write access records another host for the run.
+    rusqlite::Connection::open(&store)
+        .unwrap()
+        .execute_batch("UPDATE run SET host = 'elsewhere'")
+        .unwrap();
+    let out = verify(&[]);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.contains("chain OK: 2 events"), "{text}");
+    assert!(
+        text.contains("tables DIFFER from the events: 1 row "),
+        "{text}"
+    );
+    assert!(
+        text.contains("host: stored elsewhere, from the events "),
+        "{text}"
+    );
+    let json = verify(&["--format", "json"]);
+    assert_eq!(json.status.code(), Some(1));
+    let json: Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert!(json["broken"].is_null(), "{json}");
+    assert_eq!(json["tables"]["differences"][0]["table"], "run", "{json}");
+    assert_eq!(
+        json["tables"]["differences"][0]["mismatch"]["kind"], "changed",
+        "{json}"
+    );
+    // The links alone still verify.
+    let out = verify(&["--links-only"]);
+    assert!(out.status.success());
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("tables"));
+    // Nothing is left in the temporary folder.
+    assert_eq!(std::fs::read_dir(&scratch).unwrap().count(), 0);
+}
+
 #[test]
 fn verify_exits_1_after_a_file_is_modified_and_says_what_was_recorded() {
     let s = Sandbox::new("verify");

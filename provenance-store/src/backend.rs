@@ -10,6 +10,7 @@ use crate::StoreResult;
 use crate::model::{Outcome, Page, Paged, RunFilter, RunRecord, Target, VersionRecord};
 use crate::normalize::Prepared;
 use crate::sqlite::codec::Dictionary;
+use crate::tables::{Row, Table};
 
 /// Where a lineage walk starts: dataset versions (by id) or runs.
 pub(crate) enum Start {
@@ -39,6 +40,9 @@ pub(crate) trait Backend: Send + Sync {
     }
     /// Visits `(seq, raw, link)` in chain order until `visit` returns false.
     fn walk_chain(&self, visit: &mut dyn FnMut(u64, &[u8], &str) -> bool) -> StoreResult<()>;
+    /// Visits the rows of a table derived from the events, in the byte order
+    /// of their keys, until `visit` returns false (see `tables.rs`).
+    fn walk_table(&self, table: Table, visit: &mut dyn FnMut(Row) -> bool) -> StoreResult<()>;
     /// The last position and its link.
     fn head(&self) -> StoreResult<Option<(u64, String)>>;
     /// The versions or runs a target names, as of a time (microseconds).

@@ -34,6 +34,7 @@ mod postgres;
 mod reader;
 mod sqlite;
 mod store;
+pub mod tables;
 mod transport;
 
 pub use error::{StoreError, StoreResult};
@@ -45,4 +46,5 @@ pub use model::{
 pub use store::{
     ContainerAudit, CopyReport, Derived, MAX_DERIVED_DEPTH, ParsedEvent, Store, holds_store, redact,
 };
+pub use tables::{Table, TableDifference, TablesReport};
 pub use transport::StoreTransport;

@@ -16,6 +16,7 @@ use crate::model::*;
 use crate::normalize::{Prepared, prepare};
 use crate::sqlite::Sqlite;
 use crate::sqlite::codec::Packer;
+use crate::tables::{Merge, Row, Table, TablesReport};
 use crate::{StoreError, StoreResult, chain};
 
 /// The deepest a "derived from" closure walks before it reports itself truncated.
@@ -48,6 +49,39 @@ fn merge_outcomes(
             None => stored.next().expect("one outcome per stored event"),
         })
         .collect()
+}
+
+/// A temporary SQLite store, removed when dropped.
+struct Scratch {
+    store: Store,
+    path: std::path::PathBuf,
+}
+
+impl Scratch {
+    fn create(folder: &Path) -> StoreResult<Scratch> {
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let path = folder.join(format!("prov-verify-{}-{n}.db", std::process::id()));
+        let location = path.to_string_lossy().into_owned();
+        // Whatever an earlier check that was killed left under this name.
+        remove_sqlite_files(&path);
+        let store = Store::open(&location)?;
+        Ok(Scratch { store, path })
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        remove_sqlite_files(&self.path);
+    }
+}
+
+fn remove_sqlite_files(path: &Path) {
+    for suffix in ["", "-wal", "-shm"] {
+        let mut name = path.as_os_str().to_owned();
+        name.push(suffix);
+        let _ = std::fs::remove_file(name);
+    }
 }
 
 /// A lineage store.
@@ -482,6 +516,63 @@ impl Store {
             events: copy.events,
             head: copy.head,
         })
+    }
+
+    /// Checks the tables the queries read against the events they are derived
+    /// from (see the `tables` module): derives them again from this store's
+    /// events in a temporary SQLite store in the folder `scratch` (it needs
+    /// about as much space as this store; it is removed after), then compares
+    /// the two, table by table, row by row. The chain is verified first: a
+    /// broken chain is an [`StoreError::Integrity`] error, since its events
+    /// cannot be trusted to derive from. `progress` hears the events derived
+    /// again so far and the total. A store that receives events while it is
+    /// checked cannot be compared: that is an error to retry.
+    pub fn verify_tables(
+        &self,
+        scratch: &Path,
+        progress: &mut dyn FnMut(u64, u64),
+    ) -> StoreResult<TablesReport> {
+        let rebuilt = Scratch::create(scratch)?;
+        let copy = self.copy_to(&rebuilt.store, progress)?;
+        let mut merge = Merge::new(copy.events);
+        for table in Table::ALL {
+            let (stored, derived) = std::thread::scope(|s| {
+                let (stored_tx, stored_rx) = mpsc::sync_channel(1024);
+                let (derived_tx, derived_rx) = mpsc::sync_channel(1024);
+                fn walk(
+                    store: &Store,
+                    table: Table,
+                    tx: mpsc::SyncSender<Row>,
+                ) -> impl FnOnce() -> StoreResult<()> + Send + '_ {
+                    move || {
+                        store
+                            .backend
+                            .walk_table(table, &mut |row| tx.send(row).is_ok())
+                    }
+                }
+                let stored = s.spawn(walk(self, table, stored_tx));
+                let derived = s.spawn(walk(&rebuilt.store, table, derived_tx));
+                merge.table(table, stored_rx.into_iter(), derived_rx.into_iter());
+                let join = |h: std::thread::ScopedJoinHandle<'_, StoreResult<()>>| {
+                    h.join().unwrap_or_else(|p| std::panic::resume_unwind(p))
+                };
+                (join(stored), join(derived))
+            });
+            stored?;
+            derived?;
+        }
+        let head = self.head()?;
+        if head != copy.head {
+            return Err(StoreError::Integrity {
+                location: self.location(),
+                reason: format!(
+                    "it received events while its tables were checked (head {} then {}); check it again when nothing writes to it",
+                    copy.head.as_deref().unwrap_or("(empty)"),
+                    head.as_deref().unwrap_or("(empty)")
+                ),
+            });
+        }
+        Ok(merge.report)
     }
 
     /// The chain's head as `<seq>:<link>`: the anchor for an auditor to keep

@@ -426,6 +426,12 @@ fn stores_copy_between_sqlite_and_postgres_with_the_chain_intact() {
     assert_eq!(postgres.verify_chain().unwrap().broken, None);
     assert_eq!(vcf_lineage(&postgres), vcf_lineage(&sqlite));
     assert_eq!(vcf_lineage(&postgres).len(), 5);
+    // Its tables, derived by PostgreSQL, are what SQLite derives again.
+    let tables = postgres
+        .verify_tables(&std::env::temp_dir(), &mut |_, _| {})
+        .unwrap();
+    assert!(tables.matches(), "{:?}", tables.differences);
+    assert_eq!(tables.events, 2502);
 
     let sqlite_again = open(back.path());
     let report = postgres.copy_to(&sqlite_again, &mut |_, _| {}).unwrap();

@@ -1,30 +1,44 @@
 //! `prov verify`: are these files still the bytes the pipeline recorded? Is the
 //! trail intact?
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use anyhow::Context;
 use chrono::{DateTime, Utc};
+use indicatif::{ProgressBar, ProgressStyle};
 use provenance_core::hash::{HashOptions, Hasher};
+use provenance_store::{ChainReport, Store, TablesReport};
 
 use crate::ctx::Ctx;
 
 /// Compare files with their latest recorded version (exit 1 on any difference),
-/// or check the store's hash chain with --chain (exit 1 at the first broken
-/// position; the head hash is printed for an auditor to keep).
+/// or check the store with --chain: its hash chain (exit 1 at the first broken
+/// position; the head is printed for an auditor to keep), then the tables that
+/// lineage, audit and verify read, derived again from the events and compared
+/// row by row (exit 1 on any difference).
 #[derive(Debug, clap::Args)]
 #[command(
-    after_help = "Examples:\n  prov verify results/S1.vcf.gz results/S1.bam\n  prov verify --chain"
+    after_help = "The tables are derived again in a temporary store under $TMPDIR (or /tmp), which needs \
+about as much space as the store and is removed after; --links-only skips that part.\n\n\
+Examples:\n  prov verify results/S1.vcf.gz results/S1.bam\n  prov verify --chain\n  \
+prov verify --chain --links-only --format json"
 )]
 pub struct Args {
     /// Files to compare with what the store recorded.
     #[arg(value_name = "PATH", required_unless_present = "chain")]
     paths: Vec<PathBuf>,
 
-    /// Check the store's hash chain instead.
+    /// Check the store instead: its hash chain, then the tables derived from
+    /// the events.
     #[arg(long, conflicts_with = "paths")]
     chain: bool,
+
+    /// With --chain: check only the chain's links, not the derived tables
+    /// (faster: those are derived again from every event).
+    #[arg(long, requires = "chain")]
+    links_only: bool,
 
     /// Read every file again rather than trusting the hash cache.
     #[arg(long)]
@@ -33,6 +47,96 @@ pub struct Args {
     /// Output format.
     #[arg(long, value_enum, default_value_t = super::Format::Text)]
     format: super::Format,
+}
+
+/// What `verify --chain --format json` prints: the chain's report, and the
+/// tables' (null when the chain is broken or --links-only was given).
+#[derive(serde::Serialize)]
+struct StoreReport {
+    #[serde(flatten)]
+    chain: ChainReport,
+    tables: Option<TablesReport>,
+}
+
+/// `verify --chain`: the links, then the derived tables.
+fn check_store(
+    store: &Store,
+    links_only: bool,
+    format: super::Format,
+    out: &mut impl Write,
+) -> anyhow::Result<ExitCode> {
+    let chain = store.verify_chain()?;
+    let text = format == super::Format::Text;
+    if text {
+        match &chain.broken {
+            Some(b) => writeln!(out, "chain BROKEN at position {}: {}", b.position, b.reason)?,
+            None => writeln!(
+                out,
+                "chain OK: {} events; head {}",
+                chain.events,
+                chain.head.as_deref().unwrap_or("(empty)")
+            )?,
+        }
+        out.flush()?;
+    }
+    let tables = if chain.broken.is_none() && !links_only {
+        let bar = if std::io::stderr().is_terminal() {
+            ProgressBar::new(0).with_style(
+                ProgressStyle::with_template(
+                    "deriving the tables again: {pos}/{len} events {wide_bar} eta {eta}",
+                )
+                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+            )
+        } else {
+            ProgressBar::hidden()
+        };
+        let report = store.verify_tables(&std::env::temp_dir(), &mut |done, total| {
+            bar.set_length(total);
+            bar.set_position(done);
+        });
+        bar.finish_and_clear();
+        Some(report.context("check the tables derived from the events")?)
+    } else {
+        None
+    };
+    if text {
+        if let Some(t) = &tables {
+            if t.matches() {
+                writeln!(
+                    out,
+                    "tables OK: {} rows match what the {} events give",
+                    t.rows, t.events
+                )?;
+            } else {
+                let count = t.differences.len() as u64 + t.more;
+                writeln!(
+                    out,
+                    "tables DIFFER from the events: {count} row{} (edited behind prov's back, or written by a prov that derived them differently; `prov store copy` makes a store whose tables come from the events alone)",
+                    if count == 1 { "" } else { "s" }
+                )?;
+                for d in &t.differences {
+                    writeln!(out, "  {d}")?;
+                }
+                if t.more > 0 {
+                    writeln!(out, "  and {} more", t.more)?;
+                }
+            }
+        }
+    } else {
+        super::write_json(
+            out,
+            &StoreReport {
+                chain: chain.clone(),
+                tables: tables.clone(),
+            },
+        )?;
+    }
+    let failed = chain.broken.is_some() || tables.as_ref().is_some_and(|t| !t.matches());
+    Ok(if failed {
+        ExitCode::from(crate::exit::CHECK_FAILED)
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 fn when(micros: i64) -> String {
@@ -45,24 +149,7 @@ impl Args {
         let store = ctx.existing_store()?;
         let mut out = std::io::stdout().lock();
         if self.chain {
-            let report = store.verify_chain()?;
-            if self.format == super::Format::Json {
-                super::write_json(&mut out, &report)?;
-            } else if let Some(b) = &report.broken {
-                writeln!(out, "chain BROKEN at position {}: {}", b.position, b.reason)?;
-            } else {
-                writeln!(
-                    out,
-                    "chain OK: {} events; head {}",
-                    report.events,
-                    report.head.as_deref().unwrap_or("(empty)")
-                )?;
-            }
-            return Ok(if report.broken.is_some() {
-                ExitCode::from(crate::exit::CHECK_FAILED)
-            } else {
-                ExitCode::SUCCESS
-            });
+            return check_store(&store, self.links_only, self.format, &mut out);
         }
 
         let cache = ctx.hash_cache();

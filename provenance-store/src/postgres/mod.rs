@@ -32,6 +32,7 @@ use crate::model::*;
 use crate::normalize::{
     Body, DatasetPart, Prepared, RunPart, merge_run_facets, now_micros, state_of,
 };
+use crate::tables::{self, Table};
 use crate::{StoreError, StoreResult, redact};
 
 /// The migrations, in order; the schema version is their count.
@@ -598,6 +599,54 @@ impl Writer<'_, '_> {
     }
 }
 
+/// The rows of a derived table by natural key, as text, in the byte order of
+/// the keys (collation "C", NULLs first: the order the SQLite store reads
+/// them in), with the columns of `Table::columns`.
+fn table_sql(table: Table) -> &'static str {
+    match table {
+        Table::Event => {
+            "SELECT seq, event_id, kind, run_id, event_time::text FROM event ORDER BY seq"
+        }
+        Table::Job => {
+            "SELECT namespace, name FROM job
+             ORDER BY namespace COLLATE \"C\", name COLLATE \"C\""
+        }
+        Table::Run => {
+            "SELECT r.run_id, j.namespace, j.name, r.state, r.started_at::text, r.ended_at::text,
+                r.first_seen::text, r.parent_run_id, r.root_run_id, r.fingerprint,
+                r.container_image, r.container_registry, r.container_repository,
+                r.container_tag, r.container_digest, r.params_sha256, r.exit_code::text,
+                r.user_name, r.host
+             FROM run r LEFT JOIN job j ON j.id = r.job_id ORDER BY r.run_id COLLATE \"C\""
+        }
+        Table::Dataset => {
+            "SELECT namespace, name FROM dataset
+             ORDER BY namespace COLLATE \"C\", name COLLATE \"C\""
+        }
+        Table::DatasetVersion => {
+            "SELECT d.namespace, d.name, v.version, v.digest, v.size::text, v.created_at::text,
+                (ROW_NUMBER() OVER (PARTITION BY v.dataset_id ORDER BY v.id))::text
+             FROM dataset_version v LEFT JOIN dataset d ON d.id = v.dataset_id
+             ORDER BY d.namespace COLLATE \"C\" NULLS FIRST, d.name COLLATE \"C\" NULLS FIRST,
+                v.version COLLATE \"C\""
+        }
+        Table::RunInput => {
+            "SELECT i.run_id, d.namespace, d.name, v.version, i.event_time::text
+             FROM run_input i LEFT JOIN dataset_version v ON v.id = i.version_id
+                LEFT JOIN dataset d ON d.id = v.dataset_id
+             ORDER BY i.run_id COLLATE \"C\", d.namespace COLLATE \"C\" NULLS FIRST,
+                d.name COLLATE \"C\" NULLS FIRST, v.version COLLATE \"C\" NULLS FIRST"
+        }
+        Table::RunOutput => {
+            "SELECT o.run_id, d.namespace, d.name, v.version, o.event_time::text
+             FROM run_output o LEFT JOIN dataset_version v ON v.id = o.version_id
+                LEFT JOIN dataset d ON d.id = v.dataset_id
+             ORDER BY o.run_id COLLATE \"C\", d.namespace COLLATE \"C\" NULLS FIRST,
+                d.name COLLATE \"C\" NULLS FIRST, v.version COLLATE \"C\" NULLS FIRST"
+        }
+    }
+}
+
 impl Backend for Postgres {
     fn ingest(
         &self,
@@ -624,6 +673,35 @@ impl Backend for Postgres {
                 // A position below 1 (an altered row) is reported as 0, as
                 // the SQLite store does: out of order, not a wrapped number.
                 if !visit(u64::try_from(seq).unwrap_or(0), raw, link) {
+                    break;
+                }
+            }
+            Ok(())
+        })
+    }
+
+    fn walk_table(
+        &self,
+        table: Table,
+        visit: &mut dyn FnMut(tables::Row) -> bool,
+    ) -> StoreResult<()> {
+        let (keys, values) = table.columns();
+        self.read("read the derived tables", |c| {
+            let params: [&(dyn ToSql + Sync); 0] = [];
+            let mut rows = c
+                .client
+                .query_raw(table_sql(table), params.iter().copied())?;
+            while let Some(row) = rows.next()? {
+                let key = (0..keys.len())
+                    .map(|i| match (table, i) {
+                        (Table::Event, 0) => tables::seq_key(row.get(0)),
+                        _ => row.get(i),
+                    })
+                    .collect();
+                let values = (keys.len()..keys.len() + values.len())
+                    .map(|i| row.get(i))
+                    .collect();
+                if !visit(tables::Row { key, values }) {
                     break;
                 }
             }

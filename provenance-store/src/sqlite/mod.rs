@@ -25,6 +25,7 @@ use crate::model::*;
 use crate::normalize::{
     Body, DatasetPart, Prepared, RunPart, merge_run_facets, now_micros, state_of,
 };
+use crate::tables::{Row, Table};
 use crate::{StoreError, StoreResult};
 
 /// The migrations, in order; the schema version is their count.
@@ -1002,6 +1003,52 @@ impl Sqlite {
     }
 }
 
+/// The rows of a derived table by natural key, in the byte order of the keys
+/// (SQLite compares text with memcmp, as Rust does; NULLs first), with the
+/// columns of `Table::columns`. An event's run is read through `event.run`,
+/// as the queries read it, and set against the `run_id` kept beside it.
+fn table_sql(table: Table) -> &'static str {
+    match table {
+        Table::Event => {
+            "SELECT e.seq, e.event_id, e.kind,
+                CASE WHEN r.run_id IS e.run_id THEN r.run_id
+                     ELSE 'run ' || ifnull(r.run_id, 'NULL') || ' beside run_id '
+                          || ifnull(e.run_id, 'NULL') END,
+                e.event_time
+             FROM event e LEFT JOIN run r ON r.id = e.run ORDER BY e.seq"
+        }
+        Table::Job => "SELECT namespace, name FROM job ORDER BY namespace, name",
+        Table::Run => {
+            "SELECT r.run_id, j.namespace, j.name, r.state, r.started_at, r.ended_at,
+                r.first_seen, r.parent_run_id, r.root_run_id, r.fingerprint, r.container_image,
+                r.container_registry, r.container_repository, r.container_tag,
+                r.container_digest, r.params_sha256, r.exit_code, r.user_name, r.host
+             FROM run r LEFT JOIN job j ON j.id = r.job_id ORDER BY r.run_id"
+        }
+        Table::Dataset => "SELECT namespace, name FROM dataset ORDER BY namespace, name",
+        Table::DatasetVersion => {
+            "SELECT d.namespace, d.name, v.version, v.digest, v.size, v.created_at,
+                ROW_NUMBER() OVER (PARTITION BY v.dataset_id ORDER BY v.id)
+             FROM dataset_version v LEFT JOIN dataset d ON d.id = v.dataset_id
+             ORDER BY d.namespace, d.name, v.version"
+        }
+        Table::RunInput => {
+            "SELECT r.run_id, d.namespace, d.name, v.version, i.event_time
+             FROM run_input i LEFT JOIN run r ON r.id = i.run
+                LEFT JOIN dataset_version v ON v.id = i.version_id
+                LEFT JOIN dataset d ON d.id = v.dataset_id
+             ORDER BY 1, 2, 3, 4"
+        }
+        Table::RunOutput => {
+            "SELECT r.run_id, d.namespace, d.name, v.version, o.event_time
+             FROM run_output o LEFT JOIN run r ON r.id = o.run
+                LEFT JOIN dataset_version v ON v.id = o.version_id
+                LEFT JOIN dataset d ON d.id = v.dataset_id
+             ORDER BY 1, 2, 3, 4"
+        }
+    }
+}
+
 impl Backend for Sqlite {
     fn dictionary(&self) -> Option<Arc<codec::Dictionary>> {
         self.dictionary
@@ -1242,6 +1289,42 @@ impl Backend for Sqlite {
                 .decode(&conn, codec, raw)
                 .unwrap_or(Cow::Borrowed(&[]));
             if !visit(seq, &raw, &link) {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    fn walk_table(&self, table: Table, visit: &mut dyn FnMut(Row) -> bool) -> StoreResult<()> {
+        let context = "read the derived tables";
+        let conn = self.lock();
+        let mut stmt = conn.prepare(table_sql(table)).map_err(backend(context))?;
+        let (keys, values) = table.columns();
+        let mut rows = stmt.query([]).map_err(backend(context))?;
+        while let Some(row) = rows.next().map_err(backend(context))? {
+            // Read leniently, as text: a value of the wrong type (an altered
+            // row) is a difference to report, not an error.
+            let text = |i: usize| -> StoreResult<Option<String>> {
+                Ok(match row.get_ref(i).map_err(backend(context))? {
+                    rusqlite::types::ValueRef::Null => None,
+                    rusqlite::types::ValueRef::Integer(n) if table == Table::Event && i == 0 => {
+                        crate::tables::seq_key(n)
+                    }
+                    rusqlite::types::ValueRef::Integer(n) => Some(n.to_string()),
+                    rusqlite::types::ValueRef::Real(x) => Some(x.to_string()),
+                    rusqlite::types::ValueRef::Text(b) => Some(String::from_utf8_lossy(b).into()),
+                    rusqlite::types::ValueRef::Blob(b) => {
+                        Some(format!("x'{}'", provenance_core::hex(b)))
+                    }
+                })
+            };
+            let row = Row {
+                key: (0..keys.len()).map(text).collect::<StoreResult<_>>()?,
+                values: (keys.len()..keys.len() + values.len())
+                    .map(text)
+                    .collect::<StoreResult<_>>()?,
+            };
+            if !visit(row) {
                 break;
             }
         }
