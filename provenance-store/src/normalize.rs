@@ -88,10 +88,101 @@ pub(crate) fn prepare(raw: &[u8]) -> Result<Prepared, String> {
 /// [`prepare`] without the copy of the bytes (`raw` is empty), for a caller
 /// that keeps them compressed instead.
 pub(crate) fn read(raw: &[u8]) -> Result<Prepared, String> {
-    match crate::reader::prepare_fast(raw) {
-        Some(prepared) => Ok(prepared),
-        None => prepare_full(raw),
+    let prepared = match crate::reader::prepare_fast(raw) {
+        Some(prepared) => prepared,
+        None => prepare_full(raw)?,
+    };
+    storable(&prepared)?;
+    Ok(prepared)
+}
+
+/// The most bytes a name a store looks things up by may take: a namespace and
+/// name together, a version, an image's repository and tag together, a run
+/// id, a digest. (PostgreSQL's indexes cannot hold much more than 2,700 bytes
+/// a row; the limit is the same on every backend, so that any store can be
+/// copied into any other.)
+pub(crate) const MAX_KEY_BYTES: usize = 2048;
+
+/// Whether every text the tables keep can be kept on every backend: no NUL
+/// character (PostgreSQL's text cannot hold one), and no key longer than
+/// [`MAX_KEY_BYTES`]. The error names the field. Checked before a batch is
+/// written, so that such an event is rejected by itself rather than failing
+/// the events written with it.
+fn storable(p: &Prepared) -> Result<(), String> {
+    fn check(what: &str, parts: &[&str]) -> Result<(), String> {
+        if parts.iter().any(|p| p.contains('\0')) {
+            return Err(format!(
+                "{what} holds a NUL character (U+0000), which a store cannot keep"
+            ));
+        }
+        let bytes: usize = parts.iter().map(|p| p.len()).sum();
+        if bytes > MAX_KEY_BYTES {
+            return Err(format!(
+                "{what} takes {bytes} bytes; a store keeps at most {MAX_KEY_BYTES}"
+            ));
+        }
+        Ok(())
     }
+    fn short(text: &str) -> String {
+        let mut end = text.len().min(60);
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        let cut = if end < text.len() { "..." } else { "" };
+        format!("{:?}", format!("{}{cut}", &text[..end]))
+    }
+    fn dataset(role: &str, d: &DatasetPart) -> Result<(), String> {
+        let which = format!("{role} {}:{}", short(&d.namespace), short(&d.name));
+        check(
+            &format!("the namespace and name of {which}"),
+            &[&d.namespace, &d.name],
+        )?;
+        if let Some(v) = &d.version {
+            check(&format!("the version of {which}"), &[v])?;
+        }
+        if let Some(digest) = &d.digest {
+            check(&format!("the digest of {which}"), &[digest])?;
+        }
+        Ok(())
+    }
+    if let Some(run_id) = &p.run_id {
+        check("the run id", &[run_id])?;
+    }
+    match &p.body {
+        Body::Run(run) => {
+            check("the job's namespace and name", &[&run.namespace, &run.job])?;
+            let c = &run.columns;
+            let one = |what: &str, value: &Option<String>| match value {
+                Some(v) => check(what, &[v]),
+                None => Ok(()),
+            };
+            one("the parent run id", &c.parent_run_id)?;
+            one("the root run id", &c.root_run_id)?;
+            one("the fingerprint", &c.fingerprint)?;
+            one("the container image", &c.container_image)?;
+            one("the container registry", &c.container_registry)?;
+            check(
+                "the container's repository and tag",
+                &[
+                    c.container_repository.as_deref().unwrap_or(""),
+                    c.container_tag.as_deref().unwrap_or(""),
+                ],
+            )?;
+            one("the container digest", &c.container_digest)?;
+            one("the parameters' sha-256", &c.params_sha256)?;
+            one("the user", &c.user)?;
+            one("the host", &c.host)?;
+            for d in &run.inputs {
+                dataset("input", d)?;
+            }
+            for d in &run.outputs {
+                dataset("output", d)?;
+            }
+        }
+        Body::Dataset(d) => dataset("dataset", d)?,
+        Body::Job { namespace, name } => check("the job's namespace and name", &[namespace, name])?,
+    }
+    Ok(())
 }
 
 /// The full reader: any event, and the error naming what is wrong. The

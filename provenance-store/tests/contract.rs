@@ -81,6 +81,7 @@ contract!(
     an_overwritten_path_keeps_the_lineage_of_its_old_bytes,
     runs_accumulate_facets_and_terminal_states_stick,
     a_batch_is_one_transaction_and_rejects_bad_events_by_index,
+    text_no_store_can_keep_is_rejected_by_itself,
     a_number_the_value_would_round_is_refused_not_taken_for_a_copy,
     a_large_batch_finds_its_own_repeats_and_rejects_by_index,
     a_bulk_load_is_batches_in_order,
@@ -612,6 +613,74 @@ fn a_batch_is_one_transaction_and_rejects_bad_events_by_index(store: &Store) {
         store.ingest(&pretty).unwrap(),
         Outcome::Duplicate { seq: 1 }
     ));
+}
+
+/// A NUL character, or a name, version or tag too long for PostgreSQL's
+/// indexes, rejects its event alone, with the field named, on every backend;
+/// the events beside it in the batch are stored (a failed batch had lost them).
+fn text_no_store_can_keep_is_rejected_by_itself(store: &Store) {
+    let event = |job: &str, input: &str, version: Option<&str>, tag: Option<&str>| {
+        let mut run = Run::new(RunId::new_v7());
+        if let Some(tag) = tag {
+            run.facets.set(
+                &ProvContainerRunFacet::new(
+                    &format!("quay.io/x/y:{tag}"),
+                    ContainerRuntime::Docker,
+                )
+                .unwrap(),
+            );
+        }
+        let mut e = RunEvent::new(EventType::Complete, run, Job::new("ns", job));
+        let mut d = InputDataset::new("file", input);
+        if let Some(v) = version {
+            d.facets.set(&DatasetVersionDatasetFacet::new(v));
+        }
+        e.inputs = Some(vec![d]);
+        Event::Run(e).to_json().into_bytes()
+    };
+    let long = "n".repeat(2100);
+    let batch = [
+        event("good", "/a", None, None),
+        event("bad\0nul", "/a", None, None),
+        event("j", &format!("/{long}"), None, None),
+        event("j", "/b", Some(&long), None),
+        event("j", "/c", None, Some(&"t".repeat(128))),
+        event("good2", "/d\0", None, None),
+        event("fits", &format!("/{}", "n".repeat(2040)), None, None),
+    ];
+    let raws: Vec<&[u8]> = batch.iter().map(Vec::as_slice).collect();
+    let outcomes = store.ingest_batch(&raws).unwrap();
+    let reason = |i: usize| match &outcomes[i] {
+        Outcome::Rejected { reason } => reason.clone(),
+        other => panic!("event {i}: {other:?}"),
+    };
+    assert!(
+        matches!(outcomes[0], Outcome::Stored { seq: 1 }),
+        "{outcomes:?}"
+    );
+    assert!(
+        reason(1).contains("the job's namespace and name holds a NUL"),
+        "{}",
+        reason(1)
+    );
+    assert!(
+        reason(2).contains("the namespace and name of input \"file\":\"/nnn")
+            && reason(2).contains("takes 2105 bytes; a store keeps at most 2048"),
+        "{}",
+        reason(2)
+    );
+    assert!(reason(3).contains("the version of input"), "{}", reason(3));
+    // A tag of 128 characters (the most OCI allows) is kept.
+    assert!(
+        matches!(outcomes[4], Outcome::Stored { seq: 2 }),
+        "{outcomes:?}"
+    );
+    assert!(reason(5).contains("holds a NUL"), "{}", reason(5));
+    assert!(
+        matches!(outcomes[6], Outcome::Stored { seq: 3 }),
+        "{outcomes:?}"
+    );
+    assert_eq!(store.verify_chain().unwrap().events, 3);
 }
 
 /// 150 steps' events (300), then the first 100 again, with an event that
