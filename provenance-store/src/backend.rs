@@ -8,7 +8,7 @@ use serde_json::{Map, Value};
 
 use crate::StoreResult;
 use crate::model::{Outcome, Page, Paged, RunFilter, RunRecord, Target, VersionRecord};
-use crate::normalize::Prepared;
+use crate::normalize::{DatasetPart, Prepared};
 use crate::sqlite::codec::Dictionary;
 use crate::tables::{Row, Table};
 
@@ -59,4 +59,24 @@ pub(crate) trait Backend: Send + Sync {
     fn outputs(&self, run: &str, as_of: Option<i64>) -> StoreResult<Vec<i64>>;
     fn runs(&self, filter: &RunFilter, page: Page) -> StoreResult<Paged<RunRecord>>;
     fn events(&self, page: Page) -> StoreResult<Paged<(u64, Vec<u8>)>>;
+}
+
+/// A version's row as far as a writer knows it. Rows only gain a digest or
+/// a size and only move their creation time back, so a cached state that is
+/// stale (another process wrote since) only causes a needless write.
+#[derive(Clone, Copy)]
+pub(crate) struct KnownVersion {
+    pub id: i64,
+    pub created_at: i64,
+    pub digest: bool,
+    pub size: bool,
+}
+
+impl KnownVersion {
+    /// Whether a sighting at `time` of `part` changes the row.
+    pub fn changed_by(&self, part: &DatasetPart, time: i64) -> bool {
+        time < self.created_at
+            || (!self.digest && part.digest.is_some())
+            || (!self.size && part.size.is_some())
+    }
 }

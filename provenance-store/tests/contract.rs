@@ -82,6 +82,7 @@ contract!(
     runs_accumulate_facets_and_terminal_states_stick,
     a_batch_is_one_transaction_and_rejects_bad_events_by_index,
     text_no_store_can_keep_is_rejected_by_itself,
+    a_version_seen_earlier_or_with_its_size_later_is_updated_however_batched,
     a_number_the_value_would_round_is_refused_not_taken_for_a_copy,
     a_large_batch_finds_its_own_repeats_and_rejects_by_index,
     a_bulk_load_is_batches_in_order,
@@ -681,6 +682,79 @@ fn text_no_store_can_keep_is_rejected_by_itself(store: &Store) {
         "{outcomes:?}"
     );
     assert_eq!(store.verify_chain().unwrap().events, 3);
+}
+
+/// The same content written at 05:00 without a size, then reported written
+/// at 01:00 with its size: the version was created at 01:00 and has that
+/// size, whether the two events come one by one, in one batch, or in one
+/// large batch with many events between (the writers cache the rows of
+/// content-addressed versions, and once skipped these updates).
+fn a_version_seen_earlier_or_with_its_size_later_is_updated_however_batched(store: &Store) {
+    let at = |t: &str| EventTime::parse(t).unwrap().instant().timestamp_micros();
+    for (round, fillers) in [(0, None), (1, Some(0)), (2, Some(1000))] {
+        let name = format!("/out/X{round}");
+        let hex = digest(40 + round);
+        let write = |time: &str, size: Option<u64>| {
+            let mut e = RunEvent::new(
+                EventType::Complete,
+                Run::new(RunId::new_v7()),
+                Job::new("ns", "w"),
+            );
+            e.event_time = EventTime::parse(time).unwrap();
+            let mut d = OutputDataset::new("file", &name);
+            match size {
+                Some(size) => {
+                    let c = ProvChecksumDatasetFacet::file(size, hex.clone());
+                    d.facets.set(&c.version_facet().unwrap());
+                    d.facets.set(&c);
+                }
+                None => d
+                    .facets
+                    .set(&DatasetVersionDatasetFacet::new(format!("sha256:{hex}"))),
+            }
+            e.outputs = Some(vec![d]);
+            Event::Run(e).to_json().into_bytes()
+        };
+        let late = write("2026-06-01T05:00:00Z", None);
+        let early = write("2026-06-01T01:00:00Z", Some(123));
+        match fillers {
+            None => {
+                store.ingest(&late).unwrap();
+                store.ingest(&early).unwrap();
+            }
+            Some(n) => {
+                let filler: Vec<Vec<u8>> = (0..n)
+                    .map(|i| {
+                        step(&format!("f{i}"), &[], &[], "2026-06-01T02:00:00Z")
+                            .events()
+                            .1[0]
+                            .to_json()
+                            .into_bytes()
+                    })
+                    .collect();
+                let mut batch: Vec<&[u8]> = vec![&late];
+                batch.extend(filler.iter().map(Vec::as_slice));
+                batch.push(&early);
+                let outcomes = store.ingest_batch(&batch).unwrap();
+                assert!(
+                    outcomes.iter().all(|o| matches!(o, Outcome::Stored { .. })),
+                    "{outcomes:?}"
+                );
+            }
+        }
+        let graph = store
+            .lineage(&LineageQuery {
+                target: Target::parse(&format!("dataset:file:{name}")).unwrap(),
+                direction: Direction::Upstream,
+                depth: 1,
+                as_of: Some(at("2026-06-01T03:00:00Z")),
+            })
+            .unwrap_or_else(|e| panic!("round {round}: {e}"));
+        let node = graph
+            .node(&format!("dataset:file:{name}#sha256:{hex}"))
+            .unwrap_or_else(|| panic!("round {round}: {:?}", graph.ids()));
+        assert_eq!(node.data["size"], 123, "round {round}: {}", node.data);
+    }
 }
 
 /// 150 steps' events (300), then the first 100 again, with an event that

@@ -17,6 +17,7 @@ use postgres::types::ToSql;
 use provenance_core::EventType;
 
 use super::{PgResult, Writer, run_merge};
+use crate::backend::KnownVersion;
 use crate::chain;
 use crate::model::Outcome;
 use crate::normalize::{Body, DatasetPart, Prepared, state_of};
@@ -215,13 +216,15 @@ impl Writer<'_, '_> {
         let mut version_ids: HashMap<VersionKey, i64> = HashMap::new();
         let mut mention_version = |dataset: i64, version: String, part: &DatasetPart, time: i64| {
             let key = (dataset, version);
-            if version_ids.contains_key(&key) {
-                return key;
-            }
-            if key.1.starts_with("sha256:")
-                && let Some(&id) = self.cache.versions.get(&key)
+            // A content-addressed version cached from earlier transactions
+            // needs no write unless this sighting changes its row (earlier,
+            // or a digest or size it lacks).
+            if !version_index.contains_key(&key)
+                && key.1.starts_with("sha256:")
+                && let Some(known) = self.cache.versions.get(&key)
+                && !known.changed_by(part, time)
             {
-                version_ids.insert(key.clone(), id);
+                version_ids.insert(key.clone(), known.id);
                 return key;
             }
             match version_index.get(&key) {
@@ -285,16 +288,22 @@ impl Writer<'_, '_> {
                     digest = COALESCE(dataset_version.digest, excluded.digest),
                     size = COALESCE(dataset_version.size, excluded.size),
                     created_at = LEAST(dataset_version.created_at, excluded.created_at)
-                 RETURNING dataset_id, version, id",
+                 RETURNING dataset_id, version, id, created_at, digest IS NOT NULL,
+                    size IS NOT NULL",
                 &[&dataset, &version, &digest, &size, &created],
             )?;
             for row in rows {
                 let key = (row.get::<_, i64>(0), row.get::<_, String>(1));
-                let id: i64 = row.get(2);
+                let known = KnownVersion {
+                    id: row.get(2),
+                    created_at: row.get(3),
+                    digest: row.get(4),
+                    size: row.get(5),
+                };
                 if key.1.starts_with("sha256:") {
-                    self.learned.versions.push((key.clone(), id));
+                    self.learned.versions.push((key.clone(), known));
                 }
-                version_ids.insert(key, id);
+                version_ids.insert(key, known.id);
             }
         }
 

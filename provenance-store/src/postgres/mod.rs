@@ -26,7 +26,7 @@ use provenance_core::EventType;
 use serde_json::{Map, Value};
 
 use self::pool::{Pool, Pooled, Target as Server, prepared};
-use crate::backend::{Backend, Start};
+use crate::backend::{Backend, KnownVersion, Start};
 use crate::chain;
 use crate::model::*;
 use crate::normalize::{
@@ -62,13 +62,13 @@ pub(crate) struct Postgres {
 #[derive(Default)]
 struct IdCache {
     named: HashMap<(&'static str, String, String), i64>,
-    versions: HashMap<(i64, String), i64>,
+    versions: HashMap<(i64, String), KnownVersion>,
 }
 
 #[derive(Default)]
 struct Learned {
     named: Vec<((&'static str, String, String), i64)>,
-    versions: Vec<((i64, String), i64)>,
+    versions: Vec<((i64, String), KnownVersion)>,
 }
 
 fn backend(context: impl Into<String>) -> impl FnOnce(postgres::Error) -> StoreError {
@@ -320,8 +320,9 @@ impl Writer<'_, '_> {
         Ok(id)
     }
 
-    /// Content-addressed versions (`sha256:`) never change once written, so
-    /// their ids are cached; other versions are upserted every time.
+    /// Content-addressed versions (`sha256:`) are cached with what their row
+    /// holds, from earlier transactions: a sighting that would change nothing
+    /// needs no write. Other versions are upserted every time.
     fn version(
         &mut self,
         dataset: i64,
@@ -331,14 +332,17 @@ impl Writer<'_, '_> {
     ) -> PgResult<i64> {
         let cacheable = version.starts_with("sha256:");
         let key = (dataset, version.to_owned());
-        if cacheable && let Some(&id) = self.cache.versions.get(&key) {
-            return Ok(id);
+        if cacheable
+            && let Some(known) = self.cache.versions.get(&key)
+            && !known.changed_by(part, time)
+        {
+            return Ok(known.id);
         }
-        let id = self.upsert_version(dataset, version, part, time)?;
+        let known = self.upsert_version(dataset, version, part, time)?;
         if cacheable {
-            self.learned.versions.push((key, id));
+            self.learned.versions.push((key, known));
         }
-        Ok(id)
+        Ok(known.id)
     }
 
     fn upsert_version(
@@ -347,20 +351,24 @@ impl Writer<'_, '_> {
         version: &str,
         part: &DatasetPart,
         time: i64,
-    ) -> PgResult<i64> {
+    ) -> PgResult<KnownVersion> {
         let size = part.size.map(|s| s as i64);
-        Ok(self
-            .query_one(
-                "INSERT INTO dataset_version (dataset_id, version, digest, size, created_at)
-                 VALUES ($1, $2, $3, $4, $5)
-                 ON CONFLICT (dataset_id, version) DO UPDATE SET
-                    digest = COALESCE(dataset_version.digest, excluded.digest),
-                    size = COALESCE(dataset_version.size, excluded.size),
-                    created_at = LEAST(dataset_version.created_at, excluded.created_at)
-                 RETURNING id",
-                &[&dataset, &version, &part.digest, &size, &time],
-            )?
-            .get(0))
+        let row = self.query_one(
+            "INSERT INTO dataset_version (dataset_id, version, digest, size, created_at)
+             VALUES ($1, $2, $3, $4, $5)
+             ON CONFLICT (dataset_id, version) DO UPDATE SET
+                digest = COALESCE(dataset_version.digest, excluded.digest),
+                size = COALESCE(dataset_version.size, excluded.size),
+                created_at = LEAST(dataset_version.created_at, excluded.created_at)
+             RETURNING id, created_at, digest IS NOT NULL, size IS NOT NULL",
+            &[&dataset, &version, &part.digest, &size, &time],
+        )?;
+        Ok(KnownVersion {
+            id: row.get(0),
+            created_at: row.get(1),
+            digest: row.get(2),
+            size: row.get(3),
+        })
     }
 
     /// The version an input names, or the dataset's latest at `time`.
@@ -376,7 +384,9 @@ impl Writer<'_, '_> {
         )?;
         match latest {
             Some(row) => Ok(row.get(0)),
-            None => self.upsert_version(dataset, "unknown", part, time),
+            None => self
+                .upsert_version(dataset, "unknown", part, time)
+                .map(|k| k.id),
         }
     }
 

@@ -19,7 +19,7 @@ use serde_json::{Map, Value};
 
 pub(crate) mod codec;
 
-use crate::backend::{Backend, Start};
+use crate::backend::{Backend, KnownVersion, Start};
 use crate::chain;
 use crate::model::*;
 use crate::normalize::{
@@ -160,7 +160,7 @@ struct IdCache {
     /// By `key(table, namespace, name)`.
     named: HashMap<String, i64>,
     /// By `key(dataset id, version)`.
-    versions: HashMap<String, i64>,
+    versions: HashMap<String, KnownVersion>,
     /// What one write transaction keeps in memory, kept here between
     /// transactions (emptied, not freed) so that each does not grow it anew.
     scratch: Scratch,
@@ -194,7 +194,7 @@ fn key(buffer: &mut String, parts: &[&str]) {
 #[derive(Default)]
 struct Learned {
     named: HashMap<String, i64>,
-    versions: HashMap<String, i64>,
+    versions: HashMap<String, KnownVersion>,
     /// The key being looked up (kept to reuse its allocation).
     key: String,
 }
@@ -562,8 +562,10 @@ impl Writer<'_, '_> {
         )
     }
 
-    /// Content-addressed versions (`sha256:`) never change once written, so
-    /// their ids are cached; other versions are upserted every time.
+    /// Content-addressed versions (`sha256:`) are cached with what their row
+    /// holds: a sighting that would change nothing (not earlier, no digest or
+    /// size the row lacks) needs no write. Other versions are upserted every
+    /// time.
     fn version(
         &mut self,
         dataset: i64,
@@ -573,15 +575,25 @@ impl Writer<'_, '_> {
     ) -> rusqlite::Result<i64> {
         let cacheable = version.starts_with("sha256:");
         if !cacheable {
-            return upsert_version(self.tx, &mut self.hot, dataset, version, part, time);
+            return Ok(upsert_version(self.tx, &mut self.hot, dataset, version, part, time)?.id);
         }
         key(&mut self.learned.key, &[&dataset.to_string(), version]);
-        cached_id(
-            &self.cache.versions,
-            &mut self.learned.versions,
-            &self.learned.key,
-            || upsert_version(self.tx, &mut self.hot, dataset, version, part, time),
-        )
+        // This transaction's knowledge is newer than the shared cache's.
+        let known = self
+            .learned
+            .versions
+            .get(&self.learned.key)
+            .or_else(|| self.cache.versions.get(&self.learned.key));
+        if let Some(known) = known
+            && !known.changed_by(part, time)
+        {
+            return Ok(known.id);
+        }
+        let known = upsert_version(self.tx, &mut self.hot, dataset, version, part, time)?;
+        self.learned
+            .versions
+            .insert(self.learned.key.clone(), known);
+        Ok(known.id)
     }
 }
 
@@ -651,7 +663,7 @@ fn upsert_version(
     version: &str,
     part: &DatasetPart,
     time: i64,
-) -> rusqlite::Result<i64> {
+) -> rusqlite::Result<KnownVersion> {
     // Insert first: a version not in the id cache is mostly a new output;
     // one named again (and not content-addressed) is read, and updated only
     // to fill a gap, so that an unchanged row and its indexes are left alone.
@@ -660,7 +672,12 @@ fn upsert_version(
         hot.insert_version
             .execute(params![dataset, version, part.digest, size, time])?;
     if inserted == 1 {
-        return Ok(tx.last_insert_rowid());
+        return Ok(KnownVersion {
+            id: tx.last_insert_rowid(),
+            created_at: time,
+            digest: part.digest.is_some(),
+            size: size.is_some(),
+        });
     }
     let (id, digest, stored_size, created): (i64, Option<String>, Option<i64>, i64) = tx
         .prepare_cached(
@@ -682,7 +699,12 @@ fn upsert_version(
         )?
         .execute(params![id, part.digest, size, time])?;
     }
-    Ok(id)
+    Ok(KnownVersion {
+        id,
+        created_at: created.min(time),
+        digest: digest.is_some() || part.digest.is_some(),
+        size: stored_size.is_some() || size.is_some(),
+    })
 }
 
 /// The version an input names, or the dataset's latest at `time`.
@@ -700,7 +722,7 @@ fn input_version(w: &mut Writer<'_, '_>, part: &DatasetPart, time: i64) -> rusql
         .optional()?;
     match latest {
         Some(id) => Ok(id),
-        None => upsert_version(w.tx, &mut w.hot, dataset, "unknown", part, time),
+        None => upsert_version(w.tx, &mut w.hot, dataset, "unknown", part, time).map(|k| k.id),
     }
 }
 
