@@ -46,9 +46,11 @@ samples=$(cd "$data" && ls -- *_R1.fastq.gz 2>/dev/null | sed 's/_R1\.fastq\.gz$
 
 # The whole pipeline is one run; the steps attach to it as children.
 if [ "$RECORD" != 0 ] && [ -z "${PROV_GERMLINE_PARENT:-}" ]; then
-    # (No inputs or outputs of its own: the steps say what was read and made.)
+    # (No inputs or outputs of its own: the steps say what was read and made.
+    # The script is named by its full path, as `sh pipeline.sh` leaves $0 a
+    # bare name that would be looked up on PATH.)
     PROV_GERMLINE_PARENT=1 exec "$PROV" run --job germline --param threads="$THREADS" \
-        --param samples="$(echo $samples)" -- "$0" "$data" "$out"
+        --param samples="$(echo $samples)" -- sh "$here/$(basename "$0")" "$data" "$out"
 fi
 
 image() { awk -v t="$1" '$1 == t { print $2 }' "$here/images.tsv"; }

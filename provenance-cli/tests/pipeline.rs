@@ -335,6 +335,33 @@ fn an_overwritten_file_keeps_its_original_lineage_by_its_old_digest() {
     assert_eq!(jobs, ["second"]);
 }
 
+/// A task that runs in a folder of its own (as Nextflow and Snakemake run
+/// them) and calls `prov run` without --store records into its pipeline's
+/// store, even when that was given as a relative path.
+#[test]
+fn a_nested_prov_run_in_another_folder_records_into_the_same_store() {
+    let s = Sandbox::new("nested-folder");
+    let prov = env!("CARGO_BIN_EXE_prov");
+    std::fs::create_dir_all(s.0.join("work/task1")).unwrap();
+    let script = format!("cd work/task1 && {prov} run --job task -- true");
+    let out = s.prov(&[
+        "--store", "p.db", "run", "--job", "pipeline", "--", "sh", "-c", &script,
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for own in ["p.db", "prov.db"] {
+        assert!(
+            !s.0.join("work/task1").join(own).exists(),
+            "the task made {own}"
+        );
+    }
+    let runs = s.json(&["--store", "p.db", "audit", "runs", "--format", "json"]);
+    assert_eq!(runs["total"], 2, "{runs}");
+}
+
 #[test]
 fn nested_prov_run_calls_build_a_parent_task_tree() {
     let s = Sandbox::new("nested");

@@ -302,7 +302,10 @@ impl Args {
             .env("PROV_PARENT_JOB_NAME", &lineage.parent_job.name)
             .env("PROV_ROOT_RUN", lineage.root.to_string())
             .env("PROV_ROOT_JOB_NAMESPACE", &lineage.root_job.namespace)
-            .env("PROV_ROOT_JOB_NAME", &lineage.root_job.name);
+            .env("PROV_ROOT_JOB_NAME", &lineage.root_job.name)
+            // A `prov run` inside the step (a pipeline's task, run in a
+            // folder of its own) records into the same store.
+            .env("PROV_STORE", child_store(ctx.store_location()));
         let stop_signal = Arc::new(AtomicI32::new(0));
         let mut signals =
             signal_hook::iterator::Signals::new(FORWARDED).context("listen for signals")?;
@@ -576,6 +579,15 @@ fn utf8_env() -> (BTreeMap<String, String>, Vec<String>) {
         }
     }
     (vars, not_utf8)
+}
+
+/// The store location as a command started in another folder names it: a
+/// relative file path made absolute; a URL as it is.
+fn child_store(location: &str) -> OsString {
+    if location.contains("://") {
+        return location.into();
+    }
+    std::path::absolute(location).map_or_else(|_| location.into(), |p| p.into_os_string())
 }
 
 /// The store, plus whatever an OpenLineage configuration names. With another
