@@ -667,14 +667,6 @@ pub fn looks_secret(name: &str) -> bool {
 /// [`REDACTED`]. The command's fingerprint is taken before, from the real
 /// arguments.
 pub fn redact_argv(argv: &[String], secrets: &[String]) -> Vec<String> {
-    let secret_option = |name: &str| {
-        let name = name.trim_start_matches('-').to_ascii_lowercase();
-        let squeezed: String = name.chars().filter(|c| c.is_ascii_alphanumeric()).collect();
-        SECRET_OPTION_WORDS.iter().any(|w| squeezed.ends_with(w))
-            || name
-                .split(|c: char| !c.is_ascii_alphanumeric())
-                .any(|word| SECRET_OPTION_WORDS.contains(&word))
-    };
     let mut out = Vec::with_capacity(argv.len());
     let mut hide_next = false;
     for arg in argv {
@@ -693,8 +685,81 @@ pub fn redact_argv(argv: &[String], secrets: &[String]) -> Vec<String> {
                 None => hide_next = secret_option(&arg),
             }
         }
+        // A shell script given as one argument (`sh -c '...'`, as Snakemake
+        // and Nextflow run their commands): its words are options too.
+        if arg.contains(|c: char| c.is_ascii_whitespace()) {
+            arg = redact_script(&arg);
+        }
         out.push(crate::redact_url_password(&arg));
     }
+    out
+}
+
+/// Whether an option's name marks its value as secret.
+fn secret_option(name: &str) -> bool {
+    let name = name.trim_start_matches('-').to_ascii_lowercase();
+    let squeezed: String = name.chars().filter(|c| c.is_ascii_alphanumeric()).collect();
+    SECRET_OPTION_WORDS.iter().any(|w| squeezed.ends_with(w))
+        || name
+            .split(|c: char| !c.is_ascii_alphanumeric())
+            .any(|word| SECRET_OPTION_WORDS.contains(&word))
+}
+
+/// `script` with the values of its secret options hidden, its words split as
+/// a shell would at whitespace outside quotes: `--password=x`, `--password
+/// 'x y'`. (Values put together by the shell, `--password=$(cat f)` or
+/// `"$PW"`, are hidden as written, which is all the script holds.)
+fn redact_script(script: &str) -> String {
+    // The byte ranges of the words.
+    let mut words = Vec::new();
+    let mut start = None;
+    let mut quote = None;
+    for (i, c) in script.char_indices() {
+        match quote {
+            Some(q) if c == q => quote = None,
+            Some(_) => {}
+            None if c.is_ascii_whitespace() => {
+                if let Some(s) = start.take() {
+                    words.push(s..i);
+                }
+            }
+            None => {
+                start.get_or_insert(i);
+                if c == '\'' || c == '"' {
+                    quote = Some(c);
+                }
+            }
+        }
+    }
+    if let Some(s) = start {
+        words.push(s..script.len());
+    }
+    // The ranges to hide, in order.
+    let mut hidden = Vec::new();
+    let mut hide_next = false;
+    for word in words {
+        let text = &script[word.clone()];
+        let bare = text.trim_start_matches(['\'', '"']);
+        if std::mem::take(&mut hide_next) && !bare.starts_with('-') {
+            hidden.push(word);
+        } else if bare.starts_with("--") {
+            match text.split_once('=') {
+                Some((name, _)) if secret_option(name.trim_start_matches(['\'', '"'])) => {
+                    hidden.push(word.start + name.len() + 1..word.end);
+                }
+                Some(_) => {}
+                None => hide_next = secret_option(bare.trim_end_matches(['\'', '"'])),
+            }
+        }
+    }
+    let mut out = String::with_capacity(script.len());
+    let mut at = 0;
+    for range in hidden {
+        out.push_str(&script[at..range.start]);
+        out.push_str(REDACTED);
+        at = range.end;
+    }
+    out.push_str(&script[at..]);
     out
 }
 
@@ -1319,6 +1384,38 @@ mod tests {
             dir.join("work/link/ref.fa").display().to_string()
         );
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn secret_options_inside_a_shell_script_argument_are_hidden() {
+        let r = REDACTED;
+        let argv = |script: &str| vec!["sh".to_owned(), "-c".to_owned(), script.to_owned()];
+        for (script, hidden) in [
+            (
+                "echo hunter2 --password=pw1 --api-key ak2 https://u:urlpw@h/x",
+                format!("echo {r} --password={r} --api-key {r} https://u:{r}@h/x"),
+            ),
+            (
+                "psql --db-password 'two words' -c 'select 1' && tool --token=\"a b\" --threads 4",
+                format!("psql --db-password {r} -c 'select 1' && tool --token={r} --threads 4"),
+            ),
+            // An option with no value before the next option hides nothing.
+            (
+                "cmd --secret --verbose x",
+                "cmd --secret --verbose x".to_owned(),
+            ),
+            (
+                "bwa mem -t 8 ref.fa r1.fq",
+                "bwa mem -t 8 ref.fa r1.fq".to_owned(),
+            ),
+            (
+                "ünï --pässword=x  tail",
+                "ünï --pässword=x  tail".to_owned(),
+            ),
+        ] {
+            let out = redact_argv(&argv(script), &["hunter2".to_owned()]);
+            assert_eq!(out[2], hidden, "{script}");
+        }
     }
 
     #[test]
