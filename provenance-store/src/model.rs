@@ -21,7 +21,10 @@ pub enum Target {
         version: String,
     },
     /// A dataset: its latest version (as of the query time): the one a run
-    /// wrote last (a version written again is as new as its last writing).
+    /// wrote last (a version written again is as new as its last writing);
+    /// the `unknown` placeholder, made for an input read before any version
+    /// was known, only when there is no other. An input that names no
+    /// version reads the latest by the same rule, at its event's time.
     Dataset {
         /// The dataset's namespace.
         namespace: String,

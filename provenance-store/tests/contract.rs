@@ -83,6 +83,7 @@ contract!(
     a_batch_is_one_transaction_and_rejects_bad_events_by_index,
     text_no_store_can_keep_is_rejected_by_itself,
     a_version_seen_earlier_or_with_its_size_later_is_updated_however_batched,
+    an_input_without_a_version_reads_the_version_written_last,
     a_number_the_value_would_round_is_refused_not_taken_for_a_copy,
     a_large_batch_finds_its_own_repeats_and_rejects_by_index,
     a_bulk_load_is_batches_in_order,
@@ -755,6 +756,51 @@ fn a_version_seen_earlier_or_with_its_size_later_is_updated_however_batched(stor
             .unwrap_or_else(|| panic!("round {round}: {:?}", graph.ids()));
         assert_eq!(node.data["size"], 123, "round {round}: {}", node.data);
     }
+}
+
+/// A run that reads a dataset without naming a version reads the version
+/// written last before it (A, B, then A again: A), as `lineage` of the
+/// dataset answers; and the placeholder made for a read before any writer
+/// was known does not hide a writer whose event arrives later.
+fn an_input_without_a_version_reads_the_version_written_last(store: &Store) {
+    let run_event = |job: &str, time: &str, input: Option<&str>, output: Option<(&str, u8)>| {
+        let id = RunId::new_v7();
+        let mut e = RunEvent::new(EventType::Complete, Run::new(id), Job::new("ns", job));
+        e.event_time = EventTime::parse(time).unwrap();
+        if let Some(name) = input {
+            e.inputs = Some(vec![InputDataset::new("file", name)]);
+        }
+        if let Some((name, content)) = output {
+            let mut d = OutputDataset::new("file", name);
+            let c = ProvChecksumDatasetFacet::file(10, digest(content));
+            d.facets.set(&c.version_facet().unwrap());
+            d.facets.set(&c);
+            e.outputs = Some(vec![d]);
+        }
+        store.ingest_event(&Event::Run(e)).unwrap();
+        id
+    };
+    run_event("w", "2026-07-01T01:00:00Z", None, Some(("/x", 50)));
+    run_event("w", "2026-07-01T02:00:00Z", None, Some(("/x", 51)));
+    run_event("w", "2026-07-01T04:00:00Z", None, Some(("/x", 50)));
+    let reader = run_event("r", "2026-07-01T05:00:00Z", Some("/x"), None);
+    let read = store
+        .lineage(&upstream(&format!("run:{reader}"), 1))
+        .unwrap();
+    let a = format!("dataset:file:/x#sha256:{}", digest(50));
+    assert!(read.ids().contains(&a.as_str()), "{:?}", read.ids());
+    let latest = store.lineage(&upstream("dataset:file:/x", 0)).unwrap();
+    assert_eq!(latest.ids()[0], a);
+
+    // Read before any writer is known, then the writer's event arrives.
+    run_event("r", "2026-07-01T05:00:00Z", Some("/y"), None);
+    run_event("w", "2026-07-01T01:00:00Z", None, Some(("/y", 52)));
+    let latest = store.lineage(&upstream("dataset:file:/y", 0)).unwrap();
+    assert_eq!(
+        latest.ids(),
+        [format!("dataset:file:/y#sha256:{}", digest(52))],
+        "the placeholder hid the writer"
+    );
 }
 
 /// 150 steps' events (300), then the first 100 again, with an event that

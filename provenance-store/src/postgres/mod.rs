@@ -377,9 +377,14 @@ impl Writer<'_, '_> {
         if let Some(version) = &part.version {
             return self.version(dataset, version, part, time);
         }
+        // The latest as a dataset target finds it (see `Backend::start`):
+        // the version last written, a placeholder only if there is no other.
         let latest = self.query_opt(
-            "SELECT id FROM dataset_version WHERE dataset_id = $1 AND created_at <= $2
-             ORDER BY created_at DESC, id DESC LIMIT 1",
+            "SELECT v.id FROM dataset_version v WHERE v.dataset_id = $1 AND v.created_at <= $2
+             ORDER BY v.version = 'unknown',
+                COALESCE((SELECT MAX(o.event_time) FROM run_output o
+                          WHERE o.version_id = v.id AND o.event_time <= $2),
+                         v.created_at) DESC, v.id DESC LIMIT 1",
             &[&dataset, &time],
         )?;
         match latest {
@@ -764,9 +769,10 @@ impl Backend for Postgres {
                     "SELECT v.id FROM dataset_version v
                      WHERE v.dataset_id = (SELECT id FROM dataset WHERE namespace = $1 AND name = $2)
                        AND v.created_at <= $3
-                     ORDER BY COALESCE((SELECT MAX(o.event_time) FROM run_output o
-                                        WHERE o.version_id = v.id AND o.event_time <= $3),
-                                       v.created_at) DESC, v.id DESC LIMIT 1",
+                     ORDER BY v.version = 'unknown',
+                        COALESCE((SELECT MAX(o.event_time) FROM run_output o
+                                  WHERE o.version_id = v.id AND o.event_time <= $3),
+                                 v.created_at) DESC, v.id DESC LIMIT 1",
                     &[namespace, name, &cutoff],
                 )?;
                 Start::Versions(rows.iter().map(|r| r.get(0)).collect())

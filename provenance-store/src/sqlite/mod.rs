@@ -715,8 +715,14 @@ fn input_version(w: &mut Writer<'_, '_>, part: &DatasetPart, time: i64) -> rusql
     }
     let latest: Option<i64> =
         w.tx.prepare_cached(
-            "SELECT id FROM dataset_version WHERE dataset_id = ?1 AND created_at <= ?2
-             ORDER BY created_at DESC, id DESC LIMIT 1",
+            // The latest as a dataset target finds it (see `Backend::start`):
+            // the version last written, a placeholder only if there is no
+            // other.
+            "SELECT v.id FROM dataset_version v WHERE v.dataset_id = ?1 AND v.created_at <= ?2
+             ORDER BY v.version = 'unknown',
+                COALESCE((SELECT MAX(o.event_time) FROM run_output o
+                          WHERE o.version_id = v.id AND o.event_time <= ?2),
+                         v.created_at) DESC, v.id DESC LIMIT 1",
         )?
         .query_row(params![dataset, time], |r| r.get(0))
         .optional()?;
@@ -1398,9 +1404,10 @@ impl Backend for Sqlite {
                     .prepare_cached(
                         "SELECT v.id FROM dataset_version v JOIN dataset d ON d.id = v.dataset_id
                          WHERE d.namespace = ?1 AND d.name = ?2 AND v.created_at <= ?3
-                         ORDER BY COALESCE((SELECT MAX(o.event_time) FROM run_output o
-                                            WHERE o.version_id = v.id AND o.event_time <= ?3),
-                                           v.created_at) DESC, v.id DESC LIMIT 1",
+                         ORDER BY v.version = 'unknown',
+                            COALESCE((SELECT MAX(o.event_time) FROM run_output o
+                                      WHERE o.version_id = v.id AND o.event_time <= ?3),
+                                     v.created_at) DESC, v.id DESC LIMIT 1",
                     )
                     .and_then(|mut s| {
                         s.query_row(params![namespace, name, cutoff], |r| r.get(0))
