@@ -163,7 +163,7 @@ fn the_official_python_client_is_served_and_a_wrong_key_refused() {
         return;
     };
     assert_eq!(out, "SENT 4");
-    let graph = server.get("/api/v1/lineage?nodeId=dataset:file:/results/P1.vcf");
+    let graph = server.get("/api/v1/lineage?nodeId=dataset:file:/results/P1.vcf&level=version");
     let jobs: Vec<&str> = graph["graph"]
         .as_array()
         .unwrap()
@@ -173,6 +173,39 @@ fn the_official_python_client_is_served_and_a_wrong_key_refused() {
         .collect();
     assert_eq!(jobs.len(), 2, "{graph}");
     assert!(jobs.contains(&"align") && jobs.contains(&"call"));
+    // Marquez's shape by default: JOB and DATASET nodes only, each with the
+    // members Marquez's Job and Dataset have.
+    let graph = server.get("/api/v1/lineage?nodeId=dataset:file:/results/P1.vcf");
+    let nodes = graph["graph"].as_array().unwrap();
+    assert!(
+        nodes
+            .iter()
+            .all(|n| n["type"] == "JOB" || n["type"] == "DATASET"),
+        "{graph}"
+    );
+    let node = |id: &str| {
+        nodes
+            .iter()
+            .find(|n| n["id"] == id)
+            .unwrap_or_else(|| panic!("no {id} in {graph}"))
+    };
+    let call = node("job:python:call");
+    assert_eq!(
+        call["data"]["id"],
+        serde_json::json!({"namespace": "python", "name": "call"})
+    );
+    assert_eq!(call["data"]["type"], "BATCH");
+    assert_eq!(call["data"]["latestRun"]["state"], "COMPLETED", "{call}");
+    assert_eq!(
+        call["data"]["outputs"],
+        serde_json::json!([{"namespace": "file", "name": "/results/P1.vcf"}])
+    );
+    let vcf = node("dataset:file:/results/P1.vcf");
+    assert_eq!(vcf["data"]["id"]["name"], "/results/P1.vcf");
+    assert_eq!(
+        vcf["inEdges"],
+        serde_json::json!([{"origin": "job:python:call", "destination": "dataset:file:/results/P1.vcf"}])
+    );
     let Some(out) = peer_python(&[&server.url(""), "prov_wrong"]) else {
         return;
     };

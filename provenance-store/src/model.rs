@@ -218,6 +218,147 @@ impl LineageGraph {
         self.graph.iter().map(|n| n.id.as_str()).collect()
     }
 
+    /// The same lineage at the level Marquez draws it, for Marquez's tools:
+    /// each run becomes its job (`job:<ns>:<name>`, type JOB) and each
+    /// dataset version its dataset (`dataset:<ns>:<name>`, type DATASET),
+    /// with the members Marquez's `Job` and `Dataset` have (`id`, `type`,
+    /// `name`, `namespace`, times, `inputs` and `outputs` of a job, its
+    /// `latestRun`...). The runs and versions folded into each node are kept
+    /// in `runs` and `versions`. A job that read or wrote several versions in
+    /// the graph has one edge per dataset.
+    pub fn marquez(&self) -> LineageGraph {
+        use std::collections::{BTreeMap, BTreeSet};
+        let folded = |id: &str| -> Option<String> {
+            let node = self.node(id)?;
+            let text = |k: &str| node.data[k].as_str().unwrap_or("").to_owned();
+            Some(match node.kind {
+                "RUN" => format!("job:{}:{}", text("namespace"), text("job")),
+                _ => format!("dataset:{}:{}", text("namespace"), text("name")),
+            })
+        };
+        let time = |micros: &Value| {
+            micros
+                .as_i64()
+                .and_then(chrono::DateTime::from_timestamp_micros)
+                .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true))
+        };
+        // The members of each folded node, in id order.
+        let mut members: BTreeMap<String, Vec<&Node>> = BTreeMap::new();
+        for node in &self.graph {
+            if let Some(id) = folded(&node.id) {
+                members.entry(id).or_default().push(node);
+            }
+        }
+        let edges: BTreeSet<Edge> = self
+            .edges()
+            .into_iter()
+            .filter_map(|(a, b)| {
+                Some(Edge {
+                    origin: folded(a)?,
+                    destination: folded(b)?,
+                })
+            })
+            .collect();
+        let ids = |of: &str, outgoing: bool| -> Vec<Value> {
+            edges
+                .iter()
+                .filter_map(|e| match outgoing {
+                    true if e.origin == of => Some(&e.destination),
+                    false if e.destination == of => Some(&e.origin),
+                    _ => None,
+                })
+                .filter_map(|id| {
+                    let (namespace, name) = id.strip_prefix("dataset:")?.split_once(':')?;
+                    Some(serde_json::json!({"namespace": namespace, "name": name}))
+                })
+                .collect()
+        };
+        let graph = members
+            .into_iter()
+            .map(|(id, nodes)| {
+                let first = &nodes[0].data;
+                let (namespace, name) = (first["namespace"].clone(), first.get("job").or(first.get("name")).cloned().unwrap_or(Value::Null));
+                let (kind, data) = if nodes[0].kind == "RUN" {
+                    let starts: Vec<i64> = nodes.iter().filter_map(|n| n.data["startedAt"].as_i64().or(n.data["endedAt"].as_i64())).collect();
+                    let ends: Vec<i64> = nodes.iter().filter_map(|n| n.data["endedAt"].as_i64().or(n.data["startedAt"].as_i64())).collect();
+                    // The run that started last (run ids sort by time).
+                    let latest = nodes
+                        .iter()
+                        .max_by_key(|n| (n.data["startedAt"].as_i64(), n.data["runId"].as_str()))
+                        .map(|n| &n.data);
+                    let latest_run = latest.map(|r| {
+                        let state = match r["state"].as_str() {
+                            Some("START" | "RUNNING") => "RUNNING",
+                            Some("COMPLETE") => "COMPLETED",
+                            Some("FAIL") => "FAILED",
+                            Some("ABORT") => "ABORTED",
+                            _ => "NEW",
+                        };
+                        serde_json::json!({
+                            "id": r["runId"],
+                            "state": state,
+                            "startedAt": time(&r["startedAt"]),
+                            "endedAt": time(&r["endedAt"]),
+                            "facets": r.get("facets").cloned().unwrap_or_else(|| serde_json::json!({})),
+                        })
+                    });
+                    let data = serde_json::json!({
+                        "id": {"namespace": namespace, "name": name},
+                        "type": "BATCH",
+                        "name": name,
+                        "simpleName": name,
+                        "namespace": namespace,
+                        "parentJobName": null,
+                        "createdAt": starts.iter().min().and_then(|t| time(&(*t).into())),
+                        "updatedAt": ends.iter().max().and_then(|t| time(&(*t).into())),
+                        "inputs": ids(&id, false),
+                        "outputs": ids(&id, true),
+                        "location": null,
+                        "description": null,
+                        "facets": {},
+                        "currentVersion": null,
+                        "latestRun": latest_run,
+                        "runs": nodes.iter().map(|n| n.data["runId"].clone()).collect::<Vec<_>>(),
+                    });
+                    ("JOB", data)
+                } else {
+                    let created: Vec<&str> = nodes.iter().filter_map(|n| n.data["createdAt"].as_str()).collect();
+                    let data = serde_json::json!({
+                        "id": {"namespace": namespace, "name": name},
+                        "type": "DB_TABLE",
+                        "name": name,
+                        "physicalName": name,
+                        "namespace": namespace,
+                        "sourceName": namespace,
+                        "createdAt": created.iter().min(),
+                        "updatedAt": created.iter().max(),
+                        "lastModifiedAt": created.iter().max(),
+                        "fields": [],
+                        "tags": [],
+                        "facets": {},
+                        "currentVersion": null,
+                        "deleted": false,
+                        "versions": nodes.iter().map(|n| n.data["version"].clone()).collect::<Vec<_>>(),
+                    });
+                    ("DATASET", data)
+                };
+                let in_edges = edges.iter().filter(|e| e.destination == id).cloned().collect();
+                let out_edges = edges.iter().filter(|e| e.origin == id).cloned().collect();
+                Node {
+                    id,
+                    kind,
+                    data,
+                    in_edges,
+                    out_edges,
+                }
+            })
+            .collect();
+        LineageGraph {
+            graph,
+            truncated: self.truncated,
+        }
+    }
+
     /// Every edge, sorted, as (origin, destination).
     pub fn edges(&self) -> Vec<(&str, &str)> {
         let mut edges: Vec<(&str, &str)> = self

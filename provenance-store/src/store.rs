@@ -986,6 +986,8 @@ impl<'a> Walk<'a> {
                         "version": v.version,
                         "digest": v.digest,
                         "size": v.size,
+                        "createdAt": chrono::DateTime::from_timestamp_micros(v.created_at)
+                            .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)),
                     }),
                     in_edges: Vec::new(),
                     out_edges: Vec::new(),

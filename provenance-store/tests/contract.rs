@@ -84,6 +84,7 @@ contract!(
     text_no_store_can_keep_is_rejected_by_itself,
     a_version_seen_earlier_or_with_its_size_later_is_updated_however_batched,
     an_input_without_a_version_reads_the_version_written_last,
+    the_marquez_graph_folds_runs_into_jobs_and_versions_into_datasets,
     a_number_the_value_would_round_is_refused_not_taken_for_a_copy,
     a_large_batch_finds_its_own_repeats_and_rejects_by_index,
     a_bulk_load_is_batches_in_order,
@@ -801,6 +802,88 @@ fn an_input_without_a_version_reads_the_version_written_last(store: &Store) {
         [format!("dataset:file:/y#sha256:{}", digest(52))],
         "the placeholder hid the writer"
     );
+}
+
+/// Marquez's level: the version-precise graph with each run folded into its
+/// job and each version into its dataset, as Marquez's tools draw it.
+fn the_marquez_graph_folds_runs_into_jobs_and_versions_into_datasets(store: &Store) {
+    let r1 = [("/data/S1.fastq", digest(1))];
+    let bam = |d: u8| [("/out/S1.bam", digest(d))];
+    let first = step("align", &r1, &bam(10), "2026-01-01T00:00:00Z").record(store);
+    let again = step("align", &r1, &bam(12), "2026-01-03T00:00:00Z").record(store);
+    let vcf = [("/out/S1.vcf", digest(20))];
+    step("call", &bam(12), &vcf, "2026-01-04T00:00:00Z").record(store);
+    let graph = store
+        .lineage(&LineageQuery {
+            target: Target::parse(&format!("sha256:{}", digest(1))).unwrap(),
+            direction: Direction::Downstream,
+            depth: 10,
+            as_of: None,
+        })
+        .unwrap();
+    assert_eq!(graph.ids().len(), 7, "{:?}", graph.ids());
+    let m = graph.marquez();
+    assert_eq!(
+        m.ids(),
+        [
+            "dataset:file:/data/S1.fastq",
+            "dataset:file:/out/S1.bam",
+            "dataset:file:/out/S1.vcf",
+            "job:genomics:align",
+            "job:genomics:call",
+        ]
+    );
+    assert_eq!(
+        m.edges(),
+        [
+            ("dataset:file:/data/S1.fastq", "job:genomics:align"),
+            ("dataset:file:/out/S1.bam", "job:genomics:call"),
+            ("job:genomics:align", "dataset:file:/out/S1.bam"),
+            ("job:genomics:call", "dataset:file:/out/S1.vcf"),
+        ]
+    );
+    let align = &m.node("job:genomics:align").unwrap().data;
+    assert_eq!(m.node("job:genomics:align").unwrap().kind, "JOB");
+    assert_eq!(
+        align["id"],
+        serde_json::json!({"namespace": "genomics", "name": "align"})
+    );
+    assert_eq!(align["type"], "BATCH");
+    assert_eq!(
+        align["inputs"],
+        serde_json::json!([{"namespace": "file", "name": "/data/S1.fastq"}])
+    );
+    assert_eq!(
+        align["outputs"],
+        serde_json::json!([{"namespace": "file", "name": "/out/S1.bam"}])
+    );
+    let mut runs: Vec<&str> = align["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r.as_str().unwrap())
+        .collect();
+    runs.sort();
+    let mut expected = [first.to_string(), again.to_string()];
+    expected.sort();
+    assert_eq!(runs, expected);
+    assert_eq!(align["latestRun"]["id"], again.to_string().as_str());
+    assert_eq!(align["latestRun"]["state"], "COMPLETED");
+    assert_eq!(align["createdAt"], "2026-01-01T00:00:00.000000Z");
+    let bam_node = m.node("dataset:file:/out/S1.bam").unwrap();
+    assert_eq!(bam_node.kind, "DATASET");
+    assert_eq!(bam_node.data["type"], "DB_TABLE");
+    assert_eq!(bam_node.data["physicalName"], "/out/S1.bam");
+    assert_eq!(
+        bam_node.data["versions"],
+        serde_json::json!([
+            format!("sha256:{}", digest(10)),
+            format!("sha256:{}", digest(12))
+        ])
+    );
+    assert_eq!(bam_node.data["createdAt"], "2026-01-01T00:00:00.000000Z");
+    assert_eq!(bam_node.data["updatedAt"], "2026-01-03T00:00:00.000000Z");
+    assert!(!m.truncated);
 }
 
 /// 150 steps' events (300), then the first 100 again, with an event that

@@ -504,6 +504,9 @@ struct LineageParams {
     direction: Option<String>,
     #[serde(rename = "asOf")]
     as_of: Option<String>,
+    /// `job` (Marquez's graph of jobs and datasets, the default) or
+    /// `version` (runs and dataset versions).
+    level: Option<String>,
 }
 
 async fn lineage(State(state): State<Arc<AppState>>, Query(p): Query<LineageParams>) -> Response {
@@ -526,6 +529,16 @@ async fn lineage(State(state): State<Arc<AppState>>, Query(p): Query<LineagePara
         Ok(t) => t,
         Err(e) => return problem(StatusCode::BAD_REQUEST, format!("asOf: {e}")),
     };
+    let by_job = match p.level.as_deref() {
+        None | Some("job") => true,
+        Some("version") => false,
+        Some(other) => {
+            return problem(
+                StatusCode::BAD_REQUEST,
+                format!("level: {other:?} is not job or version"),
+            );
+        }
+    };
     let query = LineageQuery {
         target,
         direction,
@@ -533,6 +546,7 @@ async fn lineage(State(state): State<Arc<AppState>>, Query(p): Query<LineagePara
         as_of,
     };
     match read(&state, move |s| s.lineage(&query)).await {
+        Ok(graph) if by_job => axum::Json(graph.marquez()).into_response(),
         Ok(graph) => axum::Json(graph).into_response(),
         Err(r) => r,
     }
