@@ -219,6 +219,56 @@ fn the_official_python_client_is_served_and_a_wrong_key_refused() {
     assert!(server.stop().success(), "SIGTERM stops the server cleanly");
 }
 
+/// `prov token revoke` takes effect in a running server within a second,
+/// without a restart; SIGHUP reads the file again and does not stop it.
+#[test]
+fn a_revoked_token_is_refused_by_the_running_server() {
+    let mut server = Server::start("revoke");
+    let body = event("revoked", 0).to_json().into_bytes();
+    let (status, _) = server.post(
+        "/api/v1/lineage",
+        Some(&server.write_token.clone()),
+        "application/json",
+        false,
+        body.clone(),
+    );
+    assert_eq!(status, 201);
+    let tokens = server.dir.join("tokens.tsv");
+    let out = Command::new(env!("CARGO_BIN_EXE_prov"))
+        .args(["token", "revoke", "--tokens"])
+        .arg(&tokens)
+        .args(["--token", &server.write_token])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Looked at again at most once a second.
+    std::thread::sleep(Duration::from_millis(1100));
+    let (status, _) = server.post(
+        "/api/v1/lineage",
+        Some(&server.write_token.clone()),
+        "application/json",
+        false,
+        body,
+    );
+    assert_eq!(status, 401, "the revoked token still writes");
+    // The read token is still good; SIGHUP does not stop the server.
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(server.child.as_ref().unwrap().id() as i32),
+        nix::sys::signal::Signal::SIGHUP,
+    )
+    .unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(
+        server.get("/api/v1/events/lineage?limit=1")["totalCount"],
+        1
+    );
+    assert!(server.stop().success());
+}
+
 fn event(job: &str, i: usize) -> Event {
     let id = RunId::static_v7(
         chrono::DateTime::from_timestamp(1_760_000_000, 0).unwrap(),

@@ -11,7 +11,7 @@ use tokio::sync::Semaphore;
 use anyhow::{Context, bail};
 
 use crate::ctx::Ctx;
-use crate::server::{self, Settings, TokenFile};
+use crate::server::{self, LiveTokens, Settings};
 
 /// Serve the OpenLineage HTTP API: POST /api/v1/lineage (and /batch) for any
 /// OpenLineage client, GET /api/v1/lineage?nodeId= in Marquez's shape, audits,
@@ -26,6 +26,8 @@ pub struct Args {
     addr: SocketAddr,
 
     /// Accept only bearer tokens listed (as hashes) in this file; see `prov token create`.
+    /// The file is read again when it changes (within a second) or on SIGHUP:
+    /// `prov token revoke` takes effect without a restart.
     #[arg(long, value_name = "FILE")]
     tokens: Option<PathBuf>,
 
@@ -67,7 +69,12 @@ pub struct Args {
 
 impl Args {
     pub fn run(self, ctx: &Ctx) -> anyhow::Result<ExitCode> {
-        let tokens = self.tokens.as_deref().map(TokenFile::load).transpose()?;
+        let tokens = self
+            .tokens
+            .as_deref()
+            .map(LiveTokens::load)
+            .transpose()?
+            .map(Arc::new);
         if tokens.is_none() && !self.addr.ip().is_loopback() && !self.insecure_no_auth {
             bail!(
                 "refusing to listen on {} without --tokens: anyone who can reach it could write to the store \
@@ -83,7 +90,7 @@ impl Args {
             batch_limit: self.batch_limit,
             read_timeout: Duration::from_secs(self.read_timeout),
             memory_budget_mib: self.memory_budget as usize,
-            tokens,
+            tokens: tokens.clone(),
         };
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .enable_all()
@@ -104,6 +111,21 @@ impl Args {
                 max_connections: self.max_connections as usize,
                 grace: Duration::from_secs(self.shutdown_grace),
             };
+            // SIGHUP reads the tokens file again (it is also looked at, at
+            // most once a second, as requests come); it does not stop the
+            // server.
+            if let Ok(mut hangup) =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+            {
+                tokio::spawn(async move {
+                    while hangup.recv().await.is_some() {
+                        match &tokens {
+                            Some(t) => t.reload(),
+                            None => eprintln!("prov serve: SIGHUP: no tokens file to read again"),
+                        }
+                    }
+                });
+            }
             serve(listener, router, limits).await;
             anyhow::Ok(())
         });

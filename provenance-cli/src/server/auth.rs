@@ -2,7 +2,9 @@
 //! its role and an optional name; tokens are compared in constant time.
 
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, RwLock};
+use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{Context, bail};
 use sha2::{Digest, Sha256};
@@ -51,8 +53,19 @@ fn constant_time_eq(a: &[u8; 32], b: &[u8; 32]) -> bool {
 }
 
 impl TokenFile {
-    /// Reads `path`: lines of `<sha256 hex>\t<role>\t<name>`; `#` starts a comment.
+    /// Reads `path`: lines of `<sha256 hex>\t<role>\t<name>`; `#` starts a
+    /// comment. A file with no token is an error (a server started on it
+    /// would refuse everyone).
     pub fn load(path: &Path) -> anyhow::Result<TokenFile> {
+        let file = TokenFile::read(path)?;
+        if file.entries.is_empty() {
+            bail!("the tokens file {} holds no tokens", path.display());
+        }
+        Ok(file)
+    }
+
+    /// Reads `path`, which may hold no token.
+    fn read(path: &Path) -> anyhow::Result<TokenFile> {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("read the tokens file {}", path.display()))?;
         let mut entries = Vec::new();
@@ -92,9 +105,6 @@ impl TokenFile {
             };
             entries.push((hash, role));
         }
-        if entries.is_empty() {
-            bail!("the tokens file {} holds no tokens", path.display());
-        }
         Ok(TokenFile { entries })
     }
 
@@ -109,6 +119,169 @@ impl TokenFile {
         }
         found
     }
+}
+
+/// What identifies one state of the tokens file on disk.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Stamp {
+    modified: Option<SystemTime>,
+    len: u64,
+    #[cfg(unix)]
+    inode: u64,
+}
+
+fn stamp(path: &Path) -> Option<Stamp> {
+    let meta = std::fs::metadata(path).ok()?;
+    Some(Stamp {
+        modified: meta.modified().ok(),
+        len: meta.len(),
+        #[cfg(unix)]
+        inode: std::os::unix::fs::MetadataExt::ino(&meta),
+    })
+}
+
+/// The tokens a running server accepts: the tokens file, read again when it
+/// changes (looked at most once per [`LiveTokens::RECHECK`], and at once on
+/// [`LiveTokens::reload`]), so that a token removed from the file (`prov token
+/// revoke`) stops working without a restart; a file left with no token
+/// refuses everyone. A file that cannot be read (one being edited by hand,
+/// with a line not yet whole) keeps the tokens read before, with a warning.
+pub struct LiveTokens {
+    path: PathBuf,
+    current: RwLock<TokenFile>,
+    /// The file's state when last read (or found unreadable), and when it
+    /// was last looked at.
+    seen: Mutex<(Option<Stamp>, Instant)>,
+}
+
+impl std::fmt::Debug for LiveTokens {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "LiveTokens({})", self.path.display())
+    }
+}
+
+impl LiveTokens {
+    /// How often a request may look at the file.
+    pub const RECHECK: Duration = Duration::from_secs(1);
+
+    /// Reads the file, which must hold valid tokens.
+    pub fn load(path: &Path) -> anyhow::Result<LiveTokens> {
+        let before = stamp(path);
+        let file = TokenFile::load(path)?;
+        Ok(LiveTokens {
+            path: path.to_path_buf(),
+            current: RwLock::new(file),
+            seen: Mutex::new((before, Instant::now())),
+        })
+    }
+
+    /// The role of `token` under the file as it is now.
+    pub fn role_of(&self, token: &str) -> Option<Role> {
+        self.refresh(false);
+        self.current
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .role_of(token)
+    }
+
+    /// Reads the file again now if it changed (on SIGHUP, say).
+    pub fn reload(&self) {
+        self.refresh(true);
+    }
+
+    fn refresh(&self, now: bool) {
+        let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
+        if !now && seen.1.elapsed() < Self::RECHECK {
+            return;
+        }
+        seen.1 = Instant::now();
+        let current = stamp(&self.path);
+        if current == seen.0 {
+            return;
+        }
+        seen.0 = current;
+        match TokenFile::read(&self.path) {
+            Ok(file) => {
+                eprintln!(
+                    "prov serve: read the tokens file {} again: {} tokens",
+                    self.path.display(),
+                    file.entries.len()
+                );
+                *self.current.write().unwrap_or_else(|e| e.into_inner()) = file;
+            }
+            Err(e) => eprintln!("prov serve: warning: keeping the tokens read before: {e:#}"),
+        }
+    }
+}
+
+/// The tokens in `path` (hash prefix, role, name), for `prov token list`.
+pub fn list(path: &Path) -> anyhow::Result<Vec<(String, Role, String)>> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("read the tokens file {}", path.display()))?;
+    TokenFile::read(path)?;
+    Ok(text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(|line| {
+            let mut fields = line.split('\t');
+            let hash = fields.next().unwrap_or("");
+            let role = if fields.next() == Some("write") {
+                Role::Write
+            } else {
+                Role::Read
+            };
+            let name = fields.next().unwrap_or("").to_owned();
+            (hash.get(..12).unwrap_or(hash).to_owned(), role, name)
+        })
+        .collect())
+}
+
+/// Removes from `path` the tokens that `matches` (given the line's hash and
+/// name) selects, rewriting the file whole (a new file renamed over it, with
+/// the same mode); returns how many were removed. Comments stay.
+pub fn revoke(path: &Path, matches: impl Fn(&str, &str) -> bool) -> anyhow::Result<usize> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("read the tokens file {}", path.display()))?;
+    TokenFile::read(path)?;
+    let mut kept = String::with_capacity(text.len());
+    let mut removed = 0;
+    for line in text.lines() {
+        let trimmed = line.trim();
+        if !trimmed.is_empty() && !trimmed.starts_with('#') {
+            let mut fields = trimmed.split('\t');
+            let hash = fields.next().unwrap_or("");
+            let name = fields.nth(1).unwrap_or("");
+            if matches(hash, name) {
+                removed += 1;
+                continue;
+            }
+        }
+        kept.push_str(line);
+        kept.push('\n');
+    }
+    if removed == 0 {
+        return Ok(0);
+    }
+    let partial = path.with_extension("prov-partial");
+    let mut options = std::fs::OpenOptions::new();
+    options.create(true).write(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options
+        .open(&partial)
+        .and_then(|mut f| {
+            f.write_all(kept.as_bytes())?;
+            f.sync_all()
+        })
+        .and_then(|()| std::fs::rename(&partial, path))
+        .with_context(|| format!("rewrite the tokens file {}", path.display()))?;
+    Ok(removed)
+}
+
+/// The hash of `token` as the tokens file keeps it.
+pub fn hash_of(token: &str) -> String {
+    provenance_core::hex(&digest(token))
 }
 
 /// Makes a new random token, appends its hash to `path`, and returns it.
@@ -170,6 +343,44 @@ mod tests {
         let tokens = TokenFile::load(&path).unwrap();
         assert_eq!(tokens.role_of(&first), Some(Role::Read));
         assert_eq!(tokens.role_of(&second), Some(Role::Write));
+        std::fs::remove_file(&path).unwrap();
+    }
+
+    #[test]
+    fn a_revoked_token_stops_working_in_a_running_server_without_a_restart() {
+        let path = std::env::temp_dir().join(format!("prov-tokens-live-{}", std::process::id()));
+        let _ = std::fs::remove_file(&path);
+        let ops = create(&path, Role::Write, Some("ops")).unwrap();
+        let ci = create(&path, Role::Read, Some("ci")).unwrap();
+        let live = LiveTokens::load(&path).unwrap();
+        assert_eq!(live.role_of(&ops), Some(Role::Write));
+        assert_eq!(revoke(&path, |_, name| name == "ops").unwrap(), 1);
+        live.reload();
+        assert_eq!(live.role_of(&ops), None, "revoked");
+        assert_eq!(live.role_of(&ci), Some(Role::Read), "the others stay");
+        assert_eq!(
+            list(&path).unwrap(),
+            [(hash_of(&ci)[..12].to_owned(), Role::Read, "ci".to_owned())]
+        );
+        // A line being written (not valid yet) keeps the tokens read before.
+        let text = std::fs::read_to_string(&path).unwrap();
+        std::fs::write(&path, format!("{text}3f2a\tre")).unwrap();
+        live.reload();
+        assert_eq!(live.role_of(&ci), Some(Role::Read));
+        std::fs::write(&path, &text).unwrap();
+        // Revoking by the token's hash, as `list` prints its start.
+        let new = create(&path, Role::Read, None).unwrap();
+        let prefix = hash_of(&new)[..12].to_owned();
+        assert_eq!(
+            revoke(&path, |hash, _| hash.starts_with(&prefix)).unwrap(),
+            1
+        );
+        live.reload();
+        assert_eq!(live.role_of(&new), None);
+        // The last token revoked: nobody is let in.
+        assert_eq!(revoke(&path, |_, _| true).unwrap(), 1);
+        live.reload();
+        assert_eq!(live.role_of(&ci), None);
         std::fs::remove_file(&path).unwrap();
     }
 

@@ -13,7 +13,9 @@
 mod auth;
 mod writer;
 
-pub use auth::{Role, TokenFile, create as auth_create};
+pub use auth::{
+    LiveTokens, Role, create as auth_create, hash_of, list as auth_list, revoke as auth_revoke,
+};
 
 use std::io::Read;
 use std::sync::Arc;
@@ -45,7 +47,7 @@ pub struct Settings {
     /// MiB of event text (inflated) that requests may hold at once.
     pub memory_budget_mib: usize,
     /// Tokens; `None` serves without authentication.
-    pub tokens: Option<TokenFile>,
+    pub tokens: Option<Arc<LiveTokens>>,
 }
 
 /// What the handlers share.
