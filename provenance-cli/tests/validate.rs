@@ -118,3 +118,43 @@ fn a_member_named_twice_is_a_deviation() {
     assert!(stdout.contains("`run.runId`: is named twice"), "{stdout}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// Every fault of an event is listed, also when it cannot be read as an
+/// event (reading stops at the first), each once; `"inputs": null`, which
+/// reading forgives, is a deviation.
+#[test]
+fn every_fault_is_listed_once_even_in_an_event_that_cannot_be_read() {
+    let dir = std::env::temp_dir().join(format!("prov-validate-all-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("bad.ndjson");
+    let run = r#""run":{"runId":"0190d2c4-7f3a-7c2e-9b1d-2f6a8c4e5d31"},"job":{"namespace":"n","name":"j"}"#;
+    std::fs::write(
+        &file,
+        format!(
+            "{{\"eventTime\":\"2024-05-01T12:00:00Z\",\"producer\":\"bad producer\",\"schemaURL\":\"nope\",{run},\"inputs\":[{{\"namespace\":\"file\"}}],\"outputs\":\"x\"}}\n\
+             {{\"eventTime\":\"2024-05-01T12:00:00Z\",\"producer\":\"bad producer\",\"schemaURL\":\"https://openlineage.io/spec/2-0-2/OpenLineage.json#/$defs/RunEvent\",{run},\"inputs\":null}}\n"
+        ),
+    )
+    .unwrap();
+    let out = prov(&["validate", file.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<&str> = stdout.lines().collect();
+    let at = |n: usize| format!("{}:line {n}: ", file.display());
+    assert_eq!(
+        lines,
+        [
+            format!("{}`producer`: \"bad producer\" is not a URI", at(1)),
+            format!("{}`schemaURL`: \"nope\" is not a URI", at(1)),
+            format!(
+                "{}`inputs[0].name`: is missing; the spec requires a string",
+                at(1)
+            ),
+            format!("{}`outputs`: \"x\" is not an array", at(1)),
+            format!("{}`producer`: \"bad producer\" is not a URI", at(2)),
+            format!("{}`inputs`: null is not an array", at(2)),
+        ],
+        "{stdout}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -106,7 +106,7 @@ pub use event::{
 };
 pub use run_id::{RunId, RunIdError};
 pub use time::{EventTime, TimeError};
-pub use validate::{Deviation, duplicate_members, validate};
+pub use validate::{Deviation, duplicate_members, validate, validate_json};
 
 /// Lowercase hexadecimal of `bytes`.
 pub fn hex(bytes: &[u8]) -> String {

@@ -156,11 +156,164 @@ pub fn validate(event: &Event) -> Vec<Deviation> {
     v.out
 }
 
+/// Deviations of an event's JSON structure from the spec: the members it
+/// requires, of the JSON types it requires, checked on the value itself. So
+/// unlike [`validate`] it lists every such fault of an event that cannot be
+/// read as an [`Event`] (reading stops at the first), and it sees what reading
+/// forgives (`"inputs": null`, which the spec does not allow).
+pub fn validate_json(value: &Value) -> Vec<Deviation> {
+    let mut v = Validator { out: Vec::new() };
+    let Some(event) = value.as_object() else {
+        v.push("", "an event must be a JSON object".into());
+        return v.out;
+    };
+    let kind = if event.contains_key("run") {
+        "run"
+    } else if event.contains_key("dataset") {
+        "dataset"
+    } else if event.contains_key("job") {
+        "job"
+    } else {
+        v.push(
+            "",
+            "has none of `run`, `dataset` or `job`: it is no kind of event".into(),
+        );
+        return v.out;
+    };
+    for member in ["eventTime", "producer", "schemaURL"] {
+        v.member(event, "", member, Json::String, true);
+    }
+    // Worded as `validate` words them, which says the same of an event it
+    // can read.
+    for member in ["producer", "schemaURL"] {
+        if let Some(Value::String(text)) = event.get(member)
+            && !is_uri(text)
+        {
+            v.push(member, format!("{text:?} is not a URI"));
+        }
+    }
+    match kind {
+        "run" => {
+            v.member(event, "", "eventType", Json::String, false);
+            if let Some(run) = v.member(event, "", "run", Json::Object, true) {
+                v.member(run, "run", "runId", Json::String, true);
+                v.member(run, "run", "facets", Json::Object, false);
+            }
+            v.job_json(event, true);
+            v.datasets_json(event, "inputs", "inputFacets");
+            v.datasets_json(event, "outputs", "outputFacets");
+        }
+        "dataset" => {
+            if let Some(d) = v.member(event, "", "dataset", Json::Object, true) {
+                v.member(d, "dataset", "namespace", Json::String, true);
+                v.member(d, "dataset", "name", Json::String, true);
+                v.member(d, "dataset", "facets", Json::Object, false);
+            }
+        }
+        _ => {
+            v.job_json(event, true);
+            v.datasets_json(event, "inputs", "inputFacets");
+            v.datasets_json(event, "outputs", "outputFacets");
+        }
+    }
+    v.out
+}
+
+/// The JSON types the spec asks of an event's members.
+#[derive(Clone, Copy, PartialEq)]
+enum Json {
+    String,
+    Object,
+    Array,
+}
+
+impl Json {
+    fn name(self) -> &'static str {
+        match self {
+            Json::String => "a string",
+            Json::Object => "an object",
+            Json::Array => "an array",
+        }
+    }
+
+    fn holds(self, value: &Value) -> bool {
+        match self {
+            Json::String => value.is_string(),
+            Json::Object => value.is_object(),
+            Json::Array => value.is_array(),
+        }
+    }
+}
+
 struct Validator {
     out: Vec<Deviation>,
 }
 
 impl Validator {
+    /// `object.name`, which must be of type `kind` (and present if
+    /// `required`); the member's value if it is.
+    fn member<'v>(
+        &mut self,
+        object: &'v serde_json::Map<String, Value>,
+        at: &str,
+        name: &str,
+        kind: Json,
+        required: bool,
+    ) -> Option<&'v serde_json::Map<String, Value>> {
+        let path = if at.is_empty() {
+            name.to_owned()
+        } else {
+            format!("{at}.{name}")
+        };
+        match object.get(name) {
+            None if required => {
+                self.push(
+                    path,
+                    format!("is missing; the spec requires {}", kind.name()),
+                );
+                None
+            }
+            None => None,
+            Some(value) if kind.holds(value) => value.as_object(),
+            Some(value) => {
+                let shown: String = value.to_string().chars().take(60).collect();
+                self.push(path, format!("{shown} is not {}", kind.name()));
+                None
+            }
+        }
+    }
+
+    fn job_json(&mut self, event: &serde_json::Map<String, Value>, required: bool) {
+        if let Some(job) = self.member(event, "", "job", Json::Object, required) {
+            self.member(job, "job", "namespace", Json::String, true);
+            self.member(job, "job", "name", Json::String, true);
+            self.member(job, "job", "facets", Json::Object, false);
+        }
+    }
+
+    fn datasets_json(&mut self, event: &serde_json::Map<String, Value>, list: &str, own: &str) {
+        match event.get(list) {
+            None => {}
+            Some(Value::Array(items)) => {
+                for (i, item) in items.iter().enumerate() {
+                    let at = format!("{list}[{i}]");
+                    let Some(d) = item.as_object() else {
+                        self.push(at, "a dataset must be a JSON object".into());
+                        continue;
+                    };
+                    self.member(d, &at, "namespace", Json::String, true);
+                    self.member(d, &at, "name", Json::String, true);
+                    self.member(d, &at, "facets", Json::Object, false);
+                    self.member(d, &at, own, Json::Object, false);
+                }
+            }
+            Some(other) => {
+                let shown: String = other.to_string().chars().take(60).collect();
+                self.push(list, format!("{shown} is not {}", Json::Array.name()));
+            }
+        }
+    }
+
     fn push(&mut self, path: impl Into<String>, message: String) {
         self.out.push(Deviation {
             path: path.into(),
@@ -364,6 +517,46 @@ fn is_date_time(s: &str) -> bool {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn the_structure_of_an_event_that_cannot_be_read_is_listed_whole() {
+        let found: Vec<String> = validate_json(&json!({
+            "eventTime": "2024-05-01T12:00:00Z",
+            "producer": 7,
+            "schemaURL": "not a uri",
+            "run": {"runId": "0190d2c4-7f3a-7c2e-9b1d-2f6a8c4e5d31"},
+            "job": {"namespace": "n"},
+            "inputs": [{"namespace": "file"}, 3],
+            "outputs": "x",
+        }))
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+        assert_eq!(
+            found,
+            [
+                "`producer`: 7 is not a string",
+                "`schemaURL`: \"not a uri\" is not a URI",
+                "`job.name`: is missing; the spec requires a string",
+                "`inputs[0].name`: is missing; the spec requires a string",
+                "`inputs[1]`: a dataset must be a JSON object",
+                "`outputs`: \"x\" is not an array",
+            ]
+        );
+        // What reading forgives, the spec does not.
+        let mut event = conforming();
+        event["inputs"] = Value::Null;
+        event["outputs"] = Value::Null;
+        assert!(Event::from_value(event.clone()).is_ok());
+        let found: Vec<String> = validate_json(&event)
+            .iter()
+            .map(|d| d.path.clone())
+            .collect();
+        assert_eq!(found, ["inputs", "outputs"]);
+        assert!(validate_json(&conforming()).is_empty());
+        assert_eq!(validate_json(&json!([1])).len(), 1);
+        assert_eq!(validate_json(&json!({"eventTime": "x"}))[0].path, "");
+    }
 
     fn deviations(event: Value) -> Vec<String> {
         validate(&Event::from_value(event).unwrap())

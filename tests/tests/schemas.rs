@@ -427,3 +427,77 @@ fn the_schema_check_catches_a_broken_event() {
         "{errors:#?}"
     );
 }
+
+/// Strict validation (`prov validate`) and the official schema agree on
+/// damage to an event's structure: each damaged event is refused by both,
+/// whether or not it can still be read (reading forgives `"inputs": null`;
+/// it stops at the first fault of an event it cannot read, where
+/// `validate_json` lists them all).
+#[test]
+fn strict_validation_refuses_what_the_official_schema_refuses() {
+    let schemas = Schemas::load();
+    let events = events_we_build();
+    let run = events
+        .iter()
+        .find(|e| matches!(e, Event::Run(r) if !r.inputs().is_empty() && !r.outputs().is_empty()))
+        .expect("a run event with inputs and outputs")
+        .to_value();
+    let strict = |value: &Value| -> Vec<String> {
+        let mut found: Vec<String> = provenance_core::validate_json(value)
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        if let Ok(event) = Event::from_value(value.clone()) {
+            found.extend(validate(&event).iter().map(ToString::to_string));
+        }
+        found
+    };
+    assert!(strict(&run).is_empty() && schemas.event_errors(&run).is_empty());
+    type Damage = fn(&mut Value);
+    let damages: [(&str, Damage); 12] = [
+        ("inputs null", |v| v["inputs"] = Value::Null),
+        ("outputs null", |v| v["outputs"] = Value::Null),
+        ("outputs a string", |v| v["outputs"] = json!("x")),
+        ("an input without a name", |v| {
+            v["inputs"][0].as_object_mut().unwrap().remove("name");
+        }),
+        ("an input that is a number", |v| v["inputs"][0] = json!(3)),
+        ("no producer", |v| {
+            v.as_object_mut().unwrap().remove("producer");
+        }),
+        ("a producer that is no URI", |v| {
+            v["producer"] = json!("bad producer")
+        }),
+        ("a numeric producer", |v| v["producer"] = json!(7)),
+        ("no schemaURL", |v| {
+            v.as_object_mut().unwrap().remove("schemaURL");
+        }),
+        ("a job without a namespace", |v| {
+            v["job"].as_object_mut().unwrap().remove("namespace");
+        }),
+        ("run facets that are a list", |v| {
+            v["run"]["facets"] = json!([])
+        }),
+        ("no runId", |v| {
+            v["run"].as_object_mut().unwrap().remove("runId");
+        }),
+    ];
+    for (what, damage) in damages {
+        let mut value = run.clone();
+        damage(&mut value);
+        assert!(
+            !schemas.event_errors(&value).is_empty(),
+            "{what}: the official schema accepts it"
+        );
+        assert!(
+            !strict(&value).is_empty(),
+            "{what}: strict validation accepts it"
+        );
+    }
+    // Several faults at once: each is listed, though reading stops at one.
+    let mut value = run.clone();
+    value["producer"] = json!("bad producer");
+    value["inputs"][0].as_object_mut().unwrap().remove("name");
+    value["outputs"] = json!("x");
+    assert_eq!(strict(&value).len(), 3, "{:?}", strict(&value));
+}
