@@ -155,6 +155,23 @@ fn a_closed_pipe_is_not_an_error() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(!String::from_utf8_lossy(&out.stderr).contains("error"));
+    // Nor when the output is JSON, written through serde_json.
+    let script = format!(
+        "'{}' hash --no-cache --format json f* | head -1; echo \"${{PIPESTATUS[0]}}\"",
+        env!("CARGO_BIN_EXE_prov")
+    );
+    let out = Command::new("bash")
+        .args(["-c", &script])
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        text.lines().last(),
+        Some("0"),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 fn json_of(out: &Output) -> Vec<serde_json::Value> {
