@@ -451,7 +451,8 @@ pub struct RunFilter {
     pub namespace: Option<String>,
     /// Job name.
     pub job: Option<String>,
-    /// Latest state.
+    /// Latest state; `OTHER` matches the runs whose events never moved
+    /// their state (only OTHER events, or events without a type).
     pub state: Option<String>,
     /// First seen at or after (microseconds).
     pub since: Option<i64>,

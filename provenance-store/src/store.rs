@@ -608,9 +608,33 @@ impl Store {
         self.backend.run_facets(run_id)
     }
 
+    /// Where a target starts. `dataset:<ns>:<name>#<rest>` names a version,
+    /// unless the dataset has no such version and a dataset whose name holds
+    /// the `#` (`s3://b:reads/run#1.fq`) is there: then it is that dataset.
+    fn start(&self, target: &Target, as_of: Option<i64>) -> StoreResult<Start> {
+        let start = self.backend.start(target, as_of)?;
+        if let (
+            Target::Version {
+                namespace,
+                name,
+                version,
+            },
+            Start::Versions(found),
+        ) = (target, &start)
+            && found.is_empty()
+        {
+            let whole = Target::Dataset {
+                namespace: namespace.clone(),
+                name: format!("{name}#{version}"),
+            };
+            return self.backend.start(&whole, as_of);
+        }
+        Ok(start)
+    }
+
     /// The lineage graph around a target, version-precise.
     pub fn lineage(&self, query: &LineageQuery) -> StoreResult<LineageGraph> {
-        let start = self.backend.start(&query.target, query.as_of)?;
+        let start = self.start(&query.target, query.as_of)?;
         let empty = match &start {
             Start::Versions(v) => v.is_empty(),
             Start::Runs(r) => r.is_empty(),
@@ -675,7 +699,7 @@ impl Store {
     /// Everything derived from a target (for example one sample's FASTQ): the
     /// runs that read it or anything made from it, and what they wrote.
     pub fn derived_from(&self, target: &Target, as_of: Option<i64>) -> StoreResult<Derived> {
-        match self.backend.start(target, as_of)? {
+        match self.start(target, as_of)? {
             Start::Runs(runs) if !runs.is_empty() => self.derived_from_runs(&runs, as_of),
             Start::Versions(versions) if !versions.is_empty() => {
                 let mut runs = BTreeSet::new();

@@ -85,6 +85,7 @@ contract!(
     a_version_seen_earlier_or_with_its_size_later_is_updated_however_batched,
     an_input_without_a_version_reads_the_version_written_last,
     the_marquez_graph_folds_runs_into_jobs_and_versions_into_datasets,
+    a_dataset_whose_name_holds_a_hash_sign_is_found_by_name,
     a_number_the_value_would_round_is_refused_not_taken_for_a_copy,
     a_large_batch_finds_its_own_repeats_and_rejects_by_index,
     a_bulk_load_is_batches_in_order,
@@ -886,6 +887,31 @@ fn the_marquez_graph_folds_runs_into_jobs_and_versions_into_datasets(store: &Sto
     assert!(!m.truncated);
 }
 
+/// `dataset:<ns>:<name>#<x>` names version `<x>`, unless there is none and
+/// a dataset is named `<name>#<x>`.
+fn a_dataset_whose_name_holds_a_hash_sign_is_found_by_name(store: &Store) {
+    let out = [("/data/S1#lane1.fastq", digest(60))];
+    let run = step("demux", &[], &out, "2026-03-01T00:00:00Z").record(store);
+    let graph = store
+        .lineage(&upstream("dataset:file:/data/S1#lane1.fastq", 1))
+        .unwrap();
+    assert!(
+        graph.ids().contains(&format!("run:{run}").as_str()),
+        "{:?}",
+        graph.ids()
+    );
+    // Its versions are named as any dataset's.
+    let version = format!("dataset:file:/data/S1#lane1.fastq#sha256:{}", digest(60));
+    assert!(store.lineage(&upstream(&version, 1)).is_ok());
+    let err = store
+        .lineage(&upstream("dataset:file:/data/S1#lane2.fastq", 1))
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("not in the store") || matches!(err, StoreError::NotFound { .. }),
+        "{err}"
+    );
+}
+
 /// 150 steps' events (300), then the first 100 again, with an event that
 /// cannot be read at index 170: 401 in all.
 fn steps_repeated_with_a_bad_one(prefix: &str) -> Vec<Vec<u8>> {
@@ -1172,6 +1198,26 @@ fn runs_are_listed_by_filters_in_pages(store: &Store) {
         ..RunFilter::default()
     };
     assert_eq!(store.runs(&window, Page::default()).unwrap().total, 2);
+    // A run known only from OTHER events has no state: `OTHER` finds it.
+    let other = RunId::new_v7();
+    store
+        .ingest_event(&Event::Run(RunEvent::new(
+            EventType::Other,
+            Run::new(other),
+            Job::new("ns", "metadata-only"),
+        )))
+        .unwrap();
+    let found = store
+        .runs(
+            &RunFilter {
+                state: Some("OTHER".into()),
+                ..RunFilter::default()
+            },
+            Page::default(),
+        )
+        .unwrap();
+    assert_eq!(found.total, 1);
+    assert_eq!(found.items[0].run_id, other.to_string());
 }
 
 fn depth_limits_report_truncation(store: &Store) {

@@ -40,7 +40,8 @@ enum Question {
         /// Job name.
         #[arg(long)]
         job: Option<String>,
-        /// Latest state (any case).
+        /// Latest state (any case); OTHER: runs whose events never moved their
+        /// state (only OTHER events).
         #[arg(
             long,
             ignore_case = true,

@@ -1538,7 +1538,7 @@ impl Backend for Sqlite {
         let text = |v: &Option<String>| v.clone().map(|s| Box::new(s) as Box<dyn rusqlite::ToSql>);
         add("j.namespace = ?", text(&filter.namespace));
         add("j.name = ?", text(&filter.job));
-        add("r.state = ?", text(&filter.state));
+        add("COALESCE(r.state, 'OTHER') = ?", text(&filter.state));
         add("r.first_seen >= ?", filter.since.map(|t| Box::new(t) as _));
         add("r.first_seen < ?", filter.until.map(|t| Box::new(t) as _));
         add("r.user_name = ?", text(&filter.user));
