@@ -4,8 +4,6 @@
 
 use std::sync::Arc;
 
-use serde_json::{Map, Value};
-
 use crate::StoreResult;
 use crate::model::{Outcome, Page, Paged, RunFilter, RunRecord, Target, VersionRecord};
 use crate::normalize::{DatasetPart, Prepared};
@@ -49,8 +47,9 @@ pub(crate) trait Backend: Send + Sync {
     fn start(&self, target: &Target, as_of: Option<i64>) -> StoreResult<Start>;
     fn version(&self, id: i64) -> StoreResult<VersionRecord>;
     fn run(&self, run_id: &str) -> StoreResult<Option<RunRecord>>;
-    /// The run's facets, merged over its events in order.
-    fn run_facets(&self, run_id: &str) -> StoreResult<Map<String, Value>>;
+    /// The bytes of the run's events, in chain order; with `as_of`, only
+    /// those whose event time is not after it (microseconds).
+    fn run_events(&self, run_id: &str, as_of: Option<i64>) -> StoreResult<Vec<Vec<u8>>>;
     /// Runs that wrote the version.
     fn producers(&self, version: i64, as_of: Option<i64>) -> StoreResult<Vec<String>>;
     /// Runs that read the version.

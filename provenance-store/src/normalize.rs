@@ -400,7 +400,16 @@ pub(crate) fn state_of(t: &Option<EventType>) -> Option<&'static str> {
 pub(crate) fn merge_run_facets<'a>(
     raws: impl IntoIterator<Item = &'a [u8]>,
 ) -> serde_json::Map<String, Value> {
+    merge_run(raws).0
+}
+
+/// [`merge_run_facets`], and the state those events leave the run in (the
+/// latest state transition; terminal ones stick), as ingest derives it.
+pub(crate) fn merge_run<'a>(
+    raws: impl IntoIterator<Item = &'a [u8]>,
+) -> (serde_json::Map<String, Value>, Option<&'static str>) {
     let mut merged = serde_json::Map::new();
+    let mut state: Option<&'static str> = None;
     for raw in raws {
         let value: Value = serde_json::from_slice(raw).unwrap_or(Value::Null);
         if let Some(facets) = value.pointer("/run/facets").and_then(Value::as_object) {
@@ -408,6 +417,15 @@ pub(crate) fn merge_run_facets<'a>(
                 merged.insert(k.clone(), v.clone());
             }
         }
+        let kind = value["eventType"]
+            .as_str()
+            .and_then(|t| serde_json::from_value::<EventType>(Value::String(t.into())).ok());
+        let terminal = matches!(state, Some("COMPLETE" | "FAIL" | "ABORT"));
+        if let Some(next) = state_of(&kind)
+            && !terminal
+        {
+            state = Some(next);
+        }
     }
-    merged
+    (merged, state)
 }

@@ -605,7 +605,12 @@ impl Store {
 
     /// A run's facets, merged over its events (later ones replace earlier).
     pub fn run_facets(&self, run_id: &str) -> StoreResult<Map<String, Value>> {
-        self.backend.run_facets(run_id)
+        Ok(crate::normalize::merge_run_facets(
+            self.backend
+                .run_events(run_id, None)?
+                .iter()
+                .map(Vec::as_slice),
+        ))
     }
 
     /// Where a target starts. `dataset:<ns>:<name>#<rest>` names a version,
@@ -1019,8 +1024,18 @@ impl<'a> Walk<'a> {
             );
         }
         for run in &self.runs {
-            let record = self.backend.run(run)?;
-            let facets = self.backend.run_facets(run)?;
+            let mut record = self.backend.run(run)?;
+            // The run as it stood at `as_of`: its facets and state from the
+            // events up to then; not yet ended if its end came later.
+            let raws = self.backend.run_events(run, self.as_of)?;
+            let (facets, state) = crate::normalize::merge_run(raws.iter().map(Vec::as_slice));
+            if let (Some(r), Some(_)) = (&mut record, self.as_of) {
+                r.state = state.map(str::to_owned);
+                if !matches!(state, Some("COMPLETE" | "FAIL" | "ABORT")) {
+                    r.ended_at = None;
+                    r.exit_code = None;
+                }
+            }
             nodes.insert(
                 format!("run:{run}"),
                 Node {

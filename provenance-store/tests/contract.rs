@@ -1147,6 +1147,40 @@ fn lineage_as_of_shows_the_graph_as_it_stood(store: &Store) {
         matches!(err, Err(StoreError::NotFound { .. })),
         "the VCF did not exist yet"
     );
+
+    // A run seen between its START and its COMPLETE: running then, with
+    // the facets it had then.
+    let id = RunId::new_v7();
+    let at = |t: &str| EventTime::parse(t).unwrap();
+    let mut start = RunEvent::new(EventType::Start, Run::new(id), Job::new("ns", "long"));
+    start.event_time = at("2026-04-01T01:00:00Z");
+    start.inputs = Some(vec![InputDataset::new("file", "/data/S1.fastq")]);
+    let mut done = RunEvent::new(EventType::Complete, Run::new(id), Job::new("ns", "long"));
+    done.event_time = at("2026-04-01T02:00:00Z");
+    done.run
+        .facets
+        .set(&ErrorMessageRunFacet::new("late", "text"));
+    store.ingest_event(&Event::Run(start)).unwrap();
+    store.ingest_event(&Event::Run(done)).unwrap();
+    let run_at = |t: Option<&str>| {
+        let graph = store
+            .lineage(&LineageQuery {
+                target: Target::Run(id.to_string()),
+                direction: Direction::Upstream,
+                depth: 1,
+                as_of: t.map(|t| at(t).instant().timestamp_micros()),
+            })
+            .unwrap();
+        graph.node(&format!("run:{id}")).unwrap().data.clone()
+    };
+    let then = run_at(Some("2026-04-01T01:30:00Z"));
+    assert_eq!(then["state"], "START", "{then}");
+    assert!(then["endedAt"].is_null(), "{then}");
+    assert!(then["facets"].get("errorMessage").is_none(), "{then}");
+    let now = run_at(None);
+    assert_eq!(now["state"], "COMPLETE", "{now}");
+    assert!(now["endedAt"].is_i64(), "{now}");
+    assert!(now["facets"].get("errorMessage").is_some(), "{now}");
 }
 
 fn runs_are_listed_by_filters_in_pages(store: &Store) {

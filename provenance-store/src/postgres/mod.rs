@@ -23,15 +23,12 @@ use postgres::error::SqlState;
 use postgres::fallible_iterator::FallibleIterator;
 use postgres::types::ToSql;
 use provenance_core::EventType;
-use serde_json::{Map, Value};
 
 use self::pool::{Pool, Pooled, Target as Server, prepared};
 use crate::backend::{Backend, KnownVersion, Start};
 use crate::chain;
 use crate::model::*;
-use crate::normalize::{
-    Body, DatasetPart, Prepared, RunPart, merge_run_facets, now_micros, state_of,
-};
+use crate::normalize::{Body, DatasetPart, Prepared, RunPart, now_micros, state_of};
 use crate::tables::{self, Table};
 use crate::{StoreError, StoreResult, redact};
 
@@ -826,15 +823,14 @@ impl Backend for Postgres {
         Ok(rows.first().map(run_record))
     }
 
-    fn run_facets(&self, run_id: &str) -> StoreResult<Map<String, Value>> {
+    fn run_events(&self, run_id: &str, as_of: Option<i64>) -> StoreResult<Vec<Vec<u8>>> {
         let rows = self.query(
             "read a run's events",
-            "SELECT raw FROM event WHERE run_id = $1 ORDER BY seq",
-            &[&run_id],
+            "SELECT raw FROM event WHERE run_id = $1 AND ($2::bigint IS NULL OR event_time <= $2)
+             ORDER BY seq",
+            &[&run_id, &as_of],
         )?;
-        Ok(merge_run_facets(
-            rows.iter().map(|row| row.get::<_, &[u8]>(0)),
-        ))
+        Ok(rows.iter().map(|row| row.get::<_, Vec<u8>>(0)).collect())
     }
 
     fn producers(&self, version: i64, as_of: Option<i64>) -> StoreResult<Vec<String>> {

@@ -15,16 +15,13 @@ use rusqlite::{
     CachedStatement, Connection, ErrorCode, OpenFlags, OptionalExtension, TransactionBehavior,
     params,
 };
-use serde_json::{Map, Value};
 
 pub(crate) mod codec;
 
 use crate::backend::{Backend, KnownVersion, Start};
 use crate::chain;
 use crate::model::*;
-use crate::normalize::{
-    Body, DatasetPart, Prepared, RunPart, merge_run_facets, now_micros, state_of,
-};
+use crate::normalize::{Body, DatasetPart, Prepared, RunPart, now_micros, state_of};
 use crate::tables::{Row, Table};
 use crate::{StoreError, StoreResult};
 
@@ -1472,22 +1469,23 @@ impl Backend for Sqlite {
             .map_err(backend("read a run"))
     }
 
-    fn run_facets(&self, run_id: &str) -> StoreResult<Map<String, Value>> {
+    fn run_events(&self, run_id: &str, as_of: Option<i64>) -> StoreResult<Vec<Vec<u8>>> {
         let conn = self.lock();
         let mut stmt = conn
             .prepare_cached(
                 "SELECT seq, codec, raw FROM event
-                 WHERE run = (SELECT id FROM run WHERE run_id = ?1) ORDER BY seq",
+                 WHERE run = (SELECT id FROM run WHERE run_id = ?1)
+                   AND (?2 IS NULL OR event_time <= ?2) ORDER BY seq",
             )
             .map_err(backend("read a run's events"))?;
         let stored = stmt
-            .query_map([run_id], |r| {
+            .query_map(params![run_id, as_of], |r| {
                 Ok((r.get::<_, i64>(0)?, r.get(1)?, r.get::<_, Vec<u8>>(2)?))
             })
             .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
             .map_err(backend("read a run's events"))?;
         let raws = self.decode_all(&conn, stored)?;
-        Ok(merge_run_facets(raws.iter().map(|(_, raw)| raw.as_slice())))
+        Ok(raws.into_iter().map(|(_, raw)| raw).collect())
     }
 
     fn producers(&self, version: i64, as_of: Option<i64>) -> StoreResult<Vec<String>> {
