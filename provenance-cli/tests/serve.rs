@@ -269,6 +269,31 @@ fn a_revoked_token_is_refused_by_the_running_server() {
     assert!(server.stop().success());
 }
 
+/// A page of no items, or of more than 10,000, is refused as the command
+/// line refuses it, not quietly changed.
+#[test]
+fn a_limit_out_of_range_is_a_bad_request() {
+    let server = Server::start("limits");
+    for path in [
+        "/api/v1/events/lineage?limit=0",
+        "/api/v1/audit/runs?limit=10001",
+        "/api/v1/audit/unpinned?limit=0",
+        "/api/v1/audit/container?image=ubuntu&limit=0",
+    ] {
+        let r = reqwest::blocking::Client::new()
+            .get(server.url(path))
+            .bearer_auth(&server.read_token)
+            .send()
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 400, "{path}");
+        assert!(r.text().unwrap().contains("limit: "), "{path}");
+    }
+    assert_eq!(
+        server.get("/api/v1/events/lineage?limit=10000")["totalCount"],
+        0
+    );
+}
+
 fn event(job: &str, i: usize) -> Event {
     let id = RunId::static_v7(
         chrono::DateTime::from_timestamp(1_760_000_000, 0).unwrap(),

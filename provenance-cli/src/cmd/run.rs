@@ -97,8 +97,8 @@ pub struct Args {
     #[arg(long = "software", value_name = "NAME=VERSION", value_parser = parse_software)]
     software: Vec<(String, String)>,
 
-    /// The parent run (a pipeline run) [env: PROV_PARENT_RUN, which prov run
-    /// also sets for its command, so nested calls attach themselves].
+    /// The parent run (a pipeline run); prov run sets PROV_PARENT_RUN for its
+    /// command, so nested calls attach themselves.
     #[arg(long, value_name = "RUN_ID", env = "PROV_PARENT_RUN")]
     parent: Option<String>,
 

@@ -585,16 +585,28 @@ struct PageParams {
 }
 
 impl PageParams {
-    fn page(&self) -> Page {
-        Page {
-            offset: self.offset.unwrap_or(0),
-            limit: self.limit.unwrap_or(100).clamp(1, 10_000),
+    /// The page asked for; `limit` is 1 to 10,000 (100 by default), as the
+    /// command line's `--limit` is, or the answer is 400.
+    fn page(&self) -> Result<Page, Response> {
+        let limit = self.limit.unwrap_or(100);
+        if !(1..=10_000).contains(&limit) {
+            return Err(problem(
+                StatusCode::BAD_REQUEST,
+                format!("limit: {limit} is not between 1 and 10000"),
+            ));
         }
+        Ok(Page {
+            offset: self.offset.unwrap_or(0),
+            limit,
+        })
     }
 }
 
 async fn events(State(state): State<Arc<AppState>>, Query(p): Query<PageParams>) -> Response {
-    let page = p.page();
+    let page = match p.page() {
+        Ok(page) => page,
+        Err(r) => return r,
+    };
     match read(&state, move |s| s.events(page)).await {
         Ok(paged) => {
             // Each event as the bytes received (its spacing, number
@@ -647,11 +659,15 @@ async fn audit_container(
     State(state): State<Arc<AppState>>,
     Query(p): Query<ContainerParams>,
 ) -> Response {
-    let page = PageParams {
+    let page = match (PageParams {
         limit: p.limit,
         offset: p.offset,
-    }
-    .page();
+    })
+    .page()
+    {
+        Ok(page) => page,
+        Err(r) => return r,
+    };
     match read(&state, move |s| s.audit_container(&p.image, page)).await {
         Ok(a) => axum::Json(a).into_response(),
         Err(r) => r,
@@ -722,11 +738,15 @@ async fn audit_runs(State(state): State<Arc<AppState>>, Query(p): Query<RunsPara
         host: p.host,
         ..RunFilter::default()
     };
-    let page = PageParams {
+    let page = match (PageParams {
         limit: p.limit,
         offset: p.offset,
-    }
-    .page();
+    })
+    .page()
+    {
+        Ok(page) => page,
+        Err(r) => return r,
+    };
     match read(&state, move |s| s.runs(&filter, page)).await {
         Ok(r) => axum::Json(r).into_response(),
         Err(r) => r,
@@ -737,7 +757,10 @@ async fn audit_unpinned(
     State(state): State<Arc<AppState>>,
     Query(p): Query<PageParams>,
 ) -> Response {
-    let page = p.page();
+    let page = match p.page() {
+        Ok(page) => page,
+        Err(r) => return r,
+    };
     let filter = RunFilter {
         unpinned: true,
         ..RunFilter::default()
