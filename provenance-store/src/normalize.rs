@@ -357,15 +357,34 @@ pub(crate) fn columns<'n, N: Node + 'n>(facet: impl Fn(&str) -> Option<&'n N>) -
     let text = |name: &str, path: &[&str]| -> Option<String> {
         facet(name)?.text_at(path).map(str::to_owned)
     };
+    let mut container = (
+        text("prov_container", &["registry"]),
+        text("prov_container", &["repository"]),
+        text("prov_container", &["tag"]),
+        text("prov_container", &["digest"]),
+    );
+    // A producer that gave only the image reference (`ubuntu:latest`): its
+    // parts as `audit container` looks them up (docker.io, library/ubuntu).
+    if container.1.is_none()
+        && let Some(image) = text("prov_container", &["image"])
+        && let Ok(r) = provenance_core::oci::ImageReference::parse(&image)
+    {
+        container = (
+            Some(r.registry),
+            Some(r.repository),
+            r.tag,
+            container.3.or(r.digest),
+        );
+    }
     RunColumns {
         parent_run_id: text("parent", &["run", "runId"]).map(|s| s.to_ascii_lowercase()),
         root_run_id: text("parent", &["root", "run", "runId"]).map(|s| s.to_ascii_lowercase()),
         fingerprint: text("prov_fingerprint", &["sha256"]),
         container_image: text("prov_container", &["image"]),
-        container_registry: text("prov_container", &["registry"]),
-        container_repository: text("prov_container", &["repository"]),
-        container_tag: text("prov_container", &["tag"]),
-        container_digest: text("prov_container", &["digest"]),
+        container_registry: container.0,
+        container_repository: container.1,
+        container_tag: container.2,
+        container_digest: container.3,
         params_sha256: text("prov_parameters", &["sha256"]),
         exit_code: facet("prov_execution")
             .and_then(|e| e.member("exitCode"))

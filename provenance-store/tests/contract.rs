@@ -1008,6 +1008,39 @@ fn the_chain_verifies_and_its_head_moves(store: &Store) {
 }
 
 fn audits_find_containers_derivations_and_unpinned_runs(store: &Store) {
+    // Another producer's container facet with only the image reference: its
+    // parts are found as `audit container` asks for them.
+    let other = RunId::new_v7();
+    let mut run = Run::new(other);
+    run.facets.insert_raw(
+        "prov_container",
+        serde_json::json!({
+            "_producer": "https://example.org/other",
+            "_schemaURL": "https://example.org/other/ContainerFacet.json",
+            "image": "ubuntu:latest",
+        }),
+    );
+    store
+        .ingest_event(&Event::Run(RunEvent::new(
+            EventType::Complete,
+            run,
+            Job::new("other", "shell"),
+        )))
+        .unwrap();
+    for asked in ["ubuntu:latest", "docker.io/library/ubuntu:latest", "ubuntu"] {
+        let found = store.audit_container(asked, Page::default()).unwrap();
+        let ids: Vec<&str> = found.runs.items.iter().map(|r| r.run_id.as_str()).collect();
+        assert_eq!(ids, [other.to_string()], "{asked}");
+    }
+    assert_eq!(
+        store
+            .audit_container("ubuntu:22.04", Page::default())
+            .unwrap()
+            .runs
+            .total,
+        0
+    );
+
     let fq1 = [("/data/S1.fastq", digest(1))];
     let fq2 = [("/data/S2.fastq", digest(2))];
     let bam1 = [("/out/S1.bam", digest(11))];
@@ -1079,7 +1112,7 @@ fn audits_find_containers_derivations_and_unpinned_runs(store: &Store) {
             && !runs.contains(&a2.to_string())
     );
 
-    // Unpinned: the two tagged runs.
+    // Unpinned: the two tagged runs, and the other producer's.
     let unpinned = store
         .runs(
             &RunFilter {
@@ -1091,7 +1124,7 @@ fn audits_find_containers_derivations_and_unpinned_runs(store: &Store) {
         .unwrap();
     let mut ids: Vec<String> = unpinned.items.iter().map(|r| r.run_id.clone()).collect();
     ids.sort();
-    let mut expected = vec![a2.to_string(), call.to_string()];
+    let mut expected = vec![a2.to_string(), call.to_string(), other.to_string()];
     expected.sort();
     assert_eq!(ids, expected);
 }
