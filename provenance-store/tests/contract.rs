@@ -83,7 +83,7 @@ contract!(
     a_batch_is_one_transaction_and_rejects_bad_events_by_index,
     text_no_store_can_keep_is_rejected_by_itself,
     a_version_seen_earlier_or_with_its_size_later_is_updated_however_batched,
-    an_input_without_a_version_reads_the_version_written_last,
+    a_placeholder_version_hides_no_writer,
     the_marquez_graph_folds_runs_into_jobs_and_versions_into_datasets,
     a_dataset_whose_name_holds_a_hash_sign_is_found_by_name,
     a_number_the_value_would_round_is_refused_not_taken_for_a_copy,
@@ -760,11 +760,11 @@ fn a_version_seen_earlier_or_with_its_size_later_is_updated_however_batched(stor
     }
 }
 
-/// A run that reads a dataset without naming a version reads the version
-/// written last before it (A, B, then A again: A), as `lineage` of the
-/// dataset answers; and the placeholder made for a read before any writer
-/// was known does not hide a writer whose event arrives later.
-fn an_input_without_a_version_reads_the_version_written_last(store: &Store) {
+/// A dataset's latest version is the one a run wrote last (A, B, then A
+/// again: A); the placeholder made for a read before any writer was known
+/// hides no writer whose event arrives later, neither from `lineage` of the
+/// dataset nor from a later input that names no version.
+fn a_placeholder_version_hides_no_writer(store: &Store) {
     let run_event = |job: &str, time: &str, input: Option<&str>, output: Option<(&str, u8)>| {
         let id = RunId::new_v7();
         let mut e = RunEvent::new(EventType::Complete, Run::new(id), Job::new("ns", job));
@@ -785,24 +785,25 @@ fn an_input_without_a_version_reads_the_version_written_last(store: &Store) {
     run_event("w", "2026-07-01T01:00:00Z", None, Some(("/x", 50)));
     run_event("w", "2026-07-01T02:00:00Z", None, Some(("/x", 51)));
     run_event("w", "2026-07-01T04:00:00Z", None, Some(("/x", 50)));
-    let reader = run_event("r", "2026-07-01T05:00:00Z", Some("/x"), None);
-    let read = store
-        .lineage(&upstream(&format!("run:{reader}"), 1))
-        .unwrap();
     let a = format!("dataset:file:/x#sha256:{}", digest(50));
-    assert!(read.ids().contains(&a.as_str()), "{:?}", read.ids());
     let latest = store.lineage(&upstream("dataset:file:/x", 0)).unwrap();
-    assert_eq!(latest.ids()[0], a);
+    assert_eq!(latest.ids(), [a]);
 
     // Read before any writer is known, then the writer's event arrives.
     run_event("r", "2026-07-01T05:00:00Z", Some("/y"), None);
     run_event("w", "2026-07-01T01:00:00Z", None, Some(("/y", 52)));
+    let real = format!("dataset:file:/y#sha256:{}", digest(52));
     let latest = store.lineage(&upstream("dataset:file:/y", 0)).unwrap();
     assert_eq!(
         latest.ids(),
-        [format!("dataset:file:/y#sha256:{}", digest(52))],
+        [real.clone()],
         "the placeholder hid the writer"
     );
+    let later = run_event("r", "2026-07-01T06:00:00Z", Some("/y"), None);
+    let read = store
+        .lineage(&upstream(&format!("run:{later}"), 1))
+        .unwrap();
+    assert!(read.ids().contains(&real.as_str()), "{:?}", read.ids());
 }
 
 /// Marquez's level: the version-precise graph with each run folded into its

@@ -374,16 +374,21 @@ impl Writer<'_, '_> {
         if let Some(version) = &part.version {
             return self.version(dataset, version, part, time);
         }
-        // The latest as a dataset target finds it (see `Backend::start`):
-        // the version last written, a placeholder only if there is no other.
-        let latest = self.query_opt(
-            "SELECT v.id FROM dataset_version v WHERE v.dataset_id = $1 AND v.created_at <= $2
-             ORDER BY v.version = 'unknown',
-                COALESCE((SELECT MAX(o.event_time) FROM run_output o
-                          WHERE o.version_id = v.id AND o.event_time <= $2),
-                         v.created_at) DESC, v.id DESC LIMIT 1",
+        // The version created last by then, a placeholder only if there is
+        // no other: two index walks, whatever the number of versions (see
+        // the SQLite store's `input_version`).
+        let mut latest = self.query_opt(
+            "SELECT id FROM dataset_version WHERE dataset_id = $1 AND created_at <= $2
+             AND version <> 'unknown' ORDER BY created_at DESC, id DESC LIMIT 1",
             &[&dataset, &time],
         )?;
+        if latest.is_none() {
+            latest = self.query_opt(
+                "SELECT id FROM dataset_version WHERE dataset_id = $1 AND created_at <= $2
+                 ORDER BY created_at DESC, id DESC LIMIT 1",
+                &[&dataset, &time],
+            )?;
+        }
         match latest {
             Some(row) => Ok(row.get(0)),
             None => self
