@@ -119,7 +119,12 @@ impl Board {
             .clone()
             .map(|i| {
                 // The bytes are copied only if they are not kept compressed.
-                let mut prepared = read_checked(raws[i]);
+                let mut prepared = read_checked(raws[i]).and_then(|p| {
+                    if backend.limits_text() {
+                        crate::normalize::storable(&p)?;
+                    }
+                    Ok(p)
+                });
                 if let Ok(p) = &mut prepared {
                     p.packed = dictionary.as_ref().and_then(|d| packer.pack(d, raws[i]));
                     if p.packed.is_none() {

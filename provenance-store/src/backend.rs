@@ -36,6 +36,11 @@ pub(crate) trait Backend: Send + Sync {
     fn dictionary(&self) -> Option<Arc<Dictionary>> {
         None
     }
+    /// Whether events must pass [`crate::normalize::storable`] (PostgreSQL:
+    /// no NUL in text, no key over 2,048 bytes); checked while parsing.
+    fn limits_text(&self) -> bool {
+        false
+    }
     /// Visits `(seq, raw, link)` in chain order until `visit` returns false.
     fn walk_chain(&self, visit: &mut dyn FnMut(u64, &[u8], &str) -> bool) -> StoreResult<()>;
     /// Visits the rows of a table derived from the events, in the byte order

@@ -88,27 +88,26 @@ pub(crate) fn prepare(raw: &[u8]) -> Result<Prepared, String> {
 /// [`prepare`] without the copy of the bytes (`raw` is empty), for a caller
 /// that keeps them compressed instead.
 pub(crate) fn read(raw: &[u8]) -> Result<Prepared, String> {
-    let prepared = match crate::reader::prepare_fast(raw) {
-        Some(prepared) => prepared,
-        None => prepare_full(raw)?,
-    };
-    storable(&prepared)?;
-    Ok(prepared)
+    match crate::reader::prepare_fast(raw) {
+        Some(prepared) => Ok(prepared),
+        None => prepare_full(raw),
+    }
 }
 
-/// The most bytes a name a store looks things up by may take: a namespace and
-/// name together, a version, an image's repository and tag together, a run
-/// id, a digest. (PostgreSQL's indexes cannot hold much more than 2,700 bytes
-/// a row; the limit is the same on every backend, so that any store can be
-/// copied into any other.)
+/// The most bytes a name a PostgreSQL store looks things up by may take: a
+/// namespace and name together, a version, an image's repository and tag
+/// together, a run id, a digest (its indexes cannot hold much more than 2,700
+/// bytes a row).
 pub(crate) const MAX_KEY_BYTES: usize = 2048;
 
-/// Whether every text the tables keep can be kept on every backend: no NUL
-/// character (PostgreSQL's text cannot hold one), and no key longer than
-/// [`MAX_KEY_BYTES`]. The error names the field. Checked before a batch is
-/// written, so that such an event is rejected by itself rather than failing
-/// the events written with it.
-fn storable(p: &Prepared) -> Result<(), String> {
+/// Whether every text the tables keep can be kept by a backend with
+/// PostgreSQL's limits: no NUL character (its text cannot hold one), and no
+/// key longer than [`MAX_KEY_BYTES`]. The error names the field. Checked for
+/// such a backend before a batch is written, so that such an event is
+/// rejected by itself rather than failing the events written with it.
+/// (SQLite keeps any text: its stores, older ones too, can always be copied
+/// into another SQLite store, as `verify --chain` does.)
+pub(crate) fn storable(p: &Prepared) -> Result<(), String> {
     fn check(what: &str, parts: &[&str]) -> Result<(), String> {
         if parts.iter().any(|p| p.contains('\0')) {
             return Err(format!(

@@ -360,16 +360,21 @@ impl Store {
     pub fn ingest_parsed(&self, events: Vec<ParsedEvent>) -> StoreResult<Vec<Outcome>> {
         let count = events.len();
         let mut rejected: Vec<(usize, String)> = Vec::new();
-        let mut ready = events
-            .into_iter()
-            .enumerate()
-            .filter_map(|(i, e)| match e.0 {
+        let mut ready = events.into_iter().enumerate().filter_map(|(i, e)| {
+            let checked = e.0.and_then(|p| {
+                if self.backend.limits_text() {
+                    crate::normalize::storable(&p)?;
+                }
+                Ok(p)
+            });
+            match checked {
                 Ok(p) => Some(Ok(p)),
                 Err(reason) => {
                     rejected.push((i, reason));
                     None
                 }
-            });
+            }
+        });
         let stored = self.backend.ingest(&mut ready, &mut drop)?;
         drop(ready);
         Ok(merge_outcomes(count, stored, rejected))

@@ -173,6 +173,33 @@ fn an_untouched_sqlite_store_matches_its_events() {
     no_scratch_left(&folder);
 }
 
+/// Text SQLite keeps and PostgreSQL would refuse (a NUL, a 3,000-byte name)
+/// is derived again in the temporary SQLite store like any other.
+#[test]
+fn a_sqlite_store_holding_text_postgresql_refuses_still_checks() {
+    let t = TempStore::new("odd-text");
+    let store = Store::open(t.path()).unwrap();
+    fill(&store);
+    for (job, name) in [
+        ("nul\0job", "/a".to_owned()),
+        ("long", format!("/{}", "n".repeat(3000))),
+    ] {
+        let mut e = RunEvent::new(
+            EventType::Complete,
+            Run::new(RunId::new_v7()),
+            Job::new("ns", job),
+        );
+        e.outputs = Some(vec![dataset_out(&name, 7)]);
+        assert!(matches!(
+            store.ingest(&Event::Run(e).to_json().into_bytes()).unwrap(),
+            Outcome::Stored { .. }
+        ));
+    }
+    let report = check(&store, "odd-text");
+    assert!(report.matches(), "{:?}", lines(&report));
+    assert_eq!(report.events, 10);
+}
+
 #[test]
 fn an_edited_run_state_is_named_with_its_column() {
     let (_t, report) = sqlite_edited(

@@ -697,6 +697,10 @@ impl Backend for Postgres {
         })
     }
 
+    fn limits_text(&self) -> bool {
+        true
+    }
+
     fn walk_table(
         &self,
         table: Table,
