@@ -266,6 +266,63 @@ fn verify_chain_finds_an_edit_to_the_tables_the_chain_does_not_cover() {
     assert_eq!(std::fs::read_dir(&scratch).unwrap().count(), 0);
 }
 
+/// The temporary store the tables are derived again in holds a copy of every
+/// event: its folder is private, and it is removed when prov is stopped
+/// midway (exit 128 + the signal).
+#[test]
+fn verify_chain_stopped_midway_leaves_no_copy_of_the_store() {
+    let s = Sandbox::new("verify-stopped");
+    let store = s.path("store.db");
+    let events: String = (0..20_000)
+        .map(|i| {
+            format!(
+                "{{\"eventTime\":\"2026-01-01T00:00:00Z\",\"producer\":\"https://x/p\",\"schemaURL\":\"https://openlineage.io/spec/2-0-2/OpenLineage.json#/$defs/RunEvent\",\"eventType\":\"COMPLETE\",\"run\":{{\"runId\":\"{}\"}},\"job\":{{\"namespace\":\"n\",\"name\":\"j{i}\"}},\"outputs\":[{{\"namespace\":\"file\",\"name\":\"/o{i}\"}}]}}\n",
+                provenance_core::RunId::new_v7()
+            )
+        })
+        .collect();
+    let file = s.write("events.ndjson", &events);
+    let out = s.prov(&["--store", &store, "ingest", &file]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let scratch = s.path("scratch");
+    std::fs::create_dir_all(&scratch).unwrap();
+    let mut child = s
+        .command(&["--store", &store, "verify", "--chain"])
+        .env("TMPDIR", &scratch)
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Wait for the temporary folder, and check it is private.
+    let started = std::time::Instant::now();
+    let folder = loop {
+        if let Some(entry) = std::fs::read_dir(&scratch).unwrap().flatten().next() {
+            break entry.path();
+        }
+        assert!(started.elapsed().as_secs() < 30, "no temporary folder");
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&folder).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o700, "{folder:?}");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    let status = child.wait().unwrap();
+    // Stopped midway (130), or done just before the signal (0).
+    assert!(matches!(status.code(), Some(130 | 0)), "{status:?}");
+    assert_eq!(
+        std::fs::read_dir(&scratch).unwrap().count(),
+        0,
+        "a copy was left behind"
+    );
+}
+
 #[test]
 fn verify_exits_1_after_a_file_is_modified_and_says_what_was_recorded() {
     let s = Sandbox::new("verify");

@@ -51,36 +51,43 @@ fn merge_outcomes(
         .collect()
 }
 
-/// A temporary SQLite store, removed when dropped.
+/// A temporary SQLite store, in a folder of its own that only this user
+/// may open (it holds a copy of every event) and whose name cannot be
+/// guessed; both are removed when dropped.
 struct Scratch {
     store: Store,
-    path: std::path::PathBuf,
+    folder: std::path::PathBuf,
 }
 
 impl Scratch {
-    fn create(folder: &Path) -> StoreResult<Scratch> {
-        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let path = folder.join(format!("prov-verify-{}-{n}.db", std::process::id()));
-        let location = path.to_string_lossy().into_owned();
-        // Whatever an earlier check that was killed left under this name.
-        remove_sqlite_files(&path);
-        let store = Store::open(&location)?;
-        Ok(Scratch { store, path })
+    fn create(parent: &Path) -> StoreResult<Scratch> {
+        let folder = parent.join(format!(
+            "prov-verify-{}-{}",
+            std::process::id(),
+            provenance_core::RunId::new_v7()
+        ));
+        let mut builder = std::fs::DirBuilder::new();
+        #[cfg(unix)]
+        std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+        builder.create(&folder).map_err(|e| StoreError::Open {
+            what: "a temporary store",
+            path: folder.clone(),
+            source: Box::new(e),
+        })?;
+        let location = folder.join("store.db").to_string_lossy().into_owned();
+        match Store::open(&location) {
+            Ok(store) => Ok(Scratch { store, folder }),
+            Err(e) => {
+                let _ = std::fs::remove_dir_all(&folder);
+                Err(e)
+            }
+        }
     }
 }
 
 impl Drop for Scratch {
     fn drop(&mut self) {
-        remove_sqlite_files(&self.path);
-    }
-}
-
-fn remove_sqlite_files(path: &Path) {
-    for suffix in ["", "-wal", "-shm"] {
-        let mut name = path.as_os_str().to_owned();
-        name.push(suffix);
-        let _ = std::fs::remove_file(name);
+        let _ = std::fs::remove_dir_all(&self.folder);
     }
 }
 
@@ -525,8 +532,9 @@ impl Store {
 
     /// Checks the tables the queries read against the events they are derived
     /// from (see the `tables` module): derives them again from this store's
-    /// events in a temporary SQLite store in the folder `scratch` (it needs
-    /// about as much space as this store; it is removed after), then compares
+    /// events in a temporary SQLite store in a new private folder under
+    /// `scratch` (it needs about as much space as this store; it is removed
+    /// after, or by the caller if the process is stopped), then compares
     /// the two, table by table, row by row. The chain is verified first: a
     /// broken chain is an [`StoreError::Integrity`] error, since its events
     /// cannot be trusted to derive from. `progress` hears the events derived

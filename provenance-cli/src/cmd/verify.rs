@@ -58,6 +58,46 @@ struct StoreReport {
     tables: Option<TablesReport>,
 }
 
+/// A private folder (mode 700) for the temporary store the tables are
+/// derived again in: it holds a copy of every event. Removed when dropped,
+/// and when prov is stopped by SIGINT, SIGTERM or SIGHUP on the way (the
+/// process then exits 128 + the signal).
+struct Scratch(PathBuf, signal_hook::iterator::Handle);
+
+impl Scratch {
+    fn new() -> anyhow::Result<Scratch> {
+        let folder = std::env::temp_dir().join(format!(
+            "prov-verify-{}-{}",
+            std::process::id(),
+            provenance_core::RunId::new_v7()
+        ));
+        let mut builder = std::fs::DirBuilder::new();
+        std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+        builder
+            .create(&folder)
+            .with_context(|| format!("make the temporary folder {} ($TMPDIR)", folder.display()))?;
+        use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+        let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP])
+            .context("listen for signals")?;
+        let handle = signals.handle();
+        let doomed = folder.clone();
+        std::thread::spawn(move || {
+            if let Some(signal) = signals.forever().next() {
+                let _ = std::fs::remove_dir_all(&doomed);
+                std::process::exit(128 + signal);
+            }
+        });
+        Ok(Scratch(folder, handle))
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        self.1.close();
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
 /// `verify --chain`: the links, then the derived tables.
 fn check_store(
     store: &Store,
@@ -90,11 +130,13 @@ fn check_store(
         } else {
             ProgressBar::hidden()
         };
-        let report = store.verify_tables(&std::env::temp_dir(), &mut |done, total| {
+        let scratch = Scratch::new()?;
+        let report = store.verify_tables(&scratch.0, &mut |done, total| {
             bar.set_length(total);
             bar.set_position(done);
         });
         bar.finish_and_clear();
+        drop(scratch);
         Some(report.context("check the tables derived from the events")?)
     } else {
         None
