@@ -263,6 +263,19 @@ impl LineageGraph {
                 })
             })
             .collect();
+        // A dataset's namespace and name, from its data: a namespace is
+        // often a URI (`s3://bucket`), so the node id cannot be split back.
+        let named: BTreeMap<String, Value> = members
+            .iter()
+            .filter(|(id, _)| id.starts_with("dataset:"))
+            .map(|(id, nodes)| {
+                let data = &nodes[0].data;
+                let named =
+                    serde_json::json!({"namespace": data["namespace"], "name": data["name"]});
+                (id.clone(), named)
+            })
+            .collect();
+        let dataset_id = |id: &str| named.get(id).cloned();
         let ids = |of: &str, outgoing: bool| -> Vec<Value> {
             edges
                 .iter()
@@ -271,10 +284,8 @@ impl LineageGraph {
                     false if e.destination == of => Some(&e.origin),
                     _ => None,
                 })
-                .filter_map(|id| {
-                    let (namespace, name) = id.strip_prefix("dataset:")?.split_once(':')?;
-                    Some(serde_json::json!({"namespace": namespace, "name": name}))
-                })
+                .filter(|id| id.starts_with("dataset:"))
+                .filter_map(|id| dataset_id(id))
                 .collect()
         };
         let graph = members

@@ -908,6 +908,29 @@ fn the_marquez_graph_folds_runs_into_jobs_and_versions_into_datasets(store: &Sto
     assert_eq!(bam_node.data["createdAt"], "2026-01-01T00:00:00.000000Z");
     assert_eq!(bam_node.data["updatedAt"], "2026-01-03T00:00:00.000000Z");
     assert!(!m.truncated);
+
+    // Namespaces are often URIs, with colons of their own.
+    let mut e = RunEvent::new(
+        EventType::Complete,
+        Run::new(RunId::new_v7()),
+        Job::new("etl", "load"),
+    );
+    e.inputs = Some(vec![InputDataset::new("s3://bucket", "raw/x.csv")]);
+    e.outputs = Some(vec![OutputDataset::new("postgres://db:5432", "public.t")]);
+    store.ingest_event(&Event::Run(e)).unwrap();
+    let m = store
+        .lineage(&upstream("dataset:postgres://db:5432:public.t", 5))
+        .unwrap()
+        .marquez();
+    let load = &m.node("job:etl:load").unwrap().data;
+    assert_eq!(
+        load["inputs"],
+        serde_json::json!([{"namespace": "s3://bucket", "name": "raw/x.csv"}])
+    );
+    assert_eq!(
+        load["outputs"],
+        serde_json::json!([{"namespace": "postgres://db:5432", "name": "public.t"}])
+    );
 }
 
 /// `dataset:<ns>:<name>#<x>` names version `<x>`, unless there is none and
