@@ -706,17 +706,29 @@ fn secret_option(name: &str) -> bool {
 }
 
 /// `script` with the values of its secret options hidden, its words split as
-/// a shell would at whitespace outside quotes: `--password=x`, `--password
-/// 'x y'`. (Values put together by the shell, `--password=$(cat f)` or
-/// `"$PW"`, are hidden as written, which is all the script holds.)
+/// a shell would: at whitespace outside quotes, a backslash keeping the next
+/// character in its word (`--password=x`, `--password 'x y'`, `--api-key
+/// my\ key`). A quoted word that is itself a script (`sh -c '... --token t'`
+/// inside the script) is searched the same way. Values put together by the
+/// shell (`--password=$(cat f)`, `"$PW"`) are hidden as written, which is all
+/// the script holds.
 fn redact_script(script: &str) -> String {
+    redact_words(script, 0)
+}
+
+fn redact_words(script: &str, depth: usize) -> String {
     // The byte ranges of the words.
     let mut words = Vec::new();
     let mut start = None;
     let mut quote = None;
+    let mut escaped = false;
     for (i, c) in script.char_indices() {
+        if std::mem::take(&mut escaped) {
+            continue;
+        }
         match quote {
             Some(q) if c == q => quote = None,
+            Some('"') if c == '\\' => escaped = true,
             Some(_) => {}
             None if c.is_ascii_whitespace() => {
                 if let Some(s) = start.take() {
@@ -725,8 +737,10 @@ fn redact_script(script: &str) -> String {
             }
             None => {
                 start.get_or_insert(i);
-                if c == '\'' || c == '"' {
-                    quote = Some(c);
+                match c {
+                    '\'' | '"' => quote = Some(c),
+                    '\\' => escaped = true,
+                    _ => {}
                 }
             }
         }
@@ -734,29 +748,41 @@ fn redact_script(script: &str) -> String {
     if let Some(s) = start {
         words.push(s..script.len());
     }
-    // The ranges to hide, in order.
-    let mut hidden = Vec::new();
+    // What replaces each range, in order.
+    let mut replaced: Vec<(std::ops::Range<usize>, String)> = Vec::new();
     let mut hide_next = false;
     for word in words {
         let text = &script[word.clone()];
+        let quoted = text.starts_with(['\'', '"']);
         let bare = text.trim_start_matches(['\'', '"']);
-        if std::mem::take(&mut hide_next) && !bare.starts_with('-') {
-            hidden.push(word);
+        if std::mem::take(&mut hide_next) && (quoted || !bare.starts_with('-')) {
+            replaced.push((word, REDACTED.to_owned()));
         } else if bare.starts_with("--") {
             match text.split_once('=') {
                 Some((name, _)) if secret_option(name.trim_start_matches(['\'', '"'])) => {
-                    hidden.push(word.start + name.len() + 1..word.end);
+                    replaced.push((word.start + name.len() + 1..word.end, REDACTED.to_owned()));
                 }
                 Some(_) => {}
                 None => hide_next = secret_option(bare.trim_end_matches(['\'', '"'])),
+            }
+        } else if quoted && depth < 8 && text.len() >= 2 {
+            // A quoted script within the script.
+            let q = &text[..1];
+            if let Some(inner) = text[1..].strip_suffix(q)
+                && inner.contains(|c: char| c.is_ascii_whitespace())
+            {
+                let hidden = redact_words(inner, depth + 1);
+                if hidden != inner {
+                    replaced.push((word, format!("{q}{hidden}{q}")));
+                }
             }
         }
     }
     let mut out = String::with_capacity(script.len());
     let mut at = 0;
-    for range in hidden {
+    for (range, with) in replaced {
         out.push_str(&script[at..range.start]);
-        out.push_str(REDACTED);
+        out.push_str(&with);
         at = range.end;
     }
     out.push_str(&script[at..]);
@@ -1403,6 +1429,18 @@ mod tests {
             (
                 "cmd --secret --verbose x",
                 "cmd --secret --verbose x".to_owned(),
+            ),
+            // A script within the script, an escaped space, a quoted value
+            // that starts with a dash.
+            (
+                "true && sh -c 'true --password=nested2' && true --api-key my\\ secret3 && true --token '-dash4' --x",
+                format!(
+                    "true && sh -c 'true --password={r}' && true --api-key {r} && true --token {r} --x"
+                ),
+            ),
+            (
+                "bash -c \"sh -c 'cmd --password deep'\"",
+                format!("bash -c \"sh -c 'cmd --password {r}'\""),
             ),
             (
                 "bwa mem -t 8 ref.fa r1.fq",
