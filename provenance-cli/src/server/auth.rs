@@ -68,6 +68,11 @@ impl TokenFile {
     fn read(path: &Path) -> anyhow::Result<TokenFile> {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("read the tokens file {}", path.display()))?;
+        TokenFile::parse(&text, path)
+    }
+
+    /// The tokens in `text`, read from `path` (named in errors).
+    fn parse(text: &str, path: &Path) -> anyhow::Result<TokenFile> {
         let mut entries = Vec::new();
         for (n, line) in text.lines().enumerate() {
             let line = line.trim();
@@ -143,9 +148,10 @@ fn stamp(path: &Path) -> Option<Stamp> {
 /// The tokens a running server accepts: the tokens file, read again when it
 /// changes (looked at most once per [`LiveTokens::RECHECK`], and at once on
 /// [`LiveTokens::reload`]), so that a token removed from the file (`prov token
-/// revoke`) stops working without a restart; a file left with no token
-/// refuses everyone. A file that cannot be read (one being edited by hand,
-/// with a line not yet whole) keeps the tokens read before, with a warning.
+/// revoke`) stops working without a restart; a file left with no token, or
+/// gone or unreadable, refuses everyone. A file whose lines cannot be read
+/// (one being edited by hand, a line not yet whole) keeps the tokens read
+/// before, with a warning.
 pub struct LiveTokens {
     path: PathBuf,
     current: RwLock<TokenFile>,
@@ -200,16 +206,33 @@ impl LiveTokens {
             return;
         }
         seen.0 = current;
-        match TokenFile::read(&self.path) {
-            Ok(file) => {
+        let replace = |file: TokenFile| {
+            *self.current.write().unwrap_or_else(|e| e.into_inner()) = file;
+        };
+        match std::fs::read_to_string(&self.path) {
+            // Gone or unreadable: nobody is let in (the tokens read before
+            // may be the ones being revoked).
+            Err(e) => {
                 eprintln!(
-                    "prov serve: read the tokens file {} again: {} tokens",
-                    self.path.display(),
-                    file.entries.len()
+                    "prov serve: warning: cannot read the tokens file {} ({e}); refusing every token until it can be read",
+                    self.path.display()
                 );
-                *self.current.write().unwrap_or_else(|e| e.into_inner()) = file;
+                replace(TokenFile {
+                    entries: Vec::new(),
+                });
             }
-            Err(e) => eprintln!("prov serve: warning: keeping the tokens read before: {e:#}"),
+            Ok(text) => match TokenFile::parse(&text, &self.path) {
+                Ok(file) => {
+                    eprintln!(
+                        "prov serve: read the tokens file {} again: {} tokens",
+                        self.path.display(),
+                        file.entries.len()
+                    );
+                    replace(file);
+                }
+                // A line being written by hand: wait for the whole of it.
+                Err(e) => eprintln!("prov serve: warning: keeping the tokens read before: {e:#}"),
+            },
         }
     }
 }
@@ -241,9 +264,10 @@ pub fn list(path: &Path) -> anyhow::Result<Vec<(String, Role, String)>> {
 /// name) selects, rewriting the file whole (a new file renamed over it, with
 /// the same mode); returns how many were removed. Comments stay.
 pub fn revoke(path: &Path, matches: impl Fn(&str, &str) -> bool) -> anyhow::Result<usize> {
+    let (locked, original) = lock(path, false)?;
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("read the tokens file {}", path.display()))?;
-    TokenFile::read(path)?;
+    TokenFile::parse(&text, path)?;
     let mut kept = String::with_capacity(text.len());
     let mut removed = 0;
     for line in text.lines() {
@@ -263,6 +287,9 @@ pub fn revoke(path: &Path, matches: impl Fn(&str, &str) -> bool) -> anyhow::Resu
     if removed == 0 {
         return Ok(0);
     }
+    // The whole new file, then renamed over the old: a server never reads
+    // half of it. It keeps the old one's owner and mode, so that a server
+    // running as another user can still read it.
     let partial = path.with_extension("prov-partial");
     let mut options = std::fs::OpenOptions::new();
     options.create(true).write(true).truncate(true);
@@ -271,12 +298,51 @@ pub fn revoke(path: &Path, matches: impl Fn(&str, &str) -> bool) -> anyhow::Resu
     options
         .open(&partial)
         .and_then(|mut f| {
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::MetadataExt;
+                // Only root may give a file away; another user's file is
+                // refused above (it could not be locked for writing).
+                if f.metadata()?.uid() != original.uid() {
+                    std::os::unix::fs::fchown(&f, Some(original.uid()), Some(original.gid()))?;
+                }
+                f.set_permissions(original.permissions())?;
+            }
             f.write_all(kept.as_bytes())?;
             f.sync_all()
         })
         .and_then(|()| std::fs::rename(&partial, path))
         .with_context(|| format!("rewrite the tokens file {}", path.display()))?;
+    drop(locked);
     Ok(removed)
+}
+
+/// Opens the tokens file at `path` (creating it, mode 600, if `create`) and
+/// locks it for this process alone, so that a `create` and a `revoke` run at
+/// once do not lose each other's change; returns it and what it was when
+/// locked. A file renamed over it meanwhile (a revoke) is locked anew.
+fn lock(path: &Path, create: bool) -> anyhow::Result<(std::fs::File, std::fs::Metadata)> {
+    loop {
+        let mut options = std::fs::OpenOptions::new();
+        options.read(true).append(true).create(create);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        let file = options
+            .open(path)
+            .with_context(|| format!("open the tokens file {}", path.display()))?;
+        file.lock()
+            .with_context(|| format!("lock the tokens file {}", path.display()))?;
+        let held = file.metadata()?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::MetadataExt;
+            match std::fs::metadata(path) {
+                Ok(now) if now.ino() == held.ino() && now.dev() == held.dev() => {}
+                _ => continue,
+            }
+        }
+        return Ok((file, held));
+    }
 }
 
 /// The hash of `token` as the tokens file keeps it.
@@ -297,15 +363,11 @@ pub fn create(path: &Path, role: Role, name: Option<&str>) -> anyhow::Result<Str
         role.name(),
         name.unwrap_or("").replace(['\t', '\n'], " ")
     );
+    let (file, _) = lock(path, true)?;
     // A file edited by hand may not end its last line.
     let unended = std::fs::read(path).is_ok_and(|t| t.last().is_some_and(|b| *b != b'\n'));
-    let mut options = std::fs::OpenOptions::new();
-    options.create(true).append(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    options
-        .open(path)
-        .and_then(|mut f| {
+    Ok::<_, std::io::Error>(file)
+        .and_then(|mut f: std::fs::File| {
             let mut text = line.into_bytes();
             if unended {
                 text.insert(0, b'\n');
@@ -381,6 +443,44 @@ mod tests {
         assert_eq!(revoke(&path, |_, _| true).unwrap(), 1);
         live.reload();
         assert_eq!(live.role_of(&ci), None);
+        // Nor when the file is gone.
+        let again = create(&path, Role::Read, None).unwrap();
+        live.reload();
+        assert_eq!(live.role_of(&again), Some(Role::Read));
+        std::fs::remove_file(&path).unwrap();
+        live.reload();
+        assert_eq!(live.role_of(&again), None);
+    }
+
+    #[test]
+    fn tokens_created_while_others_are_revoked_are_all_kept() {
+        let path = std::env::temp_dir().join(format!("prov-tokens-race-{}", std::process::id()));
+        let _ = std::fs::remove_file(&path);
+        for i in 0..40 {
+            create(&path, Role::Read, Some(&format!("old{i}"))).unwrap();
+        }
+        let created = std::thread::scope(|s| {
+            let maker = s.spawn(|| {
+                (0..40)
+                    .map(|i| create(&path, Role::Read, Some(&format!("new{i}"))).unwrap())
+                    .collect::<Vec<_>>()
+            });
+            // Each revoke rewrites the file while tokens are being added.
+            for i in 0..40 {
+                let name = format!("old{i}");
+                assert_eq!(revoke(&path, |_, n| n == name).unwrap(), 1);
+            }
+            maker.join().unwrap()
+        });
+        let tokens = TokenFile::load(&path).unwrap();
+        for token in &created {
+            assert_eq!(
+                tokens.role_of(token),
+                Some(Role::Read),
+                "a created token was lost"
+            );
+        }
+        assert_eq!(tokens.entries.len(), 40);
         std::fs::remove_file(&path).unwrap();
     }
 
