@@ -261,8 +261,9 @@ pub fn list(path: &Path) -> anyhow::Result<Vec<(String, Role, String)>> {
 }
 
 /// Removes from `path` the tokens that `matches` (given the line's hash and
-/// name) selects, rewriting the file whole (a new file renamed over it, with
-/// the same mode); returns how many were removed. Comments stay.
+/// name) selects, rewriting the file whole (a new file, with the same owner
+/// and mode, renamed over it) under the lock `create` takes too; returns how
+/// many were removed. Comments stay.
 pub fn revoke(path: &Path, matches: impl Fn(&str, &str) -> bool) -> anyhow::Result<usize> {
     let (locked, original) = lock(path, false)?;
     let text = std::fs::read_to_string(path)
