@@ -479,6 +479,9 @@ pub struct RunFilter {
     pub host: Option<String>,
     /// Image digest (`sha256:<hex>`).
     pub container_digest: Option<String>,
+    /// The start of an image digest (`sha256:7e9c1a3b5d7f`, as `lineage`
+    /// prints it): every digest that begins so.
+    pub container_digest_prefix: Option<String>,
     /// Image registry (`quay.io`): runs on that registry, or on one not
     /// recorded.
     pub container_registry: Option<String>,

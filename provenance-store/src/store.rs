@@ -691,7 +691,26 @@ impl Store {
             what: format!("image {image:?}"),
             reason,
         };
-        if image.starts_with("sha256:") {
+        // The start of a digest, as `lineage` prints it (at least 12 hex
+        // digits), alone or after a repository.
+        let short = |digest: &str| {
+            let hex = digest.strip_prefix("sha256:")?;
+            ((12..64).contains(&hex.len()) && hex.bytes().all(|b| b.is_ascii_hexdigit()))
+                .then(|| format!("sha256:{}", hex.to_ascii_lowercase()))
+        };
+        let (named, digest) = match image.rsplit_once('@') {
+            Some((name, digest)) => (Some(name), digest),
+            None => (None, image),
+        };
+        if let Some(prefix) = short(digest) {
+            filter.container_digest_prefix = Some(prefix);
+            if let Some(name) = named {
+                let reference = provenance_core::oci::ImageReference::parse(name)
+                    .map_err(|e| bad(format!("{e:#}")))?;
+                filter.container_registry = Some(reference.registry);
+                filter.container_repository = Some(reference.repository);
+            }
+        } else if image.starts_with("sha256:") {
             filter.container_digest = Some(provenance_core::oci::parse_digest(image).map_err(bad)?);
         } else {
             let reference = provenance_core::oci::ImageReference::parse(image)

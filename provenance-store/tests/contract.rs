@@ -1137,8 +1137,37 @@ fn audits_find_containers_derivations_and_unpinned_runs(store: &Store) {
             .collect::<Vec<_>>(),
         [a2.to_string()]
     );
-    // A malformed image or digest is said to be malformed, not missing.
-    for image in ["", "sha256:xyz", "sha256:ABC", "Quay.io/Bwa:1"] {
+    // By the start of its digest, as `lineage` prints it, alone or after
+    // its repository; a repository that does not match finds nothing.
+    let short = &IMAGE_DIGEST[..7 + 12];
+    for image in [
+        short.to_owned(),
+        format!("quay.io/biocontainers/bwa@{short}"),
+        short.to_ascii_uppercase().replace("SHA256", "sha256"),
+    ] {
+        let found = store.audit_container(&image, Page::default()).unwrap();
+        let ids: Vec<String> = found.runs.items.iter().map(|r| r.run_id.clone()).collect();
+        assert_eq!(ids, [a1.to_string()], "{image}");
+    }
+    let elsewhere = format!("quay.io/biocontainers/samtools@{short}");
+    assert_eq!(
+        store
+            .audit_container(&elsewhere, Page::default())
+            .unwrap()
+            .runs
+            .total,
+        0
+    );
+    // A malformed image or digest is said to be malformed, not missing;
+    // fewer than 12 digits is too short a start.
+    let too_short = IMAGE_DIGEST[..7 + 11].to_owned();
+    for image in [
+        "",
+        "sha256:xyz",
+        "sha256:ABC",
+        "Quay.io/Bwa:1",
+        too_short.as_str(),
+    ] {
         match store.audit_container(image, Page::default()) {
             Err(StoreError::BadQuery { what, .. }) => assert!(what.contains(image), "{what}"),
             other => panic!("{image:?}: {:?}", other.map(|a| a.runs.total)),

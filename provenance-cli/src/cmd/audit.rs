@@ -25,7 +25,9 @@ enum Question {
     /// Every run that used an image (by digest, or by repository and tag), and
     /// every output downstream of those runs.
     Container {
-        /// `sha256:<hex>`, or an image reference such as broadinstitute/gatk:4.5.0.0.
+        /// `sha256:<hex>`, or an image reference such as broadinstitute/gatk:4.5.0.0;
+        /// the start of a digest (12 hex digits or more) as `lineage` prints it,
+        /// alone or after its repository, finds every digest that begins so.
         image: String,
         #[command(flatten)]
         page: PageArgs,

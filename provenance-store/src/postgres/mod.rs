@@ -893,6 +893,13 @@ impl Backend for Postgres {
         add("r.host =", text(&filter.host));
         add("r.container_digest =", text(&filter.container_digest));
         add(
+            "r.container_digest LIKE",
+            filter
+                .container_digest_prefix
+                .as_ref()
+                .map(|p| Box::new(format!("{p}%")) as _),
+        );
+        add(
             "r.container_repository =",
             text(&filter.container_repository),
         );

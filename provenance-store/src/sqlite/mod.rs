@@ -1551,6 +1551,13 @@ impl Backend for Sqlite {
         add("r.host = ?", text(&filter.host));
         add("r.container_digest = ?", text(&filter.container_digest));
         add(
+            "r.container_digest LIKE ?",
+            filter
+                .container_digest_prefix
+                .as_ref()
+                .map(|p| Box::new(format!("{p}%")) as _),
+        );
+        add(
             "(r.container_registry = ? OR r.container_registry IS NULL)",
             text(&filter.container_registry),
         );
