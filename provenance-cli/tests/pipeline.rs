@@ -323,6 +323,47 @@ fn verify_chain_stopped_midway_leaves_no_copy_of_the_store() {
     );
 }
 
+/// The image `lineage` prints for a pinned run is one `audit container`
+/// takes back: registry, repository and the start of the digest.
+#[test]
+fn the_image_lineage_prints_is_one_audit_container_finds() {
+    let s = Sandbox::new("image-roundtrip");
+    let out_file = s.path("out.txt");
+    let digest = format!("sha256:{}", "ab".repeat(32));
+    let image = format!("quay.io/biocontainers/bwa@{digest}");
+    let out = s.prov(&[
+        "run",
+        "--job",
+        "align",
+        "--container",
+        &image,
+        "--output",
+        &out_file,
+        "--",
+        "sh",
+        "-c",
+        &format!("echo x > {out_file}"),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let tree = s.prov(&["lineage", &out_file]);
+    let text = String::from_utf8_lossy(&tree.stdout).into_owned();
+    let printed = text
+        .split_whitespace()
+        .skip_while(|w| *w != "image")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no image in {text}"));
+    assert_eq!(
+        printed,
+        format!("quay.io/biocontainers/bwa@{}", &digest[..19])
+    );
+    let audit = s.json(&["audit", "container", printed, "--format", "json"]);
+    assert_eq!(audit["runs"]["total"], 1, "{audit}");
+}
+
 #[test]
 fn verify_exits_1_after_a_file_is_modified_and_says_what_was_recorded() {
     let s = Sandbox::new("verify");

@@ -129,8 +129,14 @@ fn run_label(node: &Node) -> String {
     let container = &d["facets"]["prov_container"];
     let image = match (d["containerDigest"].as_str(), d["containerImage"].as_str()) {
         (Some(digest), _) => {
+            // As `audit container` takes it back: the registry unless it is
+            // Docker Hub's, the repository, the start of the digest.
             let repo = container["repository"].as_str().unwrap_or("");
-            format!("image {repo}@{}", prefix(digest, 19))
+            let registry = match container["registry"].as_str() {
+                Some(r) if r != "docker.io" && !repo.is_empty() => format!("{r}/"),
+                _ => String::new(),
+            };
+            format!("image {registry}{repo}@{}", prefix(digest, 19))
         }
         (None, Some(image)) => format!("image UNPINNED {image}"),
         (None, None) => "no container".to_owned(),
