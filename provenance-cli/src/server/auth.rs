@@ -131,17 +131,20 @@ impl TokenFile {
 struct Stamp {
     modified: Option<SystemTime>,
     len: u64,
+    /// Inode, mode, owner and group: a file made readable again is read.
     #[cfg(unix)]
-    inode: u64,
+    inode: (u64, u32, u32, u32),
 }
 
 fn stamp(path: &Path) -> Option<Stamp> {
     let meta = std::fs::metadata(path).ok()?;
+    #[cfg(unix)]
+    use std::os::unix::fs::MetadataExt;
     Some(Stamp {
         modified: meta.modified().ok(),
         len: meta.len(),
         #[cfg(unix)]
-        inode: std::os::unix::fs::MetadataExt::ino(&meta),
+        inode: (meta.ino(), meta.mode(), meta.uid(), meta.gid()),
     })
 }
 
@@ -190,7 +193,7 @@ impl LiveTokens {
             .role_of(token)
     }
 
-    /// Reads the file again now if it changed (on SIGHUP, say).
+    /// Reads the file again now (on SIGHUP, say).
     pub fn reload(&self) {
         self.refresh(true);
     }
@@ -202,7 +205,8 @@ impl LiveTokens {
         }
         seen.1 = Instant::now();
         let current = stamp(&self.path);
-        if current == seen.0 {
+        // On request (SIGHUP) the file is read whatever its stamp says.
+        if current == seen.0 && !now {
             return;
         }
         seen.0 = current;
@@ -265,7 +269,10 @@ pub fn list(path: &Path) -> anyhow::Result<Vec<(String, Role, String)>> {
 /// and mode, renamed over it) under the lock `create` takes too; returns how
 /// many were removed. Comments stay.
 pub fn revoke(path: &Path, matches: impl Fn(&str, &str) -> bool) -> anyhow::Result<usize> {
-    let (locked, original) = lock(path, false)?;
+    // A link is followed: the file it names is the one rewritten.
+    let path = &std::fs::canonicalize(path)
+        .with_context(|| format!("open the tokens file {}", path.display()))?;
+    let (mut locked, original) = lock(path, false)?;
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("read the tokens file {}", path.display()))?;
     TokenFile::parse(&text, path)?;
@@ -288,32 +295,53 @@ pub fn revoke(path: &Path, matches: impl Fn(&str, &str) -> bool) -> anyhow::Resu
     if removed == 0 {
         return Ok(0);
     }
-    // The whole new file, then renamed over the old: a server never reads
-    // half of it. It keeps the old one's owner and mode, so that a server
-    // running as another user can still read it.
+    let context = || format!("rewrite the tokens file {}", path.display());
+    // The whole new file, then renamed over the old, so that a server never
+    // reads half of it; with the old one's owner, group and mode, so that a
+    // server running as another user still can.
     let partial = path.with_extension("prov-partial");
-    let mut options = std::fs::OpenOptions::new();
-    options.create(true).write(true).truncate(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    options
-        .open(&partial)
-        .and_then(|mut f| {
-            #[cfg(unix)]
+    let written = (|| -> std::io::Result<bool> {
+        let mut options = std::fs::OpenOptions::new();
+        options.create(true).write(true).truncate(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        let mut f = options.open(&partial)?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::MetadataExt;
+            let mine = f.metadata()?;
+            if (mine.uid(), mine.gid()) != (original.uid(), original.gid())
+                && std::os::unix::fs::fchown(&f, Some(original.uid()), Some(original.gid()))
+                    .is_err()
             {
-                use std::os::unix::fs::MetadataExt;
-                // Only root may give a file away; another user's file is
-                // refused above (it could not be locked for writing).
-                if f.metadata()?.uid() != original.uid() {
-                    std::os::unix::fs::fchown(&f, Some(original.uid()), Some(original.gid()))?;
-                }
-                f.set_permissions(original.permissions())?;
+                // Not allowed to give the file away (a group-writable file
+                // of another user's): rewrite it in place instead.
+                return Ok(false);
             }
-            f.write_all(kept.as_bytes())?;
-            f.sync_all()
-        })
-        .and_then(|()| std::fs::rename(&partial, path))
-        .with_context(|| format!("rewrite the tokens file {}", path.display()))?;
+            f.set_permissions(original.permissions())?;
+        }
+        f.write_all(kept.as_bytes())?;
+        f.sync_all()?;
+        std::fs::rename(&partial, path)?;
+        Ok(true)
+    })();
+    match written {
+        Ok(true) => {}
+        Ok(false) => {
+            let _ = std::fs::remove_file(&partial);
+            use std::io::{Seek, SeekFrom};
+            locked
+                .set_len(0)
+                .and_then(|()| locked.seek(SeekFrom::Start(0)).map(drop))
+                .and_then(|()| locked.write_all(kept.as_bytes()))
+                .and_then(|()| locked.sync_all())
+                .with_context(context)?;
+        }
+        Err(e) => {
+            let _ = std::fs::remove_file(&partial);
+            return Err(e).with_context(context);
+        }
+    }
     drop(locked);
     Ok(removed)
 }
@@ -451,6 +479,53 @@ mod tests {
         std::fs::remove_file(&path).unwrap();
         live.reload();
         assert_eq!(live.role_of(&again), None);
+    }
+
+    #[test]
+    fn revoking_through_a_link_rewrites_the_file_it_names() {
+        let dir = std::env::temp_dir().join(format!("prov-tokens-link-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let real = dir.join("tokens.tsv");
+        let link = dir.join("link.tsv");
+        let gone = create(&real, Role::Write, Some("gone")).unwrap();
+        let kept = create(&real, Role::Read, Some("kept")).unwrap();
+        std::os::unix::fs::symlink(&real, &link).unwrap();
+        let live = LiveTokens::load(&real).unwrap();
+        assert_eq!(revoke(&link, |_, name| name == "gone").unwrap(), 1);
+        assert!(
+            std::fs::symlink_metadata(&link)
+                .unwrap()
+                .file_type()
+                .is_symlink()
+        );
+        live.reload();
+        assert_eq!(live.role_of(&gone), None);
+        assert_eq!(live.role_of(&kept), Some(Role::Read));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// Revoked by root for a server running as another user: the file keeps
+    /// its owner, group and mode, so that server can still read it.
+    #[test]
+    fn a_revoked_file_keeps_its_owner_group_and_mode() {
+        use std::os::unix::fs::{MetadataExt, PermissionsExt};
+        let path = std::env::temp_dir().join(format!("prov-tokens-owner-{}", std::process::id()));
+        let _ = std::fs::remove_file(&path);
+        create(&path, Role::Write, Some("gone")).unwrap();
+        create(&path, Role::Read, Some("kept")).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o640)).unwrap();
+        if std::os::unix::fs::chown(&path, Some(65534), Some(65534)).is_err() {
+            eprintln!("skipped: only root can give the file to another user");
+            std::fs::remove_file(&path).unwrap();
+            return;
+        }
+        assert_eq!(revoke(&path, |_, name| name == "gone").unwrap(), 1);
+        let meta = std::fs::metadata(&path).unwrap();
+        assert_eq!((meta.uid(), meta.gid()), (65534, 65534));
+        assert_eq!(meta.mode() & 0o777, 0o640);
+        assert_eq!(list(&path).unwrap().len(), 1);
+        std::fs::remove_file(&path).unwrap();
     }
 
     #[test]
