@@ -611,6 +611,43 @@ fn sigterm_is_forwarded_and_the_run_recorded_as_aborted() {
     assert_eq!(runs["items"][0]["state"], "ABORT");
 }
 
+/// Under `nohup` (SIGHUP ignored), a hangup neither stops prov nor reaches
+/// the step: the run completes.
+#[test]
+fn a_hangup_ignored_by_nohup_stays_ignored() {
+    let s = Sandbox::new("nohup");
+    let prov = env!("CARGO_BIN_EXE_prov");
+    // `trap '' HUP` is what nohup does; exec keeps the process, so the pid
+    // signalled is prov's.
+    let mut child = Command::new("sh")
+        .args([
+            "-c",
+            &format!("trap '' HUP; exec '{prov}' run --job patient -- sleep 2"),
+        ])
+        .current_dir(&s.0)
+        .env("HOME", &s.0)
+        .env("XDG_CACHE_HOME", s.0.join("cache"))
+        .env("XDG_STATE_HOME", s.0.join("state"))
+        .env_remove("PROV_STORE")
+        .env_remove("PROV_PARENT_RUN")
+        .env_remove("OPENLINEAGE_URL")
+        .env_remove("OPENLINEAGE_CONFIG")
+        .env_remove("OPENLINEAGE__TRANSPORT__TYPE")
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for_start(&s);
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGHUP,
+    )
+    .unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(0), "{status:?}");
+    let runs = s.json(&["audit", "runs", "--format", "json"]);
+    assert_eq!(runs["items"][0]["state"], "COMPLETE");
+}
+
 /// A COMPLETE event of another producer: run `run`, writing `output`
 /// with the given `prov_checksum` sha-256.
 fn event_writing(run: &str, output: &str, sha256: &str) -> String {

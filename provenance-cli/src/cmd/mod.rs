@@ -189,3 +189,24 @@ pub(crate) fn shell_word(word: &str) -> String {
         format!("'{}'", word.replace('\'', "'\\''"))
     }
 }
+
+/// Of `signals`, those this process does not ignore. A signal ignored when
+/// prov starts (SIGHUP under `nohup`, SIGINT for a background job of a
+/// script) stays ignored: prov does not take it over, and so neither stops
+/// on it nor forwards it to a step (which inherits it ignored). Read from
+/// Linux's `/proc/self/status` (`SigIgn`); where that cannot be read, every
+/// signal is taken to be handled.
+pub fn not_ignored(signals: &[i32]) -> Vec<i32> {
+    let ignored = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            let line = status.lines().find(|l| l.starts_with("SigIgn:"))?;
+            u64::from_str_radix(line["SigIgn:".len()..].trim(), 16).ok()
+        })
+        .unwrap_or(0);
+    signals
+        .iter()
+        .copied()
+        .filter(|&s| !(1..=64).contains(&s) || ignored & (1u64 << (s - 1)) == 0)
+        .collect()
+}

@@ -307,8 +307,8 @@ impl Args {
             // folder of its own) records into the same store.
             .env("PROV_STORE", child_store(ctx.store_location()));
         let stop_signal = Arc::new(AtomicI32::new(0));
-        let mut signals =
-            signal_hook::iterator::Signals::new(FORWARDED).context("listen for signals")?;
+        let mut signals = signal_hook::iterator::Signals::new(super::not_ignored(&FORWARDED))
+            .context("listen for signals")?;
         // Stops the forwarding thread on every way out of here.
         let _listening = Listening(signals.handle());
         // What the children so far used (the resolver's `docker`, say): the

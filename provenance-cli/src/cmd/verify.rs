@@ -77,8 +77,9 @@ impl Scratch {
             .create(&folder)
             .with_context(|| format!("make the temporary folder {} ($TMPDIR)", folder.display()))?;
         use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
-        let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP])
-            .context("listen for signals")?;
+        let mut signals =
+            signal_hook::iterator::Signals::new(super::not_ignored(&[SIGINT, SIGTERM, SIGHUP]))
+                .context("listen for signals")?;
         let handle = signals.handle();
         let doomed = folder.clone();
         std::thread::spawn(move || {
