@@ -727,8 +727,11 @@ fn redact_words(script: &str, depth: usize) -> String {
             continue;
         }
         match quote {
+            Some('$') if c == '\'' => quote = None,
             Some(q) if c == q => quote = None,
             Some('"') if c == '\\' => escaped = true,
+            // `$'...'`: backslash escapes, ended by an unescaped quote.
+            Some('$') if c == '\\' => escaped = true,
             Some(_) => {}
             None if c.is_ascii_whitespace() => {
                 if let Some(s) = start.take() {
@@ -738,6 +741,7 @@ fn redact_words(script: &str, depth: usize) -> String {
             None => {
                 start.get_or_insert(i);
                 match c {
+                    '\'' if script[..i].ends_with('$') => quote = Some('$'),
                     '\'' | '"' => quote = Some(c),
                     '\\' => escaped = true,
                     _ => {}
@@ -758,12 +762,15 @@ fn redact_words(script: &str, depth: usize) -> String {
         if std::mem::take(&mut hide_next) && (quoted || !bare.starts_with('-')) {
             replaced.push((word, REDACTED.to_owned()));
         } else if bare.starts_with("--") {
+            // The name as the shell passes it on: without its quotes and
+            // backslashes (`--pass\word`).
+            let plain = |name: &str| name.replace(['\'', '"', '\\'], "");
             match text.split_once('=') {
-                Some((name, _)) if secret_option(name.trim_start_matches(['\'', '"'])) => {
+                Some((name, _)) if secret_option(&plain(name)) => {
                     replaced.push((word.start + name.len() + 1..word.end, REDACTED.to_owned()));
                 }
                 Some(_) => {}
-                None => hide_next = secret_option(bare.trim_end_matches(['\'', '"'])),
+                None => hide_next = secret_option(&plain(bare)),
             }
         } else if quoted && depth < 8 && text.len() >= 2 {
             // A quoted script within the script.
@@ -771,8 +778,21 @@ fn redact_words(script: &str, depth: usize) -> String {
             if let Some(inner) = text[1..].strip_suffix(q)
                 && inner.contains(|c: char| c.is_ascii_whitespace())
             {
-                let hidden = redact_words(inner, depth + 1);
-                if hidden != inner {
+                // Inside double quotes the shell removes the backslash of
+                // `\"`, `\\`, `\$` and `\``: the inner script is what is left,
+                // searched, then escaped again.
+                let (script, escape) = if q == "\"" {
+                    (unescape_double(inner), true)
+                } else {
+                    (inner.to_owned(), false)
+                };
+                let hidden = redact_words(&script, depth + 1);
+                if hidden != script {
+                    let hidden = if escape {
+                        escape_double(&hidden)
+                    } else {
+                        hidden
+                    };
                     replaced.push((word, format!("{q}{hidden}{q}")));
                 }
             }
@@ -786,6 +806,37 @@ fn redact_words(script: &str, depth: usize) -> String {
         at = range.end;
     }
     out.push_str(&script[at..]);
+    out
+}
+
+/// The text of a double-quoted shell word: `\"`, `\\`, `\$` and `\``
+/// without their backslash.
+fn unescape_double(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '\\'
+            && let Some(&next) = chars.peek()
+            && matches!(next, '"' | '\\' | '$' | '`')
+        {
+            out.push(next);
+            chars.next();
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// `text` as a double-quoted shell word holds it.
+fn escape_double(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if matches!(c, '"' | '\\' | '$' | '`') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
     out
 }
 
@@ -1442,6 +1493,17 @@ mod tests {
                 "bash -c \"sh -c 'cmd --password deep'\"",
                 format!("bash -c \"sh -c 'cmd --password {r}'\""),
             ),
+            // Escaped quotes in a double-quoted script, ANSI-C quoting, a
+            // backslash within the option's name.
+            (
+                "bash -c \"cmd --password \\\"alpha beta\\\" --x\"",
+                format!("bash -c \"cmd --password {r} --x\""),
+            ),
+            (
+                "cmd --password $'alpha\\' beta' --next",
+                format!("cmd --password {r} --next"),
+            ),
+            ("cmd --pass\\word x y", format!("cmd --pass\\word {r} y")),
             (
                 "bwa mem -t 8 ref.fa r1.fq",
                 "bwa mem -t 8 ref.fa r1.fq".to_owned(),
