@@ -111,13 +111,13 @@ pub(crate) fn storable(p: &Prepared) -> Result<(), String> {
     fn check(what: &str, parts: &[&str]) -> Result<(), String> {
         if parts.iter().any(|p| p.contains('\0')) {
             return Err(format!(
-                "{what} holds a NUL character (U+0000), which a store cannot keep"
+                "{what} holds a NUL character (U+0000), which a PostgreSQL store cannot keep"
             ));
         }
         let bytes: usize = parts.iter().map(|p| p.len()).sum();
         if bytes > MAX_KEY_BYTES {
             return Err(format!(
-                "{what} takes {bytes} bytes; a store keeps at most {MAX_KEY_BYTES}"
+                "{what} takes {bytes} bytes; a PostgreSQL store keeps at most {MAX_KEY_BYTES}"
             ));
         }
         Ok(())

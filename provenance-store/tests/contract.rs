@@ -691,7 +691,7 @@ fn text_postgresql_cannot_keep_is_rejected_by_itself_there(store: &Store) {
     );
     assert!(
         reason(2).contains("the namespace and name of input \"file\":\"/nnn")
-            && reason(2).contains("takes 2105 bytes; a store keeps at most 2048"),
+            && reason(2).contains("takes 2105 bytes; a PostgreSQL store keeps at most 2048"),
         "{}",
         reason(2)
     );
