@@ -138,40 +138,22 @@ fn a_closed_pipe_is_not_an_error() {
     for n in &names {
         fs::write(dir.join(n), n.as_bytes()).unwrap();
     }
-    let script = format!(
-        "'{}' hash --no-cache f* | head -1; echo \"${{PIPESTATUS[0]}}\"",
-        env!("CARGO_BIN_EXE_prov")
-    );
-    let out = Command::new("bash")
-        .args(["-c", &script])
-        .current_dir(dir)
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(
-        text.lines().last(),
-        Some("0"),
-        "{text}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(!String::from_utf8_lossy(&out.stderr).contains("error"));
-    // Nor when the output is JSON, written through serde_json.
-    let script = format!(
-        "'{}' hash --no-cache --format json f* | head -1; echo \"${{PIPESTATUS[0]}}\"",
-        env!("CARGO_BIN_EXE_prov")
-    );
-    let out = Command::new("bash")
-        .args(["-c", &script])
-        .current_dir(dir)
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(
-        text.lines().last(),
-        Some("0"),
-        "{text}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    // Text, and JSON (written through serde_json).
+    for format in ["text", "json"] {
+        let script = format!(
+            "'{}' hash --no-cache --format {format} f* | head -1; echo \"${{PIPESTATUS[0]}}\"",
+            env!("CARGO_BIN_EXE_prov")
+        );
+        let out = Command::new("bash")
+            .args(["-c", &script])
+            .current_dir(dir)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(text.lines().last(), Some("0"), "{format}: {text}\n{stderr}");
+        assert!(!stderr.contains("error"), "{format}: {stderr}");
+    }
 }
 
 fn json_of(out: &Output) -> Vec<serde_json::Value> {

@@ -619,20 +619,10 @@ fn a_hangup_ignored_by_nohup_stays_ignored() {
     let prov = env!("CARGO_BIN_EXE_prov");
     // `trap '' HUP` is what nohup does; exec keeps the process, so the pid
     // signalled is prov's.
-    let mut child = Command::new("sh")
-        .args([
-            "-c",
-            &format!("trap '' HUP; exec '{prov}' run --job patient -- sleep 2"),
-        ])
-        .current_dir(&s.0)
-        .env("HOME", &s.0)
-        .env("XDG_CACHE_HOME", s.0.join("cache"))
-        .env("XDG_STATE_HOME", s.0.join("state"))
-        .env_remove("PROV_STORE")
-        .env_remove("PROV_PARENT_RUN")
-        .env_remove("OPENLINEAGE_URL")
-        .env_remove("OPENLINEAGE_CONFIG")
-        .env_remove("OPENLINEAGE__TRANSPORT__TYPE")
+    let mut child = s
+        .shell(&format!(
+            "trap '' HUP; exec '{prov}' run --job patient -- sleep 2"
+        ))
         .stdout(Stdio::null())
         .spawn()
         .unwrap();

@@ -28,8 +28,21 @@ impl Sandbox {
 
     pub fn command(&self, args: &[&str]) -> Command {
         let mut c = Command::new(env!("CARGO_BIN_EXE_prov"));
-        c.args(args)
-            .current_dir(&self.0)
+        c.args(args);
+        self.isolate(c)
+    }
+
+    /// `sh -c script` in the sandbox, as prov is run there.
+    pub fn shell(&self, script: &str) -> Command {
+        let mut c = Command::new("sh");
+        c.args(["-c", script]);
+        self.isolate(c)
+    }
+
+    /// `c` in this folder, with its own HOME and caches and none of the
+    /// caller's prov or OpenLineage settings.
+    fn isolate(&self, mut c: Command) -> Command {
+        c.current_dir(&self.0)
             .env("HOME", &self.0)
             .env("XDG_CACHE_HOME", self.0.join("cache"))
             .env("XDG_STATE_HOME", self.0.join("state"))
