@@ -717,6 +717,20 @@ fn redact_script(script: &str) -> String {
 }
 
 fn redact_words(script: &str, depth: usize) -> String {
+    let mut out = String::with_capacity(script.len());
+    let mut at = 0;
+    for range in hidden_ranges(script, depth) {
+        out.push_str(&script[at..range.start]);
+        out.push_str(REDACTED);
+        at = range.end;
+    }
+    out.push_str(&script[at..]);
+    out
+}
+
+/// The byte ranges of `script` that hold secret values, in order; only
+/// these change, the rest of the script is kept as written.
+fn hidden_ranges(script: &str, depth: usize) -> Vec<std::ops::Range<usize>> {
     // The byte ranges of the words.
     let mut words = Vec::new();
     let mut start = None;
@@ -727,11 +741,14 @@ fn redact_words(script: &str, depth: usize) -> String {
             continue;
         }
         match quote {
-            Some('$') if c == '\'' => quote = None,
+            // `$'...'`: backslash escapes, ended by an unescaped quote.
+            Some('$') => match c {
+                '\'' => quote = None,
+                '\\' => escaped = true,
+                _ => {}
+            },
             Some(q) if c == q => quote = None,
             Some('"') if c == '\\' => escaped = true,
-            // `$'...'`: backslash escapes, ended by an unescaped quote.
-            Some('$') if c == '\\' => escaped = true,
             Some(_) => {}
             None if c.is_ascii_whitespace() => {
                 if let Some(s) = start.take() {
@@ -752,92 +769,78 @@ fn redact_words(script: &str, depth: usize) -> String {
     if let Some(s) = start {
         words.push(s..script.len());
     }
-    // What replaces each range, in order.
-    let mut replaced: Vec<(std::ops::Range<usize>, String)> = Vec::new();
+    let mut hidden = Vec::new();
     let mut hide_next = false;
     for word in words {
         let text = &script[word.clone()];
         let quoted = text.starts_with(['\'', '"']);
         let bare = text.trim_start_matches(['\'', '"']);
+        // A word quoted whole keeps its closing quote.
+        let end = if quoted && text.len() >= 2 && text.ends_with(&text[..1]) {
+            word.end - 1
+        } else {
+            word.end
+        };
         if std::mem::take(&mut hide_next) && (quoted || !bare.starts_with('-')) {
-            replaced.push((word, REDACTED.to_owned()));
+            hidden.push(word);
         } else if bare.starts_with("--") {
             // The name as the shell passes it on: without its quotes and
             // backslashes (`--pass\word`).
             let plain = |name: &str| name.replace(['\'', '"', '\\'], "");
             match text.split_once('=') {
                 Some((name, _)) if secret_option(&plain(name)) => {
-                    replaced.push((word.start + name.len() + 1..word.end, REDACTED.to_owned()));
+                    hidden.push(word.start + name.len() + 1..end.max(word.start + name.len() + 1));
                 }
                 Some(_) => {}
                 None => hide_next = secret_option(&plain(bare)),
             }
-        } else if quoted && depth < 8 && text.len() >= 2 {
-            // A quoted script within the script.
-            let q = &text[..1];
-            if let Some(inner) = text[1..].strip_suffix(q)
-                && inner.contains(|c: char| c.is_ascii_whitespace())
-            {
-                // Inside double quotes the shell removes the backslash of
-                // `\"`, `\\`, `\$` and `\``: the inner script is what is left,
-                // searched, then escaped again.
-                let (script, escape) = if q == "\"" {
-                    (unescape_double(inner), true)
+        } else if quoted && depth < 8 && end > word.start + 1 && end < word.end {
+            // A quoted script within the script, searched as the shell reads
+            // it: inside double quotes without the backslash of `\"`, `\\`,
+            // `\$` and `\``. What it hides is hidden where it stands here.
+            let inner = &script[word.start + 1..end];
+            if inner.contains(|c: char| c.is_ascii_whitespace()) {
+                let (read, at) = if text.starts_with('"') {
+                    unescape_double(inner)
                 } else {
-                    (inner.to_owned(), false)
+                    (inner.to_owned(), (0..=inner.len()).collect())
                 };
-                let hidden = redact_words(&script, depth + 1);
-                if hidden != script {
-                    let hidden = if escape {
-                        escape_double(&hidden)
-                    } else {
-                        hidden
-                    };
-                    replaced.push((word, format!("{q}{hidden}{q}")));
-                }
+                let offset = word.start + 1;
+                hidden.extend(
+                    hidden_ranges(&read, depth + 1)
+                        .into_iter()
+                        .map(|r| offset + at[r.start]..offset + at[r.end]),
+                );
             }
         }
     }
-    let mut out = String::with_capacity(script.len());
-    let mut at = 0;
-    for (range, with) in replaced {
-        out.push_str(&script[at..range.start]);
-        out.push_str(&with);
-        at = range.end;
-    }
-    out.push_str(&script[at..]);
-    out
+    hidden
 }
 
-/// The text of a double-quoted shell word: `\"`, `\\`, `\$` and `\``
-/// without their backslash.
-fn unescape_double(text: &str) -> String {
+/// The text of a double-quoted shell word without the backslash of `\"`,
+/// `\\`, `\$` and `\``, and where each of its bytes (and its end) stands in
+/// `text`.
+fn unescape_double(text: &str) -> (String, Vec<usize>) {
     let mut out = String::with_capacity(text.len());
-    let mut chars = text.chars().peekable();
-    while let Some(c) = chars.next() {
-        if c == '\\'
-            && let Some(&next) = chars.peek()
-            && matches!(next, '"' | '\\' | '$' | '`')
-        {
-            out.push(next);
-            chars.next();
-        } else {
-            out.push(c);
-        }
-    }
-    out
-}
-
-/// `text` as a double-quoted shell word holds it.
-fn escape_double(text: &str) -> String {
-    let mut out = String::with_capacity(text.len() + 8);
-    for c in text.chars() {
-        if matches!(c, '"' | '\\' | '$' | '`') {
-            out.push('\\');
+    let mut at = Vec::with_capacity(text.len() + 1);
+    let mut chars = text.char_indices().peekable();
+    while let Some((i, c)) = chars.next() {
+        let (from, c) = match (c, chars.peek()) {
+            ('\\', Some(&(_, next))) if matches!(next, '"' | '\\' | '$' | '`') => {
+                chars.next();
+                (i, next)
+            }
+            _ => (i, c),
+        };
+        // Every byte of the character maps to where it starts in `text`
+        // (its backslash, if it had one).
+        for _ in 0..c.len_utf8() {
+            at.push(from);
         }
         out.push(c);
     }
-    out
+    at.push(text.len());
+    (out, at)
 }
 
 /// Whether the variable `name` is on the allow-list (`NAME` or `PREFIX*`).
@@ -1504,6 +1507,25 @@ mod tests {
                 format!("cmd --password {r} --next"),
             ),
             ("cmd --pass\\word x y", format!("cmd --pass\\word {r} y")),
+            // A `$` within `$'...'` does not end it; the rest of a
+            // double-quoted script stays as written (`$OUT`, backquotes);
+            // a word quoted whole keeps its closing quote.
+            (
+                "bash -c \"cmd --password \\$'pa\\$s word' --next\"",
+                format!("bash -c \"cmd --password {r} --next\""),
+            ),
+            (
+                "cmd --password $'pa$s' --next x",
+                format!("cmd --password {r} --next x"),
+            ),
+            (
+                "bash -c \"cmd --password pw > $OUT; `date` a\\nb\"",
+                format!("bash -c \"cmd --password {r} > $OUT; `date` a\\nb\""),
+            ),
+            (
+                "cmd \"--password=x y\" z",
+                format!("cmd \"--password={r}\" z"),
+            ),
             (
                 "bwa mem -t 8 ref.fa r1.fq",
                 "bwa mem -t 8 ref.fa r1.fq".to_owned(),
@@ -1515,6 +1537,37 @@ mod tests {
         ] {
             let out = redact_argv(&argv(script), &["hunter2".to_owned()]);
             assert_eq!(out[2], hidden, "{script}");
+        }
+    }
+
+    #[test]
+    fn any_script_is_searched_without_a_panic() {
+        // Scripts made of the pieces that matter to the shell's reading,
+        // multibyte characters right after quotes, dollars and backslashes.
+        let pieces = [
+            " ",
+            "'",
+            "\"",
+            "\\",
+            "$",
+            "$'",
+            "--password",
+            "=",
+            "x",
+            "é",
+            "😀",
+            "sh -c ",
+            "\t",
+        ];
+        let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+        for _ in 0..20_000 {
+            let mut script = String::new();
+            for _ in 0..12 {
+                seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+                script.push_str(pieces[(seed >> 33) as usize % pieces.len()]);
+            }
+            let out = redact_argv(&["sh".into(), "-c".into(), script.clone()], &[]);
+            assert_eq!(out.len(), 3, "{script}");
         }
     }
 
