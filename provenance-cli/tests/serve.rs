@@ -269,6 +269,69 @@ fn a_revoked_token_is_refused_by_the_running_server() {
     assert!(server.stop().success());
 }
 
+/// A group member revokes a token from a file in a folder only root may
+/// write (as /etc is): the file is rewritten in place, keeps its owner,
+/// group and mode, and no partial file is left. Needs root (to set it up)
+/// and setpriv (to act as the member).
+#[test]
+fn a_token_is_revoked_in_place_where_no_new_file_can_be_made() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    if Command::new("setpriv").arg("--version").output().is_err() {
+        eprintln!("skipped: needs setpriv");
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("prov-revoke-inplace-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let tokens = dir.join("tokens.tsv");
+    let prov = env!("CARGO_BIN_EXE_prov");
+    for name in ["gone", "kept"] {
+        let out = Command::new(prov)
+            .args([
+                "token", "create", "--role", "read", "--name", name, "--tokens",
+            ])
+            .arg(&tokens)
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+    }
+    // root:65534, group-writable; the member is uid 65534's group.
+    if std::os::unix::fs::chown(&tokens, Some(0), Some(65534)).is_err() {
+        eprintln!("skipped: needs root");
+        std::fs::remove_dir_all(&dir).unwrap();
+        return;
+    }
+    std::fs::set_permissions(&tokens, std::fs::Permissions::from_mode(0o660)).unwrap();
+    let out = Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", prov])
+        .args(["token", "revoke", "--name", "gone", "--tokens"])
+        .arg(&tokens)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let meta = std::fs::metadata(&tokens).unwrap();
+    assert_eq!(
+        (meta.uid(), meta.gid(), meta.mode() & 0o777),
+        (0, 65534, 0o660)
+    );
+    let text = std::fs::read_to_string(&tokens).unwrap();
+    assert!(
+        text.contains("\tkept") && !text.contains("\tgone"),
+        "{text}"
+    );
+    assert_eq!(
+        std::fs::read_dir(&dir).unwrap().count(),
+        1,
+        "a partial file was left"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 /// A page of no items, or of more than 10,000, is refused as the command
 /// line refuses it, not quietly changed.
 #[test]

@@ -265,14 +265,15 @@ pub fn list(path: &Path) -> anyhow::Result<Vec<(String, Role, String)>> {
 }
 
 /// Removes from `path` the tokens that `matches` (given the line's hash and
-/// name) selects, rewriting the file whole (a new file, with the same owner
-/// and mode, renamed over it) under the lock `create` takes too; returns how
-/// many were removed. Comments stay.
+/// name) selects, under the lock `create` takes too: a new file with the
+/// same owner, group and mode renamed over it, or where that cannot be done
+/// the same file rewritten in place; returns how many were removed.
+/// Comments stay.
 pub fn revoke(path: &Path, matches: impl Fn(&str, &str) -> bool) -> anyhow::Result<usize> {
     // A link is followed: the file it names is the one rewritten.
     let path = &std::fs::canonicalize(path)
         .with_context(|| format!("open the tokens file {}", path.display()))?;
-    let (mut locked, original) = lock(path, false)?;
+    let (locked, original) = lock(path, false)?;
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("read the tokens file {}", path.display()))?;
     TokenFile::parse(&text, path)?;
@@ -298,11 +299,19 @@ pub fn revoke(path: &Path, matches: impl Fn(&str, &str) -> bool) -> anyhow::Resu
     let context = || format!("rewrite the tokens file {}", path.display());
     // The whole new file, then renamed over the old, so that a server never
     // reads half of it; with the old one's owner, group and mode, so that a
-    // server running as another user still can.
-    let partial = path.with_extension("prov-partial");
-    let written = (|| -> std::io::Result<bool> {
+    // server running as another user still can. Its name is new and cannot
+    // be guessed, and it is created only if nothing is there (not through a
+    // link someone placed in the folder).
+    let file_name = path
+        .file_name()
+        .map_or_else(Default::default, |n| n.to_string_lossy());
+    let partial = path.with_file_name(format!(
+        ".{file_name}.prov-partial-{}",
+        provenance_core::RunId::new_v7()
+    ));
+    let renamed = (|| -> std::io::Result<()> {
         let mut options = std::fs::OpenOptions::new();
-        options.create(true).write(true).truncate(true);
+        options.write(true).create_new(true);
         #[cfg(unix)]
         std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
         let mut f = options.open(&partial)?;
@@ -310,37 +319,31 @@ pub fn revoke(path: &Path, matches: impl Fn(&str, &str) -> bool) -> anyhow::Resu
         {
             use std::os::unix::fs::MetadataExt;
             let mine = f.metadata()?;
-            if (mine.uid(), mine.gid()) != (original.uid(), original.gid())
-                && std::os::unix::fs::fchown(&f, Some(original.uid()), Some(original.gid()))
-                    .is_err()
-            {
-                // Not allowed to give the file away (a group-writable file
-                // of another user's): rewrite it in place instead.
-                return Ok(false);
+            if (mine.uid(), mine.gid()) != (original.uid(), original.gid()) {
+                std::os::unix::fs::fchown(&f, Some(original.uid()), Some(original.gid()))?;
             }
             f.set_permissions(original.permissions())?;
         }
         f.write_all(kept.as_bytes())?;
         f.sync_all()?;
-        std::fs::rename(&partial, path)?;
-        Ok(true)
+        std::fs::rename(&partial, path)
     })();
-    match written {
-        Ok(true) => {}
-        Ok(false) => {
-            let _ = std::fs::remove_file(&partial);
-            use std::io::{Seek, SeekFrom};
-            locked
-                .set_len(0)
-                .and_then(|()| locked.seek(SeekFrom::Start(0)).map(drop))
-                .and_then(|()| locked.write_all(kept.as_bytes()))
-                .and_then(|()| locked.sync_all())
-                .with_context(context)?;
-        }
-        Err(e) => {
-            let _ = std::fs::remove_file(&partial);
-            return Err(e).with_context(context);
-        }
+    if renamed.is_err() {
+        // Not possible here (a folder this user may not write in, a file of
+        // another user's it may not give away, a file mounted alone): the
+        // file is rewritten in place, the kept lines first and the rest cut
+        // after, so that a server reading meanwhile sees every kept token.
+        let _ = std::fs::remove_file(&partial);
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(path)
+            .and_then(|f| {
+                #[cfg(unix)]
+                std::os::unix::fs::FileExt::write_all_at(&f, kept.as_bytes(), 0)?;
+                f.set_len(kept.len() as u64)?;
+                f.sync_all()
+            })
+            .with_context(context)?;
     }
     drop(locked);
     Ok(removed)
