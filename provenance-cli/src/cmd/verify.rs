@@ -71,11 +71,8 @@ impl Scratch {
             std::process::id(),
             provenance_core::RunId::new_v7()
         ));
-        let mut builder = std::fs::DirBuilder::new();
-        std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
-        builder
-            .create(&folder)
-            .with_context(|| format!("make the temporary folder {} ($TMPDIR)", folder.display()))?;
+        // Listening first: a signal from the moment the folder exists
+        // removes it.
         use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
         let mut signals =
             signal_hook::iterator::Signals::new(super::not_ignored(&[SIGINT, SIGTERM, SIGHUP]))
@@ -88,14 +85,24 @@ impl Scratch {
                 std::process::exit(128 + signal);
             }
         });
-        Ok(Scratch(folder, handle))
+        let scratch = Scratch(folder, handle);
+        let mut builder = std::fs::DirBuilder::new();
+        std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+        builder.create(&scratch.0).with_context(|| {
+            format!(
+                "make the temporary folder {} ($TMPDIR)",
+                scratch.0.display()
+            )
+        })?;
+        Ok(scratch)
     }
 }
 
 impl Drop for Scratch {
     fn drop(&mut self) {
-        self.1.close();
+        // Removed before the signals are let go, so none can leave it.
         let _ = std::fs::remove_dir_all(&self.0);
+        self.1.close();
     }
 }
 
