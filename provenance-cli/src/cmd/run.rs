@@ -290,6 +290,14 @@ impl Args {
             );
             return Ok(ExitCode::SUCCESS);
         }
+        // Listening before START is recorded: a signal that comes once the
+        // run is seen started is the step's to receive (it is passed on as
+        // soon as the command runs).
+        let stop_signal = Arc::new(AtomicI32::new(0));
+        let mut signals = signal_hook::iterator::Signals::new(super::not_ignored(&FORWARDED))
+            .context("listen for signals")?;
+        // Stops the forwarding thread on every way out of here.
+        let _listening = Listening(signals.handle());
         let run = Arc::new(prepared.start().context("record the start of the step")?);
         let lineage = run.child_lineage();
 
@@ -306,11 +314,6 @@ impl Args {
             // A `prov run` inside the step (a pipeline's task, run in a
             // folder of its own) records into the same store.
             .env("PROV_STORE", child_store(ctx.store_location()));
-        let stop_signal = Arc::new(AtomicI32::new(0));
-        let mut signals = signal_hook::iterator::Signals::new(super::not_ignored(&FORWARDED))
-            .context("listen for signals")?;
-        // Stops the forwarding thread on every way out of here.
-        let _listening = Listening(signals.handle());
         // What the children so far used (the resolver's `docker`, say): the
         // step's own use is what it adds.
         let before = children_usage();
