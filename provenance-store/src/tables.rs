@@ -65,7 +65,8 @@ impl Table {
     }
 
     /// The columns of a row as the backends read it: the key's, then the
-    /// others'.
+    /// others'. Each backend's `table_sql` selects them in this order; a
+    /// column added to a derived table is added in all three places.
     pub(crate) fn columns(self) -> (&'static [&'static str], &'static [&'static str]) {
         match self {
             Table::Event => (&["seq"], &["event_id", "kind", "run_id", "event_time"]),

@@ -4,9 +4,11 @@
 //! between SQLite and PostgreSQL. (The shared contract is in contract.rs.)
 
 mod pg;
+mod temp;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Barrier};
+use temp::TempStore;
 
 use provenance_core::{Event, EventType, Job, Run, RunEvent, RunId};
 use provenance_store::*;
@@ -329,29 +331,6 @@ fn tls_is_used_as_sslmode_asks() {
     assert!(text.contains("certificate"), "{text}");
 }
 
-struct TempFile(std::path::PathBuf);
-impl TempFile {
-    fn new(name: &str) -> Self {
-        let path = std::env::temp_dir().join(format!("prov-pg-{name}-{}.db", std::process::id()));
-        let t = TempFile(path);
-        t.clean();
-        t
-    }
-    fn path(&self) -> &str {
-        self.0.to_str().unwrap()
-    }
-    fn clean(&self) {
-        for suffix in ["", "-wal", "-shm"] {
-            let _ = std::fs::remove_file(format!("{}{suffix}", self.0.display()));
-        }
-    }
-}
-impl Drop for TempFile {
-    fn drop(&mut self) {
-        self.clean();
-    }
-}
-
 /// A small pipeline: a FASTQ -> BAM -> VCF, as a producer would send it.
 fn pipeline(store: &Store) {
     use provenance_core::{InputDataset, OutputDataset};
@@ -407,8 +386,8 @@ fn stores_copy_between_sqlite_and_postgres_with_the_chain_intact() {
     let Some(schema) = pg::schema("copy") else {
         return;
     };
-    let first = TempFile::new("copy-first");
-    let back = TempFile::new("copy-back");
+    let first = TempStore::new("copy-first");
+    let back = TempStore::new("copy-back");
     let sqlite = open(first.path());
     pipeline(&sqlite);
     for i in 0..2500 {
@@ -454,7 +433,7 @@ fn stores_copy_between_sqlite_and_postgres_with_the_chain_intact() {
             "ALTER TABLE event DISABLE TRIGGER USER; UPDATE event SET link = repeat('0', 64) WHERE seq = 2;",
         )
         .unwrap();
-    let empty = TempFile::new("copy-empty");
+    let empty = TempStore::new("copy-empty");
     let target = open(empty.path());
     let err = postgres.copy_to(&target, &mut |_, _| {}).unwrap_err();
     assert!(matches!(err, StoreError::Integrity { .. }), "{err}");

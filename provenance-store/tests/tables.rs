@@ -4,8 +4,10 @@
 //! matches.
 
 mod pg;
+mod temp;
 
 use std::path::{Path, PathBuf};
+use temp::TempStore;
 
 use provenance_core::facets::{ParentRunFacet, ProvChecksumDatasetFacet};
 use provenance_core::{
@@ -86,30 +88,6 @@ fn events() -> Vec<Vec<u8>> {
 fn fill(store: &Store) {
     for e in events() {
         store.ingest(&e).unwrap();
-    }
-}
-
-struct TempStore(PathBuf);
-impl TempStore {
-    fn new(name: &str) -> Self {
-        let path =
-            std::env::temp_dir().join(format!("prov-tables-{name}-{}.db", std::process::id()));
-        let t = TempStore(path);
-        t.clean();
-        t
-    }
-    fn path(&self) -> &str {
-        self.0.to_str().unwrap()
-    }
-    fn clean(&self) {
-        for suffix in ["", "-wal", "-shm"] {
-            let _ = std::fs::remove_file(format!("{}{suffix}", self.0.display()));
-        }
-    }
-}
-impl Drop for TempStore {
-    fn drop(&mut self) {
-        self.clean();
     }
 }
 

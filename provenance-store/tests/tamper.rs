@@ -1,35 +1,14 @@
 //! Tampering with a store file behind its back is detected at the right
 //! position; a file from a newer prov, or not a store at all, is refused clearly.
 
-use std::path::{Path, PathBuf};
+mod temp;
+
+use std::path::Path;
+use temp::TempStore;
 
 use provenance_core::{Event, EventType, Job, Run, RunEvent, RunId};
 use provenance_store::{Store, StoreError};
 use rusqlite::Connection;
-
-struct TempStore(PathBuf);
-impl TempStore {
-    fn new(name: &str) -> Self {
-        let path =
-            std::env::temp_dir().join(format!("prov-tamper-{name}-{}.db", std::process::id()));
-        let t = TempStore(path);
-        t.clean();
-        t
-    }
-    fn path(&self) -> &str {
-        self.0.to_str().unwrap()
-    }
-    fn clean(&self) {
-        for suffix in ["", "-wal", "-shm"] {
-            let _ = std::fs::remove_file(format!("{}{suffix}", self.0.display()));
-        }
-    }
-}
-impl Drop for TempStore {
-    fn drop(&mut self) {
-        self.clean();
-    }
-}
 
 /// A store with ten events, closed again.
 /// `count` run events of a new run each, of jobs `{job}0`, `{job}1`, ...

@@ -149,39 +149,32 @@ fn check_store(
     } else {
         None
     };
-    if text {
-        if let Some(t) = &tables {
-            if t.matches() {
-                writeln!(
-                    out,
-                    "tables OK: {} rows match what the {} events give",
-                    t.rows, t.events
-                )?;
-            } else {
-                let count = t.differences.len() as u64 + t.more;
-                writeln!(
-                    out,
-                    "tables DIFFER from the events: {count} row{} (edited behind prov's back, or written by a prov that derived them differently; `prov store copy` makes a store whose tables come from the events alone)",
-                    if count == 1 { "" } else { "s" }
-                )?;
-                for d in &t.differences {
-                    writeln!(out, "  {d}")?;
-                }
-                if t.more > 0 {
-                    writeln!(out, "  and {} more", t.more)?;
-                }
+    if text && let Some(t) = &tables {
+        if t.matches() {
+            writeln!(
+                out,
+                "tables OK: {} rows match what the {} events give",
+                t.rows, t.events
+            )?;
+        } else {
+            let count = t.differences.len() as u64 + t.more;
+            writeln!(
+                out,
+                "tables DIFFER from the events: {count} row{} (edited behind prov's back, or written by a prov that derived them differently; `prov store copy` makes a store whose tables come from the events alone)",
+                if count == 1 { "" } else { "s" }
+            )?;
+            for d in &t.differences {
+                writeln!(out, "  {d}")?;
+            }
+            if t.more > 0 {
+                writeln!(out, "  and {} more", t.more)?;
             }
         }
-    } else {
-        super::write_json(
-            out,
-            &StoreReport {
-                chain: chain.clone(),
-                tables: tables.clone(),
-            },
-        )?;
     }
     let failed = chain.broken.is_some() || tables.as_ref().is_some_and(|t| !t.matches());
+    if !text {
+        super::write_json(out, &StoreReport { chain, tables })?;
+    }
     Ok(if failed {
         ExitCode::from(crate::exit::CHECK_FAILED)
     } else {
