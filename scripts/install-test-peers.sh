@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the peers that some tests compare against or run: the official
 # OpenLineage Python client (static run ids, prov serve with a real client),
+# the W3C PROV data model's Python package (reads `lineage --format prov`),
 # Node.js (RFC 8785 number text), Debian's docker-registry (the distribution
 # project's registry, which the image resolver's tests run on loopback), and
 # bwa, samtools and bcftools (the germline example). Without them those tests
@@ -18,6 +19,11 @@ apt_install() {
 if ! python3 -c 'import openlineage.client' 2>/dev/null; then
     echo "installing openlineage-python (a test peer)" >&2
     python3 -m pip install --quiet --disable-pip-version-check 'openlineage-python==1.54.0'
+fi
+
+if ! python3 -c 'import prov.model' 2>/dev/null; then
+    echo "installing prov (a test peer: the W3C PROV data model in Python)" >&2
+    python3 -m pip install --quiet --disable-pip-version-check 'prov==3.2.3'
 fi
 
 if ! command -v node >/dev/null; then

@@ -31,6 +31,7 @@ pub mod model;
 mod normalize;
 #[cfg(feature = "postgres")]
 mod postgres;
+pub mod prov_json;
 mod reader;
 mod sqlite;
 mod store;

@@ -1,5 +1,6 @@
 //! `prov lineage`: where a result came from (or what was made from it), as a
-//! tree for people, Marquez-shaped JSON for scripts, or DOT and Mermaid graphs.
+//! tree for people, Marquez-shaped JSON for scripts, DOT and Mermaid graphs,
+//! or a W3C PROV document.
 
 use std::collections::BTreeSet;
 use std::io::Write;
@@ -53,6 +54,9 @@ enum GraphFormat {
     Dot,
     /// Mermaid flowchart.
     Mermaid,
+    /// A W3C PROV document in PROV-JSON: runs as activities, dataset
+    /// versions as entities, images and users as agents.
+    Prov,
 }
 
 impl Args {
@@ -80,6 +84,7 @@ impl Args {
             GraphFormat::Tree => write_tree(&mut out, &graph, direction, &target)?,
             GraphFormat::Dot => write_dot(&mut out, &graph)?,
             GraphFormat::Mermaid => write_mermaid(&mut out, &graph)?,
+            GraphFormat::Prov => super::write_json(&mut out, &graph.w3c_prov())?,
         }
         if graph.truncated {
             eprintln!(

@@ -1,0 +1,199 @@
+//! `prov lineage --format prov`: the lineage of a two-step pipeline as a W3C
+//! PROV document, checked by what it says and by the `prov` Python package
+//! (the W3C PROV data model's Python implementation) reading it back.
+//!
+//! The peer is required when `PROV_REQUIRE_PEERS=1` (as in `.ci/run`);
+//! otherwise its part is skipped with a note.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+use serde_json::Value;
+
+#[path = "sandbox/mod.rs"]
+mod sandbox;
+use sandbox::Sandbox;
+
+/// The records of one PROV-JSON section (`used`, `entity`...).
+fn section<'a>(doc: &'a Value, name: &str) -> Vec<(&'a String, &'a Value)> {
+    doc[name]
+        .as_object()
+        .map(|m| m.iter().collect())
+        .unwrap_or_default()
+}
+
+/// The entity id whose `gp:name` is `path` and `gp:sha256` the file's digest.
+fn entity_of(doc: &Value, path: &str, sha256: &str) -> String {
+    let found: Vec<&String> = section(doc, "entity")
+        .into_iter()
+        .filter(|(_, e)| e["gp:name"] == path && e["gp:sha256"] == sha256)
+        .map(|(id, _)| id)
+        .collect();
+    assert_eq!(found.len(), 1, "{path} {sha256}: {found:?}");
+    found[0].clone()
+}
+
+fn sha256(path: &str) -> String {
+    let out = Command::new("sha256sum").arg(path).output().unwrap();
+    String::from_utf8(out.stdout).unwrap()[..64].to_owned()
+}
+
+/// What the `prov` package read: record counts by type, and the PROV-N; or
+/// `None` when the package is not installed.
+fn python_reads(document: &[u8]) -> Option<(BTreeMap<String, usize>, String)> {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/peer/prov_read.py");
+    let mut child = Command::new("python3")
+        .arg(script)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start python3");
+    child.stdin.take().unwrap().write_all(document).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    if stderr.contains("No module named 'prov'") {
+        let required = std::env::var("PROV_REQUIRE_PEERS").is_ok_and(|v| v == "1");
+        assert!(
+            !required,
+            "the Python package prov is required (PROV_REQUIRE_PEERS=1) but missing: run scripts/install-test-peers.sh"
+        );
+        eprintln!("skipped: the Python package prov is not installed");
+        return None;
+    }
+    assert!(out.status.success(), "prov could not read it: {stderr}");
+    let text = String::from_utf8(out.stdout).unwrap();
+    let (counts, provn) = text.split_once("---\n").unwrap();
+    let counts = counts
+        .lines()
+        .map(|l| {
+            let (kind, n) = l.split_once(' ').unwrap();
+            (kind.to_owned(), n.parse().unwrap())
+        })
+        .collect();
+    Some((counts, provn.to_owned()))
+}
+
+#[test]
+fn a_pipelines_lineage_as_w3c_prov_says_who_used_and_made_what() {
+    let s = Sandbox::new("prov-export");
+    let reads = s.write("my reads.fastq", "@r1\nACGT\n+\nIIII\n");
+    let (bam, vcf) = (s.path("x.bam"), s.path("x.vcf"));
+    // align writes x.bam twice (the first version is overwritten), then call
+    // makes x.vcf from the second.
+    let step = |job: &str, input: &str, output: &str, text: &str| {
+        let script = format!("cat \"$1\" > \"$2\" && echo {text} >> \"$2\"");
+        s.ok(&[
+            "run", "--job", job, "--container", "quay.io/biocontainers/bwa@sha256:3f1ad5bbec2a2c1b7e0e7d2a9c4b6f8e1d3c5b7a9e2f4d6c8b0a1e3f5d7c9b2a",
+            "--param", "threads=8", "--input", input, "--output", output, "--", "sh", "-c",
+            &script, "step", input, output,
+        ]);
+    };
+    step("align", &reads, &bam, "first");
+    let first_bam = sha256(&bam);
+    step("align", &reads, &bam, "second");
+    step("call", &bam, &vcf, "called");
+    let out = s.prov(&["lineage", "--format", "prov", &vcf]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+
+    let reads_id = entity_of(&doc, &reads, &sha256(&reads));
+    let bam_id = entity_of(&doc, &bam, &sha256(&bam));
+    let vcf_id = entity_of(&doc, &vcf, &sha256(&vcf));
+    // The version of x.bam that call did not read is not in its lineage.
+    assert!(
+        section(&doc, "entity")
+            .iter()
+            .all(|(_, e)| e["gp:sha256"] != first_bam.as_str()),
+        "{doc:#}"
+    );
+    let activity = |job: &str| -> String {
+        let found: Vec<&String> = section(&doc, "activity")
+            .into_iter()
+            .filter(|(_, a)| a["gp:job"] == job && a["gp:state"] == "COMPLETE")
+            .map(|(id, _)| id)
+            .collect();
+        assert_eq!(found.len(), 1, "{job}: {doc:#}");
+        found[0].clone()
+    };
+    let (align, call) = (activity("align"), activity("call"));
+    let has = |kind: &str, pairs: &[(&str, &str)]| {
+        section(&doc, kind)
+            .iter()
+            .any(|(_, r)| pairs.iter().all(|(k, v)| r[*k] == *v))
+    };
+    assert!(has(
+        "used",
+        &[("prov:activity", &align), ("prov:entity", &reads_id)]
+    ));
+    assert!(has(
+        "used",
+        &[("prov:activity", &call), ("prov:entity", &bam_id)]
+    ));
+    assert!(has(
+        "wasGeneratedBy",
+        &[("prov:entity", &bam_id), ("prov:activity", &align)]
+    ));
+    assert!(has(
+        "wasGeneratedBy",
+        &[("prov:entity", &vcf_id), ("prov:activity", &call)]
+    ));
+    assert!(has(
+        "wasDerivedFrom",
+        &[
+            ("prov:generatedEntity", &vcf_id),
+            ("prov:usedEntity", &bam_id),
+            ("prov:activity", &call)
+        ]
+    ));
+    assert_eq!(section(&doc, "used").len(), 2, "{doc:#}");
+    assert_eq!(section(&doc, "wasGeneratedBy").len(), 2, "{doc:#}");
+    // The image, by digest, is the agent of both runs.
+    let image: Vec<&String> = section(&doc, "agent")
+        .into_iter()
+        .filter(|(_, a)| a["prov:type"]["$"] == "prov:SoftwareAgent")
+        .map(|(id, _)| id)
+        .collect();
+    assert_eq!(image.len(), 1, "{doc:#}");
+    assert!(has(
+        "wasAssociatedWith",
+        &[("prov:activity", &call), ("prov:agent", image[0])]
+    ));
+    assert_eq!(doc["activity"][&call]["gp:parameters"], r#"{"threads":8}"#);
+
+    // The W3C data model's Python implementation reads every record back.
+    let Some((counts, provn)) = python_reads(&out.stdout) else {
+        return;
+    };
+    let ours: BTreeMap<String, usize> = doc
+        .as_object()
+        .unwrap()
+        .iter()
+        .filter(|(k, _)| *k != "prefix")
+        .map(|(k, v)| {
+            // The PROV-N names of the sections.
+            let kind = match k.as_str() {
+                "entity" => "Entity",
+                "activity" => "Activity",
+                "agent" => "Agent",
+                "used" => "Usage",
+                "wasGeneratedBy" => "Generation",
+                "wasDerivedFrom" => "Derivation",
+                "wasAssociatedWith" => "Association",
+                "wasStartedBy" => "Start",
+                other => panic!("unexpected section {other}"),
+            };
+            (kind.to_owned(), v.as_object().unwrap().len())
+        })
+        .collect();
+    assert_eq!(counts, ours, "{provn}");
+    assert!(
+        provn.contains(&format!("used({align}, {reads_id}")),
+        "{provn}"
+    );
+}
