@@ -2,6 +2,7 @@
 # Installs the peers that some tests compare against or run: the official
 # OpenLineage Python client (static run ids, prov serve with a real client),
 # the W3C PROV data model's Python package (reads `lineage --format prov`),
+# rocrate-validator (validates `lineage --format ro-crate`),
 # Node.js (RFC 8785 number text), Debian's docker-registry (the distribution
 # project's registry, which the image resolver's tests run on loopback), and
 # bwa, samtools and bcftools (the germline example). Without them those tests
@@ -24,6 +25,11 @@ fi
 if ! python3 -c 'import prov.model' 2>/dev/null; then
     echo "installing prov (a test peer: the W3C PROV data model in Python)" >&2
     python3 -m pip install --quiet --disable-pip-version-check 'prov==3.2.3'
+fi
+
+if ! python3 -c 'import rocrate_validator, rocrate' 2>/dev/null; then
+    echo "installing roc-validator and rocrate (test peers: RO-Crate's validator and its context)" >&2
+    python3 -m pip install --quiet --disable-pip-version-check 'roc-validator==0.13.0' 'rocrate==0.16.0'
 fi
 
 if ! command -v node >/dev/null; then

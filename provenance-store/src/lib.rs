@@ -33,6 +33,7 @@ mod normalize;
 mod postgres;
 pub mod prov_json;
 mod reader;
+pub mod ro_crate;
 mod sqlite;
 mod store;
 pub mod tables;

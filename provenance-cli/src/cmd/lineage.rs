@@ -1,6 +1,6 @@
 //! `prov lineage`: where a result came from (or what was made from it), as a
 //! tree for people, Marquez-shaped JSON for scripts, DOT and Mermaid graphs,
-//! or a W3C PROV document.
+//! or a W3C PROV document or RO-Crate metadata for exchange.
 
 use std::collections::BTreeSet;
 use std::io::Write;
@@ -57,6 +57,9 @@ enum GraphFormat {
     /// A W3C PROV document in PROV-JSON: runs as activities, dataset
     /// versions as entities, images and users as agents.
     Prov,
+    /// The metadata of a detached RO-Crate (Process Run Crate 0.5): save it
+    /// as ro-crate-metadata.json in a folder of its own.
+    RoCrate,
 }
 
 impl Args {
@@ -85,6 +88,10 @@ impl Args {
             GraphFormat::Dot => write_dot(&mut out, &graph)?,
             GraphFormat::Mermaid => write_mermaid(&mut out, &graph)?,
             GraphFormat::Prov => super::write_json(&mut out, &graph.w3c_prov())?,
+            GraphFormat::RoCrate => {
+                let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+                super::write_json(&mut out, &graph.ro_crate(&self.target, &now))?
+            }
         }
         if graph.truncated {
             eprintln!(
