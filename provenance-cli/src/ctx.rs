@@ -3,9 +3,10 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::Context;
-use provenance_core::hash::HashCache;
+use provenance_core::hash::{CacheError, CachedDigest, FileKey, HashCache};
 use provenance_store::{SqliteHashCache, Store, redact};
 
 /// Opens an existing store: a missing SQLite file is an error rather than a
@@ -96,11 +97,13 @@ impl Ctx {
 
     /// The user's hash cache, if it can be opened (a warning otherwise).
     pub fn hash_cache(&self) -> Option<Arc<dyn HashCache>> {
-        let path = std::env::var_os("PROV_HASH_CACHE")
-            .map(PathBuf::from)
-            .or_else(crate::cmd::hash::default_cache_path)?;
+        let path =
+            crate::cmd::hash_cache_from_env().or_else(crate::cmd::hash::default_cache_path)?;
         match SqliteHashCache::open(&path) {
-            Ok(cache) => Some(Arc::new(cache)),
+            Ok(cache) => Some(Arc::new(WarnOnce {
+                cache,
+                off: AtomicBool::new(false),
+            })),
             Err(e) => {
                 eprintln!("prov: warning: the hash cache is off for this run: {e}");
                 None
@@ -119,5 +122,44 @@ impl Ctx {
             .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/state")))
             .unwrap_or_else(std::env::temp_dir);
         base.join("prov").join("spool")
+    }
+}
+
+/// The hash cache of `prov run`, `verify` and `rerun`: its first failure (a
+/// cache another program holds locked, a broken file) is reported once, and
+/// the command then goes on without it rather than wait on it per file.
+struct WarnOnce {
+    cache: SqliteHashCache,
+    off: AtomicBool,
+}
+
+impl WarnOnce {
+    fn failed(&self, error: &CacheError) {
+        if !self.off.swap(true, Ordering::Relaxed) {
+            let message = crate::cmd::with_causes(error);
+            eprintln!("prov: warning: {message}; hashing goes on without the cache");
+        }
+    }
+}
+
+impl HashCache for WarnOnce {
+    fn get(&self, key: &FileKey) -> Result<Option<CachedDigest>, CacheError> {
+        if self.off.load(Ordering::Relaxed) {
+            return Ok(None);
+        }
+        self.cache.get(key).or_else(|e| {
+            self.failed(&e);
+            Ok(None)
+        })
+    }
+
+    fn put(&self, key: &FileKey, digest: &CachedDigest) -> Result<(), CacheError> {
+        if self.off.load(Ordering::Relaxed) {
+            return Ok(());
+        }
+        self.cache.put(key, digest).or_else(|e| {
+            self.failed(&e);
+            Ok(())
+        })
     }
 }

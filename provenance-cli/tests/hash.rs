@@ -319,3 +319,112 @@ fn processes_sharing_one_cache_never_see_a_wrong_digest() {
         }
     }
 }
+
+#[test]
+fn an_empty_prov_hash_cache_counts_as_unset() {
+    let dir = TempDir::new("empty-env");
+    fs::write(dir.0.join("a.txt"), b"a\n").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_prov"))
+        .args(["hash", "a.txt"])
+        .current_dir(&dir.0)
+        .env("PROV_HASH_CACHE", "")
+        .env("XDG_CACHE_HOME", dir.0.join("xdg"))
+        .output()
+        .unwrap();
+    assert!(stdout(&out).starts_with(&sha256_hex(b"a\n")));
+    assert!(
+        dir.0.join("xdg/prov/hash-cache.sqlite").exists(),
+        "the default cache is used"
+    );
+}
+
+/// A cache another program holds locked costs `prov run` one short wait and
+/// a warning, not a wait per input.
+#[test]
+fn prov_run_warns_once_and_goes_on_when_the_hash_cache_is_locked() {
+    let dir = TempDir::new("locked");
+    let cache = dir.0.join("cache.sqlite");
+    let inputs: Vec<String> = (0..6)
+        .map(|i| {
+            let p = dir.0.join(format!("in{i}.fq"));
+            fs::write(&p, format!("@r{i}\nACGT\n+\nIIII\n")).unwrap();
+            p.display().to_string()
+        })
+        .collect();
+    let with_cache = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_prov"))
+            .args(args)
+            .current_dir(&dir.0)
+            .env("PROV_HASH_CACHE", &cache)
+            .env("PROV_STORE", dir.0.join("prov.db"))
+            .env_remove("OPENLINEAGE_URL")
+            .env_remove("OPENLINEAGE_CONFIG")
+            .output()
+            .unwrap()
+    };
+    stdout(&with_cache(&["hash", "--no-cache", &inputs[0]]));
+    // Create the cache, then hold its write lock from this process.
+    drop(make_cache(&cache));
+    let locker = hold_write_lock(&cache);
+    std::thread::sleep(Duration::from_millis(100));
+    let mut args = vec!["run", "--job", "j"];
+    for input in &inputs {
+        args.extend(["--input", input.as_str()]);
+    }
+    args.extend(["--", "true"]);
+    let started = Instant::now();
+    let out = with_cache(&args);
+    let took = started.elapsed();
+    drop(locker);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert_eq!(
+        stderr.matches("hashing goes on without the cache").count(),
+        1,
+        "{stderr}"
+    );
+    assert!(took < Duration::from_secs(8), "took {took:?}: {stderr}");
+}
+
+/// Makes the hash cache at `path` by hashing a file through it.
+fn make_cache(path: &Path) -> Output {
+    let dir = path.parent().unwrap();
+    fs::write(dir.join("seed.txt"), b"seed").unwrap();
+    Command::new(env!("CARGO_BIN_EXE_prov"))
+        .args(["hash", "--cache"])
+        .arg(path)
+        .arg("seed.txt")
+        .current_dir(dir)
+        .output()
+        .unwrap()
+}
+
+/// `sqlite3`-like: a child that holds a write transaction open on `path`
+/// until it is killed.
+fn hold_write_lock(path: &Path) -> ChildGuard {
+    let child = Command::new("python3")
+        .args([
+            "-c",
+            "import sqlite3,sys,time; c=sqlite3.connect(sys.argv[1], isolation_level=None); c.execute('BEGIN IMMEDIATE'); print('locked', flush=True); time.sleep(120)",
+        ])
+        .arg(path)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut child = ChildGuard(child);
+    let mut line = String::new();
+    use std::io::BufRead;
+    std::io::BufReader::new(child.0.stdout.as_mut().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert_eq!(line.trim(), "locked");
+    child
+}
+
+struct ChildGuard(std::process::Child);
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}

@@ -20,6 +20,12 @@ use crate::StoreError;
 /// The schema version this build writes.
 const SCHEMA_VERSION: i64 = 1;
 
+/// How long a write waits for another process's write. Writes are one row,
+/// so a wait this long means the cache is held (a user's `sqlite3` session,
+/// a file system whose locks hang): hashing then goes on without the cache
+/// rather than stall each file.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(2);
+
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS file_digest (
     dev       INTEGER NOT NULL,
@@ -60,7 +66,7 @@ impl SqliteHashCache {
             std::fs::create_dir_all(parent).map_err(|e| fail(e.into()))?;
         }
         let conn = Connection::open(path).map_err(|e| fail(e.into()))?;
-        conn.busy_timeout(Duration::from_secs(10))
+        conn.busy_timeout(BUSY_TIMEOUT)
             .map_err(|e| fail(e.into()))?;
         let found: i64 = conn
             .query_row("PRAGMA user_version", [], |row| row.get(0))

@@ -45,9 +45,10 @@ pub struct Args {
     #[arg(long)]
     no_cache: bool,
 
-    /// The hash cache file [default: $XDG_CACHE_HOME/prov/hash-cache.sqlite,
-    /// else ~/.cache/prov/hash-cache.sqlite].
-    #[arg(long, env = "PROV_HASH_CACHE", value_name = "FILE")]
+    /// The hash cache file [default: $PROV_HASH_CACHE if set and not empty,
+    /// else $XDG_CACHE_HOME/prov/hash-cache.sqlite, else
+    /// ~/.cache/prov/hash-cache.sqlite].
+    #[arg(long, value_name = "FILE")]
     cache: Option<PathBuf>,
 
     /// Files hashed at once [default: one per core].
@@ -135,7 +136,11 @@ impl Args {
         if self.no_cache {
             return None;
         }
-        let path = self.cache.clone().or_else(default_cache_path)?;
+        let path = self
+            .cache
+            .clone()
+            .or_else(super::hash_cache_from_env)
+            .or_else(default_cache_path)?;
         match SqliteHashCache::open(&path).with_context(|| "the hash cache is off for this run") {
             Ok(cache) => Some(cache),
             Err(e) => {

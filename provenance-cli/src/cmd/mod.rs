@@ -96,6 +96,13 @@ pub fn write_json(
     Ok(())
 }
 
+/// The hash cache `PROV_HASH_CACHE` names; an empty value counts as unset.
+pub fn hash_cache_from_env() -> Option<PathBuf> {
+    std::env::var_os("PROV_HASH_CACHE")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+}
+
 /// An RFC 3339 time, as microseconds since the epoch.
 pub fn parse_time(s: &str) -> Result<i64, String> {
     chrono::DateTime::parse_from_rfc3339(s)

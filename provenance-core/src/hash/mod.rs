@@ -41,7 +41,7 @@ use std::fs::{self, File, Metadata};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use sha2::{Digest, Sha256};
@@ -61,7 +61,10 @@ pub struct HashOptions {
     pub rehash: bool,
     /// A file changed this recently is hashed but not cached: file systems
     /// stamp times coarsely, so a write in the same tick as the hash could
-    /// leave the stamps unchanged.
+    /// leave the stamps unchanged. This is the window for stamps in whole
+    /// seconds; where a file's stamps have fractions of a second, the file
+    /// system ticks at most every few milliseconds and [`FINE_RACY_WINDOW`]
+    /// (or this, if shorter) is used instead.
     pub racy_window: Duration,
     /// Files hashed at once; 0 means one per core.
     pub threads: usize,
@@ -80,6 +83,12 @@ impl Default for HashOptions {
         }
     }
 }
+
+/// The racy window for files whose stamps have fractions of a second: a few
+/// of the coarsest kernel clock ticks (10 ms at HZ=100). Files changed within
+/// it are waited for once per call, so that outputs hashed just after their
+/// step wrote them enter the cache too.
+pub const FINE_RACY_WINDOW: Duration = Duration::from_millis(25);
 
 /// Whether a digest describes a file or a directory.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -130,7 +139,11 @@ impl PathDigest {
         }
         let secs = self.mtime_ns.div_euclid(1_000_000_000);
         let nanos = self.mtime_ns.rem_euclid(1_000_000_000) as u32;
+        // A stamp beyond what nanoseconds in an i64 hold (before 1677, after
+        // 2262) was saturated by `key_of`: no time rather than a wrong one.
+        let outside = self.mtime_ns == i64::MAX || self.mtime_ns == i64::MIN;
         facet.modified_time = chrono::DateTime::from_timestamp(secs, nanos)
+            .filter(|_| !outside)
             .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Nanos, true));
         facet
     }
@@ -225,6 +238,9 @@ pub fn sha256_backend() -> &'static str {
 pub struct Hasher<'a> {
     options: HashOptions,
     cache: Option<&'a dyn HashCache>,
+    /// Set at the cache's first failure: from then on this hasher goes
+    /// without it, rather than wait on a locked or broken cache per file.
+    cache_off: AtomicBool,
     observer: &'a dyn HashObserver,
 }
 
@@ -232,6 +248,8 @@ pub struct Hasher<'a> {
 struct FileJob {
     path: PathBuf,
     size: u64,
+    /// The later of its modification and status change stamps, in ns.
+    stamp_ns: i64,
 }
 
 /// The digests of one regular file.
@@ -264,6 +282,7 @@ impl<'a> Hasher<'a> {
         Hasher {
             options,
             cache: None,
+            cache_off: AtomicBool::new(false),
             observer: &NoObserver,
         }
     }
@@ -291,6 +310,7 @@ impl<'a> Hasher<'a> {
         let mut jobs = Vec::new();
         let planned: Vec<Planned> = paths.iter().map(|p| plan(p, &mut jobs)).collect();
         self.observer.started(jobs.iter().map(|j| j.size).sum());
+        self.wait_out_fine_window(&jobs);
         let mut results = self.run_jobs(&jobs);
 
         paths
@@ -341,6 +361,33 @@ impl<'a> Hasher<'a> {
                 }
             })
             .collect()
+    }
+
+    /// Waits, once, until every file with fine stamps was last changed
+    /// longer than [`FINE_RACY_WINDOW`] ago (at most that long), so that
+    /// files just written, such as a step's outputs, can be cached.
+    fn wait_out_fine_window(&self, jobs: &[FileJob]) {
+        if self.cache.is_none() {
+            return;
+        }
+        let window = self.options.racy_window.min(FINE_RACY_WINDOW);
+        let Some(newest) = jobs
+            .iter()
+            .map(|j| j.stamp_ns)
+            .filter(|&t| fine_stamp(t))
+            .max()
+        else {
+            return;
+        };
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as i64);
+        let left = newest.saturating_add(window.as_nanos() as i64) - now;
+        // A stamp in the future (another clock) is not waited for: the
+        // file is hashed and, being racy, not cached.
+        if left > 0 && left <= window.as_nanos() as i64 {
+            std::thread::sleep(Duration::from_nanos(left as u64 + 1_000_000));
+        }
     }
 
     /// Hashes every job on a pool of threads, largest first.
@@ -400,7 +447,10 @@ impl<'a> Hasher<'a> {
         check_regular(path, &listed)?;
 
         let key = key_of(&listed);
-        if let (Some(cache), false) = (self.cache, self.options.rehash) {
+        let cache = self
+            .cache
+            .filter(|_| !self.cache_off.load(Ordering::Relaxed));
+        if let (Some(cache), false) = (cache, self.options.rehash) {
             match cache.get(&key) {
                 Ok(Some(hit)) if hit.md5.is_some() || !self.options.md5 => {
                     self.observer.bytes_hashed(key.size);
@@ -413,7 +463,7 @@ impl<'a> Hasher<'a> {
                     });
                 }
                 Ok(_) => {}
-                Err(e) => self.observer.cache_failed(&e),
+                Err(e) => self.cache_failed(&e),
             }
         }
 
@@ -458,6 +508,7 @@ impl<'a> Hasher<'a> {
             cached: false,
         };
         if let Some(cache) = self.cache
+            && !self.cache_off.load(Ordering::Relaxed)
             && !self.is_racy(&key, started)
         {
             let entry = CachedDigest {
@@ -465,10 +516,17 @@ impl<'a> Hasher<'a> {
                 md5: result.md5.clone(),
             };
             if let Err(e) = cache.put(&key, &entry) {
-                self.observer.cache_failed(&e);
+                self.cache_failed(&e);
             }
         }
         Ok(result)
+    }
+
+    /// The cache failed: say so once, and go on without it.
+    fn cache_failed(&self, error: &CacheError) {
+        if !self.cache_off.swap(true, Ordering::Relaxed) {
+            self.observer.cache_failed(error);
+        }
     }
 
     /// Whether the file's stamps are too close to the hashing time to trust.
@@ -476,8 +534,12 @@ impl<'a> Hasher<'a> {
         let started_ns = started
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos() as i64);
-        let window = self.options.racy_window.as_nanos() as i64;
-        key.mtime_ns.max(key.ctime_ns) > started_ns - window
+        let stamp = key.mtime_ns.max(key.ctime_ns);
+        let window = match fine_stamp(stamp) {
+            true => self.options.racy_window.min(FINE_RACY_WINDOW),
+            false => self.options.racy_window,
+        };
+        stamp > started_ns - window.as_nanos() as i64
     }
 }
 
@@ -490,14 +552,35 @@ fn take(slot: &mut Option<Result<FileResult, HashError>>) -> Result<FileResult, 
     }
 }
 
+/// Whether a stamp (ns) has a fraction of a second, which a file system
+/// that stamps whole seconds never gives.
+fn fine_stamp(ns: i64) -> bool {
+    ns.rem_euclid(1_000_000_000) != 0
+}
+
+/// Nanoseconds since the epoch, saturating at the ends of i64's range
+/// (years 1677 and 2262) instead of wrapping.
+fn stamp_ns(seconds: i64, nanos: i64) -> i64 {
+    seconds
+        .checked_mul(1_000_000_000)
+        .and_then(|s| s.checked_add(nanos))
+        .unwrap_or(if seconds < 0 { i64::MIN } else { i64::MAX })
+}
+
+/// The later of a file's modification and status change stamps, in ns.
+fn newest_stamp(meta: &Metadata) -> i64 {
+    let key = key_of(meta);
+    key.mtime_ns.max(key.ctime_ns)
+}
+
 /// The cache key of a file's metadata.
 pub fn key_of(meta: &Metadata) -> FileKey {
     FileKey {
         dev: meta.dev(),
         ino: meta.ino(),
         size: meta.size(),
-        mtime_ns: meta.mtime() * 1_000_000_000 + meta.mtime_nsec(),
-        ctime_ns: meta.ctime() * 1_000_000_000 + meta.ctime_nsec(),
+        mtime_ns: stamp_ns(meta.mtime(), meta.mtime_nsec()),
+        ctime_ns: stamp_ns(meta.ctime(), meta.ctime_nsec()),
     }
 }
 
@@ -577,6 +660,7 @@ fn plan(path: &Path, jobs: &mut Vec<FileJob>) -> Planned {
     jobs.push(FileJob {
         path: path.to_path_buf(),
         size: meta.len(),
+        stamp_ns: newest_stamp(&meta),
     });
     Planned::File {
         target,
@@ -631,6 +715,7 @@ fn walk(
         check_regular(&path, &meta)?;
         jobs.push(FileJob {
             path,
+            stamp_ns: newest_stamp(&meta),
             size: meta.len(),
         });
         files.push((child, jobs.len() - 1));

@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, SystemTime};
 
 use super::*;
@@ -398,18 +398,136 @@ fn md5_is_not_served_from_an_entry_that_lacks_it() {
 }
 
 #[test]
-fn a_file_changed_in_the_racy_window_is_not_cached() {
+fn a_file_just_written_is_cached_after_a_wait_of_milliseconds() {
+    // As `prov run` hashes a step's outputs right after the step: the hasher
+    // waits out the short window of fine stamps once, then caches them, so
+    // the next step that reads them does not hash them again.
     let dir = TempDir::new("racy");
     let cache = MemoryCache::new();
-    let path = dir.join("fresh.vcf");
-    fs::write(&path, b"x").unwrap();
+    let paths: Vec<PathBuf> = (0..3)
+        .map(|i| {
+            let p = dir.join(&format!("out{i}.bam"));
+            fs::write(&p, bytes(1000, i)).unwrap();
+            p
+        })
+        .collect();
     let hasher = Hasher::new(HashOptions::default()).with_cache(&cache);
-    hasher.hash(&path).unwrap();
+    let started = std::time::Instant::now();
+    for result in hasher.hash_all(&paths) {
+        assert!(!result.unwrap().cached);
+    }
     assert!(
-        cache.is_empty(),
-        "a file written just now must not be cached"
+        started.elapsed() < Duration::from_secs(1),
+        "waited {:?}",
+        started.elapsed()
     );
-    assert!(!hasher.hash(&path).unwrap().cached);
+    assert_eq!(cache.len(), 3, "files written just now are cached");
+    assert!(hasher.hash(&paths[0]).unwrap().cached);
+}
+
+#[test]
+fn whole_second_stamps_keep_the_long_window_and_fine_ones_the_short() {
+    let hasher = Hasher::new(HashOptions::default());
+    let now = SystemTime::now();
+    let now_ns = now.duration_since(UNIX_EPOCH).unwrap().as_nanos() as i64;
+    let key = |stamp_ns: i64| FileKey {
+        dev: 1,
+        ino: 1,
+        size: 1,
+        mtime_ns: stamp_ns,
+        ctime_ns: stamp_ns,
+    };
+    let second = 1_000_000_000;
+    let whole = (now_ns / second - 1) * second; // 1-2 s ago, in whole seconds
+    assert!(hasher.is_racy(&key(whole), now), "a coarse stamp 1 s ago");
+    assert!(!hasher.is_racy(&key(whole - 2 * second), now));
+    assert!(
+        !hasher.is_racy(&key(now_ns - 100_000_000), now),
+        "fine, 100 ms ago"
+    );
+    assert!(
+        hasher.is_racy(&key(now_ns - 5_000_000), now),
+        "fine, 5 ms ago"
+    );
+}
+
+/// A cache that fails every call, counting them.
+#[derive(Default)]
+struct LockedCache {
+    calls: AtomicUsize,
+}
+impl HashCache for LockedCache {
+    fn get(&self, _: &FileKey) -> Result<Option<CachedDigest>, CacheError> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        Err(CacheError {
+            location: "locked.sqlite".into(),
+            source: "database is locked".into(),
+        })
+    }
+    fn put(&self, _: &FileKey, _: &CachedDigest) -> Result<(), CacheError> {
+        self.get(&FileKey {
+            dev: 0,
+            ino: 0,
+            size: 0,
+            mtime_ns: 0,
+            ctime_ns: 0,
+        })
+        .map(|_| ())
+    }
+}
+
+/// Counts the cache failures it hears of.
+#[derive(Default)]
+struct Failures(AtomicUsize);
+impl HashObserver for Failures {
+    fn cache_failed(&self, _: &CacheError) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+#[test]
+fn a_failing_cache_is_left_alone_after_its_first_failure() {
+    // A cache held locked costs its wait once, not once per file.
+    let dir = TempDir::new("locked");
+    let paths: Vec<PathBuf> = (0..6)
+        .map(|i| {
+            let p = dir.join(&format!("{i}.fq"));
+            fs::write(&p, bytes(100, i)).unwrap();
+            p
+        })
+        .collect();
+    let cache = LockedCache::default();
+    let failures = Failures::default();
+    let options = HashOptions {
+        threads: 1,
+        ..cached_options()
+    };
+    let hasher = Hasher::new(options)
+        .with_cache(&cache)
+        .with_observer(&failures);
+    for (path, result) in paths.iter().zip(hasher.hash_all(&paths)) {
+        assert_eq!(result.unwrap().sha256, coreutils("sha256sum", path));
+    }
+    assert_eq!(cache.calls.load(Ordering::SeqCst), 1);
+    assert_eq!(failures.0.load(Ordering::SeqCst), 1);
+}
+
+#[test]
+fn a_modification_time_beyond_2262_is_left_out_not_wrapped() {
+    let dir = TempDir::new("future");
+    let path = dir.join("future.txt");
+    fs::write(&path, b"fut").unwrap();
+    let year_2300 = UNIX_EPOCH + Duration::from_secs(10_413_792_000);
+    File::options()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_modified(year_2300)
+        .unwrap();
+    let digest = Hasher::new(no_cache()).hash(&path).unwrap();
+    assert_eq!(digest.checksum_facet().modified_time, None);
+    assert_eq!(stamp_ns(-10_413_792_000, 0), i64::MIN);
+    assert_eq!(stamp_ns(1, 5), 1_000_000_005);
 }
 
 #[test]
