@@ -1975,3 +1975,31 @@ fn a_sqlite_copy_takes_its_name_only_when_whole() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// An empty file or folder is looked up by its path: its digest is that of
+/// every empty file, so matching by content would answer with the lineage of
+/// some other empty file.
+#[test]
+fn an_empty_target_is_found_by_its_path_not_by_its_empty_content() {
+    let s = Sandbox::new("empty-target");
+    let flag = s.path("sample.done");
+    s.ok(&[
+        "run",
+        "--job",
+        "touchflag",
+        "--output",
+        &flag,
+        "--",
+        "touch",
+        &flag,
+    ]);
+    std::fs::create_dir_all(s.0.join("unrelated_index")).unwrap();
+    s.write("other.done", "");
+    for unrelated in ["unrelated_index", "other.done"] {
+        let out = s.prov(&["lineage", "--format", "json", unrelated]);
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(!text.contains("touchflag"), "{unrelated}: {text}");
+    }
+    let graph = s.json(&["lineage", "--format", "json", &flag]);
+    assert!(graph.to_string().contains("touchflag"), "{graph}");
+}

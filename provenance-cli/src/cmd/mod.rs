@@ -130,7 +130,10 @@ pub fn resolve_target(ctx: &Ctx, store: &Store, text: &str) -> anyhow::Result<Ta
         let digest = hasher
             .hash(path)
             .with_context(|| format!("hash {text} to look it up"))?;
-        if store.knows_digest(&digest.sha256)? {
+        // Empty content (an empty file, a folder without files) identifies
+        // nothing: every `.done` flag has that digest. Such a target is
+        // looked up by its path.
+        if digest.size > 0 && store.knows_digest(&digest.sha256)? {
             return Ok(Target::Digest(digest.sha256));
         }
     }

@@ -180,6 +180,19 @@ pub enum HashError {
         /// What changed.
         what: String,
     },
+    /// The file's reported size is not its content's, with nothing changed:
+    /// a pseudo-file, such as those under /proc and /sys.
+    #[error(
+        "hash {path}: it does not report its true size (read {read} bytes where its size says {reported}, and nothing about it changed), as files under /proc and /sys do; such a file cannot be hashed reliably"
+    )]
+    Unsized {
+        /// The path.
+        path: PathBuf,
+        /// The bytes read.
+        read: u64,
+        /// The size it reports.
+        reported: u64,
+    },
     /// A directory holds something its Merkle digest cannot include.
     #[error("hash directory {path}: {reason}")]
     Directory {
@@ -486,6 +499,13 @@ impl<'a> Hasher<'a> {
             path: path.to_path_buf(),
             what,
         };
+        if digest.bytes != key.size && after == key {
+            return Err(HashError::Unsized {
+                path: path.to_path_buf(),
+                read: digest.bytes,
+                reported: key.size,
+            });
+        }
         if digest.bytes != key.size {
             return Err(changed(format!(
                 "read {} bytes of {}",

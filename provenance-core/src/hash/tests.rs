@@ -551,3 +551,17 @@ fn an_unreadable_file_is_an_error_naming_it() {
     assert!(matches!(err, HashError::Io { .. }), "{err}");
     assert_eq!(err.to_string(), "read /proc/self/mem");
 }
+
+#[test]
+fn a_pseudo_file_that_misreports_its_size_is_refused_as_such() {
+    let path = Path::new("/proc/version");
+    if !path.exists() {
+        return; // not Linux
+    }
+    let err = Hasher::new(no_cache()).hash(path).unwrap_err();
+    assert!(
+        matches!(err, HashError::Unsized { reported: 0, .. }),
+        "{err}"
+    );
+    assert!(err.to_string().contains("/proc and /sys"), "{err}");
+}
