@@ -2003,3 +2003,43 @@ fn an_empty_target_is_found_by_its_path_not_by_its_empty_content() {
     let graph = s.json(&["lineage", "--format", "json", &flag]);
     assert!(graph.to_string().contains("touchflag"), "{graph}");
 }
+
+#[test]
+fn prov_run_md5_records_the_md5_of_inputs_and_outputs_beside_the_sha256() {
+    let s = Sandbox::new("md5");
+    let input = s.write("reads.fastq", "@r\nACGT\n+\nIIII\n");
+    let output = s.path("copy.fastq");
+    let events = s.path("events.ndjson");
+    s.ok_logging_to(
+        &events,
+        &[
+            "run", "--md5", "--job", "copy", "--input", &input, "--output", &output, "--", "cp",
+            &input, &output,
+        ],
+    );
+    let md5 = |path: &str| {
+        let out = Command::new("md5sum").arg(path).output().unwrap();
+        String::from_utf8(out.stdout).unwrap()[..32].to_owned()
+    };
+    let text = std::fs::read_to_string(&events).unwrap();
+    let complete: Value = text
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .find(|e| e["eventType"] == "COMPLETE")
+        .unwrap();
+    let checksums = |dataset: &Value| dataset["facets"]["prov_checksum"]["checksums"].clone();
+    assert_eq!(
+        checksums(&complete["inputs"][0])["md5"],
+        md5(&input),
+        "{complete}"
+    );
+    assert_eq!(
+        checksums(&complete["outputs"][0])["md5"],
+        md5(&output),
+        "{complete}"
+    );
+    assert_eq!(
+        checksums(&complete["outputs"][0])["sha-256"],
+        sha256(&output)
+    );
+}

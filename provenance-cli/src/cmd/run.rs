@@ -102,6 +102,12 @@ pub struct Args {
     #[arg(long, value_name = "RUN_ID", env = "PROV_PARENT_RUN")]
     parent: Option<String>,
 
+    /// Also compute the md5 of every file input and output, in the same read
+    /// as its sha-256 (ENA and SRA publish md5s; S3 ETags of single-part
+    /// uploads are md5s).
+    #[arg(long)]
+    md5: bool,
+
     /// Skip the command if a successful run with the same fingerprint (job,
     /// command, image digest, parameters, input contents) made every output
     /// declared now and left them on disk with the recorded digests; record
@@ -177,6 +183,12 @@ impl Args {
         let mut recorder = Recorder::new(self.namespace.clone(), transport);
         if let Some(cache) = ctx.hash_cache() {
             recorder = recorder.with_cache(cache);
+        }
+        if self.md5 {
+            recorder = recorder.with_hash_options(provenance_core::hash::HashOptions {
+                md5: true,
+                ..Default::default()
+            });
         }
         if self.container.is_some() {
             recorder = recorder
