@@ -770,6 +770,43 @@ fn a_stalled_client_holds_neither_its_request_nor_the_shutdown() {
     drop(stalled);
 }
 
+/// Clients that send requests and never read the answers (here, pipelined
+/// requests filling every connection slot) are cut off once their answers
+/// have waited --read-timeout, so other clients are served again.
+#[test]
+fn clients_that_never_read_their_answers_do_not_hold_the_server() {
+    use std::io::Write;
+    let server = Server::start_with("unread", &["--read-timeout", "2", "--max-connections", "4"]);
+    let request = b"GET /openapi.yaml HTTP/1.1\r\nHost: x\r\n\r\n".repeat(2000);
+    let hogs: Vec<std::net::TcpStream> = (0..4)
+        .map(|_| {
+            let mut socket = std::net::TcpStream::connect(("127.0.0.1", server.port)).unwrap();
+            socket
+                .set_write_timeout(Some(Duration::from_secs(1)))
+                .unwrap();
+            // As much as the kernel takes; the answers are never read.
+            let _ = socket.write_all(&request);
+            socket
+        })
+        .collect();
+    let started = Instant::now();
+    let client = reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(20))
+        .build()
+        .unwrap();
+    let answer = client.get(server.url("/healthz")).send();
+    assert!(
+        answer.is_ok_and(|a| a.status().is_success()),
+        "a client was not served while others left their answers unread"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "served only after {:?}",
+        started.elapsed()
+    );
+    drop(hogs);
+}
+
 #[test]
 fn requests_beyond_the_memory_budget_wait_their_turn_and_are_all_stored() {
     // A budget of 1 MiB: each gzip request counts as up to 64 MiB of text,

@@ -1,9 +1,13 @@
 //! `prov serve`: the OpenLineage HTTP endpoint and the lineage API.
 
+use std::future::Future;
+use std::io;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::pin::Pin;
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::task::{Context as TaskContext, Poll};
 use std::time::Duration;
 
 use tokio::sync::Semaphore;
@@ -48,7 +52,8 @@ pub struct Args {
     batch_limit: usize,
 
     /// Seconds a client has to send a request's headers, and again its body;
-    /// a slower one is cut off (headers) or answered 408 (body).
+    /// a slower one is cut off (headers) or answered 408 (body). A client
+    /// that reads nothing of its answer for this long is cut off too.
     #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..))]
     read_timeout: u64,
 
@@ -179,6 +184,11 @@ async fn serve(listener: tokio::net::TcpListener, router: axum::Router, limits: 
             () = &mut stop => break,
         };
         let service = hyper_util::service::TowerToHyperService::new(router.clone());
+        let stream = WriteDeadline {
+            stream,
+            timeout: limits.read_timeout,
+            stalled: None,
+        };
         let connection =
             graceful.watch(http.serve_connection(hyper_util::rt::TokioIo::new(stream), service));
         tokio::spawn(async move {
@@ -208,5 +218,97 @@ async fn shutdown() {
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}
         _ = term.recv() => {}
+    }
+}
+
+/// A connection whose answers must be read: a write that makes no progress
+/// for `timeout` fails, so a client that sends requests (pipelined, or for a
+/// large answer) and never reads cannot hold its connection slot, whose
+/// number is limited, for ever. Any progress restarts the clock.
+struct WriteDeadline {
+    stream: tokio::net::TcpStream,
+    timeout: Duration,
+    /// Armed when a write could not proceed; cleared when one does.
+    stalled: Option<Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl WriteDeadline {
+    /// After a write that could not proceed: `Pending` until the deadline,
+    /// then an error that ends the connection.
+    fn wait<T>(&mut self, cx: &mut TaskContext<'_>) -> Poll<io::Result<T>> {
+        let timeout = self.timeout;
+        let sleep = self
+            .stalled
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
+        match sleep.as_mut().poll(cx) {
+            Poll::Ready(()) => Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "the client read none of its answer in time",
+            ))),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    /// `result` of a write: progress clears the deadline, none waits on it.
+    fn progress<T>(
+        &mut self,
+        result: Poll<io::Result<T>>,
+        cx: &mut TaskContext<'_>,
+    ) -> Poll<io::Result<T>> {
+        match result {
+            Poll::Pending => self.wait(cx),
+            ready => {
+                self.stalled = None;
+                ready
+            }
+        }
+    }
+}
+
+impl tokio::io::AsyncRead for WriteDeadline {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut TaskContext<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().stream).poll_read(cx, buf)
+    }
+}
+
+impl tokio::io::AsyncWrite for WriteDeadline {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut TaskContext<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        let result = Pin::new(&mut this.stream).poll_write(cx, buf);
+        this.progress(result, cx)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut TaskContext<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        let result = Pin::new(&mut this.stream).poll_write_vectored(cx, bufs);
+        this.progress(result, cx)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.stream.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        let result = Pin::new(&mut this.stream).poll_flush(cx);
+        this.progress(result, cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        let result = Pin::new(&mut this.stream).poll_shutdown(cx);
+        this.progress(result, cx)
     }
 }
