@@ -212,9 +212,13 @@ pub struct Edge {
 }
 
 impl LineageGraph {
-    /// The node with `id`.
+    /// The node with `id`: found by bisection, as the store sorts the
+    /// nodes by id; a graph built otherwise is searched in full.
     pub fn node(&self, id: &str) -> Option<&Node> {
-        self.graph.iter().find(|n| n.id == id)
+        match self.graph.binary_search_by(|n| n.id.as_str().cmp(id)) {
+            Ok(at) => Some(&self.graph[at]),
+            Err(_) => self.graph.iter().find(|n| n.id == id),
+        }
     }
 
     /// The ids of every node, sorted.
@@ -276,14 +280,21 @@ impl LineageGraph {
             })
             .collect();
         let dataset_id = |id: &str| named.get(id).cloned();
-        let ids = |of: &str, outgoing: bool| -> Vec<Value> {
-            edges
-                .iter()
-                .filter_map(|e| match outgoing {
-                    true if e.origin == of => Some(&e.destination),
-                    false if e.destination == of => Some(&e.origin),
-                    _ => None,
-                })
+        // Each folded node's edges, out and in, looked up once each.
+        let mut outgoing: BTreeMap<&str, Vec<&Edge>> = BTreeMap::new();
+        let mut incoming: BTreeMap<&str, Vec<&Edge>> = BTreeMap::new();
+        for e in &edges {
+            outgoing.entry(e.origin.as_str()).or_default().push(e);
+            incoming.entry(e.destination.as_str()).or_default().push(e);
+        }
+        let edges_of = |of: &str, out: bool| -> Vec<&Edge> {
+            let map = if out { &outgoing } else { &incoming };
+            map.get(of).cloned().unwrap_or_default()
+        };
+        let ids = |of: &str, out: bool| -> Vec<Value> {
+            edges_of(of, out)
+                .into_iter()
+                .map(|e| if out { &e.destination } else { &e.origin })
                 .filter(|id| id.starts_with("dataset:"))
                 .filter_map(|id| dataset_id(id))
                 .collect()
@@ -357,8 +368,8 @@ impl LineageGraph {
                     });
                     ("DATASET", data)
                 };
-                let in_edges = edges.iter().filter(|e| e.destination == id).cloned().collect();
-                let out_edges = edges.iter().filter(|e| e.origin == id).cloned().collect();
+                let in_edges = edges_of(&id, false).into_iter().cloned().collect();
+                let out_edges = edges_of(&id, true).into_iter().cloned().collect();
                 Node {
                     id,
                     kind,

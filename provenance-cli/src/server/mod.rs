@@ -136,7 +136,14 @@ async fn guard(State(state): State<Arc<AppState>>, request: Request, next: Next)
         match presented.and_then(|t| tokens.role_of(t.trim())) {
             None => {
                 state.metrics.unauthorized.fetch_add(1, Ordering::Relaxed);
-                return problem(StatusCode::UNAUTHORIZED, "a valid bearer token is required");
+                let mut refused =
+                    problem(StatusCode::UNAUTHORIZED, "a valid bearer token is required");
+                // RFC 9110: a 401 says which scheme would be accepted.
+                refused.headers_mut().insert(
+                    header::WWW_AUTHENTICATE,
+                    header::HeaderValue::from_static("Bearer realm=\"prov\""),
+                );
+                return refused;
             }
             Some(role) if !role.allows(needed) => {
                 state.metrics.unauthorized.fetch_add(1, Ordering::Relaxed);
@@ -160,8 +167,23 @@ async fn guard(State(state): State<Arc<AppState>>, request: Request, next: Next)
             ),
         );
     }
-    // The body, read here within the size limit and the time allowed.
+    // An ingest request waits for its share of the memory budget before a
+    // byte of its body is read, and holds it until answered: bodies waiting
+    // their turn are not in memory. A body of unknown length counts as the
+    // largest allowed.
     let method = request.method().clone();
+    let _room = match method == axum::http::Method::POST {
+        true => Some(
+            state
+                .room_for(
+                    request.headers(),
+                    announced.unwrap_or(state.settings.body_limit),
+                )
+                .await,
+        ),
+        false => None,
+    };
+    // The body, read here within the size limit and the time allowed.
     let (parts, body) = request.into_parts();
     let limit = state.settings.body_limit;
     let bytes = match tokio::time::timeout(
@@ -331,7 +353,6 @@ async fn ingest_one(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let _room = state.room_for(&headers, body.len()).await;
     let raw = match json_body(&state, &headers, body) {
         Ok(raw) => raw,
         Err(r) => return r,
@@ -356,7 +377,6 @@ async fn ingest_batch(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let _room = state.room_for(&headers, body.len()).await;
     let raw = match json_body(&state, &headers, body) {
         Ok(raw) => raw,
         Err(r) => return r,
@@ -547,10 +567,21 @@ async fn lineage(State(state): State<Arc<AppState>>, Query(p): Query<LineagePara
         depth: p.depth.unwrap_or(20).min(1000),
         as_of,
     };
-    match read(&state, move |s| s.lineage(&query)).await {
-        Ok(graph) if by_job => axum::Json(graph.marquez()).into_response(),
-        Ok(graph) => axum::Json(graph).into_response(),
-        Err(r) => r,
+    let graph = match read(&state, move |s| s.lineage(&query)).await {
+        Ok(graph) => graph,
+        Err(r) => return r,
+    };
+    // Folding and writing a large graph is CPU work: done on the blocking
+    // pool, so that health checks and ingest are not kept waiting.
+    let text = tokio::task::spawn_blocking(move || match by_job {
+        true => serde_json::to_vec(&graph.marquez()),
+        false => serde_json::to_vec(&graph),
+    })
+    .await;
+    match text {
+        Ok(Ok(bytes)) => ([(header::CONTENT_TYPE, "application/json")], bytes).into_response(),
+        Ok(Err(e)) => problem(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+        Err(e) => problem(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     }
 }
 
@@ -772,6 +803,11 @@ async fn audit_unpinned(
 }
 
 async fn ready(State(state): State<Arc<AppState>>) -> Response {
+    // A query holds the reader: the store is being read, and a probe that
+    // waited behind a long query would report a busy server as down.
+    if let Err(std::sync::TryLockError::WouldBlock) = state.reader.try_lock() {
+        return "ready\n".into_response();
+    }
     match read(&state, |s| s.head()).await {
         Ok(_) => "ready\n".into_response(),
         Err(_) => problem(StatusCode::SERVICE_UNAVAILABLE, "the store cannot be read"),
