@@ -506,6 +506,29 @@ pub struct RunFilter {
     pub fingerprint: Option<String>,
 }
 
+impl RunFilter {
+    /// Whether a text filter holds a NUL, which no stored name can hold on a
+    /// store that refuses them (PostgreSQL).
+    pub(crate) fn holds_nul(&self) -> bool {
+        [
+            &self.namespace,
+            &self.job,
+            &self.state,
+            &self.user,
+            &self.host,
+            &self.container_digest,
+            &self.container_digest_prefix,
+            &self.container_registry,
+            &self.container_repository,
+            &self.container_tag,
+            &self.fingerprint,
+        ]
+        .into_iter()
+        .flatten()
+        .any(|t| t.contains('\0'))
+    }
+}
+
 /// A window of a long list.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Page {

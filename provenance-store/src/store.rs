@@ -604,16 +604,28 @@ impl Store {
 
     /// Runs matching `filter`, newest first.
     pub fn runs(&self, filter: &RunFilter, page: Page) -> StoreResult<Paged<RunRecord>> {
+        if self.backend.limits_text() && filter.holds_nul() {
+            // No run's names hold one: the store refused them.
+            return Ok(Paged {
+                items: Vec::new(),
+                total: 0,
+                offset: page.offset,
+                limit: page.limit,
+            });
+        }
         self.backend.runs(filter, page)
     }
 
     /// One run.
     pub fn run(&self, run_id: &str) -> StoreResult<RunRecord> {
-        self.backend
-            .run(run_id)?
-            .ok_or_else(|| StoreError::NotFound {
-                what: format!("run:{run_id}"),
-            })
+        // No run id holds a NUL where the store refuses them.
+        let found = match self.backend.limits_text() && run_id.contains('\0') {
+            true => None,
+            false => self.backend.run(run_id)?,
+        };
+        found.ok_or_else(|| StoreError::NotFound {
+            what: format!("run:{run_id}"),
+        })
     }
 
     /// A run's facets, merged over its events (later ones replace earlier).
@@ -626,11 +638,20 @@ impl Store {
         ))
     }
 
+    /// The backend's start of a target; nothing, rather than an error from
+    /// the database, for a name holding a NUL on a store that refuses them.
+    fn backend_start(&self, target: &Target, as_of: Option<i64>) -> StoreResult<Start> {
+        if self.backend.limits_text() && target.to_string().contains('\0') {
+            return Ok(Start::Versions(Vec::new()));
+        }
+        self.backend.start(target, as_of)
+    }
+
     /// Where a target starts. `dataset:<ns>:<name>#<rest>` names a version,
     /// unless the dataset has no such version and a dataset whose name holds
     /// the `#` (`s3://b:reads/run#1.fq`) is there: then it is that dataset.
     fn start(&self, target: &Target, as_of: Option<i64>) -> StoreResult<Start> {
-        let start = self.backend.start(target, as_of)?;
+        let start = self.backend_start(target, as_of)?;
         if let (
             Target::Version {
                 namespace,
@@ -645,7 +666,7 @@ impl Store {
                 namespace: namespace.clone(),
                 name: format!("{name}#{version}"),
             };
-            return self.backend.start(&whole, as_of);
+            return self.backend_start(&whole, as_of);
         }
         Ok(start)
     }
@@ -807,7 +828,7 @@ impl Store {
             namespace: namespace.to_owned(),
             name: name.to_owned(),
         };
-        let Start::Versions(ids) = self.backend.start(&target, None)? else {
+        let Start::Versions(ids) = self.backend_start(&target, None)? else {
             return Ok(None);
         };
         let Some(&id) = ids.first() else {
@@ -824,7 +845,7 @@ impl Store {
 
     /// Whether any dataset version has this content digest (sha-256 hex).
     pub fn knows_digest(&self, hex: &str) -> StoreResult<bool> {
-        match self.backend.start(&Target::Digest(hex.to_owned()), None)? {
+        match self.backend_start(&Target::Digest(hex.to_owned()), None)? {
             Start::Versions(v) => Ok(!v.is_empty()),
             Start::Runs(_) => Ok(false),
         }

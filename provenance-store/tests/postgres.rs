@@ -440,3 +440,56 @@ fn stores_copy_between_sqlite_and_postgres_with_the_chain_intact() {
     assert!(err.to_string().contains("position 2"), "{err}");
     assert_eq!(target.head().unwrap(), None);
 }
+
+/// PostgreSQL cannot hold a NUL in text, so the store refused any name with
+/// one: a query naming one finds nothing, as on SQLite, instead of failing
+/// with the database's encoding error.
+#[test]
+fn a_query_holding_a_nul_finds_nothing_rather_than_failing() {
+    use provenance_store::{Direction, LineageQuery, Page, RunFilter, Target};
+    let Some((_schema, store)) = filled("nul_query") else {
+        return;
+    };
+    pipeline(&store);
+    for target in [
+        "job:ns:a\0b",
+        "dataset:file:/out/S1.vcf\0",
+        "dataset:file:/x#v\0",
+    ] {
+        let query = LineageQuery {
+            target: Target::parse(target).unwrap(),
+            direction: Direction::Upstream,
+            depth: 5,
+            as_of: None,
+        };
+        let err = store.lineage(&query).unwrap_err();
+        assert!(
+            matches!(err, StoreError::NotFound { .. }),
+            "{target}: {err}"
+        );
+        let err = store.derived_from(&query.target, None).unwrap_err();
+        assert!(
+            matches!(err, StoreError::NotFound { .. }),
+            "{target}: {err}"
+        );
+    }
+    let filter = RunFilter {
+        job: Some("\0".into()),
+        ..RunFilter::default()
+    };
+    let page = Page {
+        offset: 0,
+        limit: 10,
+    };
+    assert_eq!(store.runs(&filter, page).unwrap().total, 0);
+    let err = store.run("0190a1b2-\0").unwrap_err();
+    assert!(matches!(err, StoreError::NotFound { .. }), "{err}");
+    assert!(
+        store
+            .latest_version("file", "/out/S1.vcf\0")
+            .unwrap()
+            .is_none()
+    );
+    // And the names without one are still found.
+    assert_eq!(vcf_lineage(&store).len(), 5);
+}
