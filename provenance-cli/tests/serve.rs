@@ -951,3 +951,44 @@ fn a_byte_order_mark_before_an_event_is_left_out_as_prov_ingest_does() {
     assert_eq!(status, 201);
     assert_eq!(server.event_count(), 2);
 }
+
+/// A page of raw events stops at 16 MiB (the client goes on from its offset
+/// plus what it got), so a few large events cannot make one answer huge.
+#[test]
+fn a_page_of_large_events_stops_at_16_mib_and_the_next_page_goes_on() {
+    let server = Server::start("large-page");
+    let token = server.write_token.clone();
+    for i in 0..6 {
+        let mut e = Event::Run(RunEvent::new(
+            EventType::Start,
+            Run::new(RunId::new_v7()),
+            Job::new("large", format!("job-{i}")),
+        ))
+        .to_value();
+        e["run"]["facets"]["blob"] = json!({
+            "_producer": "https://example.org/p",
+            "_schemaURL": "https://example.org/s",
+            "text": "x".repeat(3_500_000),
+        });
+        let (got, text) = server.post(
+            "/api/v1/lineage",
+            Some(&token),
+            "application/json",
+            false,
+            serde_json::to_vec(&e).unwrap(),
+        );
+        assert_eq!(got, 201, "{text}");
+    }
+    let first = server.get("/api/v1/events/lineage?limit=100");
+    let got = first["events"].as_array().unwrap().len();
+    assert_eq!(got, 4, "4 x 3.5 MB fit in 16 MiB, a fifth does not");
+    assert_eq!(first["totalCount"], 6);
+    let rest = server.get(&format!("/api/v1/events/lineage?limit=100&offset={got}"));
+    let jobs: Vec<&str> = rest["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["job"]["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(jobs, ["job-4", "job-5"]);
+}

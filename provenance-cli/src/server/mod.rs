@@ -633,12 +633,53 @@ impl PageParams {
     }
 }
 
+/// A page of raw events holds at most this many bytes (and at least one
+/// event): the client goes on from its offset plus the events it got.
+const PAGE_BYTES: usize = 16 << 20;
+
+/// Events read from the store at a time while filling a page.
+const PAGE_SLICE: u64 = 25;
+
 async fn events(State(state): State<Arc<AppState>>, Query(p): Query<PageParams>) -> Response {
     let page = match p.page() {
         Ok(page) => page,
         Err(r) => return r,
     };
-    match read(&state, move |s| s.events(page)).await {
+    // Read in slices, stopping once the page holds PAGE_BYTES of events: a
+    // page of large events must not take the server's memory.
+    let paged = read(&state, move |s| {
+        let mut all = s.events(Page {
+            offset: page.offset,
+            limit: page.limit.min(PAGE_SLICE),
+        })?;
+        let mut bytes: usize = all.items.iter().map(|(_, raw)| raw.len()).sum();
+        while (all.items.len() as u64) < page.limit && bytes < PAGE_BYTES {
+            let next = s.events(Page {
+                offset: page.offset + all.items.len() as u64,
+                limit: (page.limit - all.items.len() as u64).min(PAGE_SLICE),
+            })?;
+            if next.items.is_empty() {
+                break;
+            }
+            bytes += next.items.iter().map(|(_, raw)| raw.len()).sum::<usize>();
+            all.items.extend(next.items);
+        }
+        // At least one event, however large; then no more than fit.
+        let mut total = 0;
+        let fit = all
+            .items
+            .iter()
+            .position(|(_, raw)| {
+                total += raw.len();
+                total > PAGE_BYTES
+            })
+            .map_or(all.items.len(), |at| at.max(1));
+        all.items.truncate(fit);
+        all.limit = page.limit;
+        Ok(all)
+    })
+    .await;
+    match paged {
         Ok(paged) => {
             // Each event as the bytes received (its spacing, number
             // spellings and all), not as its value would write it again.
