@@ -493,3 +493,33 @@ fn a_query_holding_a_nul_finds_nothing_rather_than_failing() {
     // And the names without one are still found.
     assert_eq!(vcf_lineage(&store).len(), 5);
 }
+
+/// The server ends the store's sessions while they are idle (a restart, a
+/// failover, `idle_session_timeout`, a pooler): the next write and read
+/// open new ones instead of failing, so a long step still records its end.
+#[test]
+fn sessions_the_server_ended_while_idle_are_replaced_not_reported() {
+    let Some(schema) = pg::schema("ended_sessions") else {
+        return;
+    };
+    let app = format!("prov_ended_{}", schema.name);
+    let store = open(&format!("{}&application_name={app}", schema.url));
+    store.ingest(&event("before")).unwrap();
+    let ended: i64 = schema
+        .client()
+        .query_one(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = $1",
+            &[&app],
+        )
+        .unwrap()
+        .get(0);
+    assert!(ended > 0, "no session of the store was found to end");
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    store.ingest(&event("after")).unwrap();
+    let filter = RunFilter {
+        job: Some("after".into()),
+        ..RunFilter::default()
+    };
+    assert_eq!(store.runs(&filter, Page::default()).unwrap().total, 1);
+    assert!(store.verify_chain().unwrap().broken.is_none());
+}

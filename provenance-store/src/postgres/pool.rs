@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use std::ops::{Deref, DerefMut};
 use std::path::PathBuf;
 use std::sync::{Condvar, Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use postgres::config::SslMode;
 use postgres::{Client, Config, NoTls, Statement};
@@ -20,6 +20,15 @@ use postgres_native_tls::MakeTlsConnector;
 
 /// The most connections one store opens.
 const MAX_CONNECTIONS: usize = 8;
+
+/// A session idle this long is checked with a round trip before it is lent:
+/// the server may have ended it meanwhile (a restart, a failover, an
+/// `idle_session_timeout`, a pooler or firewall dropping idle connections),
+/// and a step that ran for an hour must still record its end.
+const CHECK_AFTER_IDLE: Duration = Duration::from_secs(1);
+
+/// How long that check may take before the session counts as dead.
+const CHECK_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// How long a connection attempt may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -168,7 +177,8 @@ pub(crate) fn prepared(
 
 #[derive(Default)]
 struct Slots {
-    idle: Vec<Conn>,
+    /// Sessions not on loan, each with when it came back.
+    idle: Vec<(Conn, Instant)>,
     open: usize,
 }
 
@@ -197,7 +207,21 @@ impl Pool {
     pub fn get(&self) -> Result<Pooled<'_>, postgres::Error> {
         let mut slots = self.slots();
         loop {
-            if let Some(conn) = slots.idle.pop() {
+            if let Some((mut conn, since)) = slots.idle.pop() {
+                if since.elapsed() >= CHECK_AFTER_IDLE {
+                    drop(slots);
+                    let alive =
+                        !conn.client.is_closed() && conn.client.is_valid(CHECK_TIMEOUT).is_ok();
+                    slots = self.slots();
+                    if !alive {
+                        // Ended by the server: close it and take another.
+                        slots.open -= 1;
+                        drop(slots);
+                        drop(conn);
+                        slots = self.slots();
+                        continue;
+                    }
+                }
                 return Ok(Pooled {
                     pool: self,
                     conn: Some(conn),
@@ -231,7 +255,10 @@ impl Drop for Pool {
         // Closing a session blocks on the driver's own runtime, which tokio
         // forbids on a thread that drives async tasks (a server may drop its
         // store there): close them on a thread of their own.
-        let idle = std::mem::take(&mut self.slots().idle);
+        let idle: Vec<Conn> = std::mem::take(&mut self.slots().idle)
+            .into_iter()
+            .map(|(conn, _)| conn)
+            .collect();
         std::thread::scope(|s| {
             let _ = std::thread::Builder::new().spawn_scoped(s, move || drop(idle));
         });
@@ -264,7 +291,7 @@ impl Drop for Pooled<'_> {
             self.pool.slots().open -= 1;
             drop(conn);
         } else {
-            self.pool.slots().idle.push(conn);
+            self.pool.slots().idle.push((conn, Instant::now()));
         }
         self.pool.freed.notify_one();
     }
