@@ -159,3 +159,25 @@ fn a_writer_killed_mid_batch_leaves_exactly_whole_batches() {
     let total = store.verify_chain().unwrap().events;
     assert_eq!(total as usize, (acked.len() + unacked) * 200);
 }
+
+/// Many processes opening one store that does not exist yet, as a pipeline's
+/// first steps do at once: none fails with "database is locked".
+#[test]
+fn processes_creating_one_new_store_at_once_all_get_in() {
+    for round in 0..12 {
+        let store = TempStore::new(&format!("create-{round}"));
+        let children: Vec<Child> = (0..16)
+            .map(|w| worker(store.path(), &format!("w{w}"), 1, 1))
+            .collect();
+        for child in children {
+            let out = child.wait_with_output().unwrap();
+            assert!(
+                out.status.success(),
+                "round {round}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        let opened = Store::open(store.path()).unwrap();
+        assert_eq!(opened.verify_chain().unwrap().events, 16);
+    }
+}

@@ -254,8 +254,22 @@ impl Sqlite {
         conn.pragma_update(None, "cache_size", -16384)
             .map_err(fail)?;
         if path.is_some() {
-            conn.pragma_update(None, "journal_mode", "WAL")
-                .map_err(fail)?;
+            // Switching a new file to WAL upgrades a read to a write, and for
+            // that SQLite does not call the busy handler: processes creating
+            // one store at once (a pipeline's first steps) would fail at
+            // once with "database is locked". Wait as the handler would.
+            let started = std::time::Instant::now();
+            loop {
+                match conn.pragma_update(None, "journal_mode", "WAL") {
+                    Err(rusqlite::Error::SqliteFailure(e, _))
+                        if e.code == ErrorCode::DatabaseBusy
+                            && started.elapsed() < BUSY_TIMEOUT =>
+                    {
+                        std::thread::sleep(Duration::from_millis(5));
+                    }
+                    done => break done.map_err(fail)?,
+                }
+            }
             conn.pragma_update(None, "wal_autocheckpoint", INLINE_CHECKPOINT_PAGES)
                 .map_err(fail)?;
         }
