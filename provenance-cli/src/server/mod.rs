@@ -19,7 +19,7 @@ pub use auth::{
 
 use std::io::Read;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Instant;
 
 use axum::Router;
@@ -57,6 +57,8 @@ pub struct AppState {
     room: Arc<tokio::sync::Semaphore>,
     writer: writer::Writer,
     reader: std::sync::Mutex<Store>,
+    /// Bytes of request bodies received and not yet answered (see `receive`).
+    receiving: Arc<AtomicUsize>,
     metrics: Metrics,
 }
 
@@ -82,6 +84,7 @@ pub fn app(write_store: Store, read_store: Store, settings: Settings) -> (Router
         settings,
         writer,
         reader: std::sync::Mutex::new(read_store),
+        receiving: Arc::new(AtomicUsize::new(0)),
         metrics: Metrics::default(),
     });
     let router = Router::new()
@@ -167,44 +170,22 @@ async fn guard(State(state): State<Arc<AppState>>, request: Request, next: Next)
             ),
         );
     }
-    // An ingest request waits for its share of the memory budget before a
-    // byte of its body is read, and holds it until answered: bodies waiting
-    // their turn are not in memory. A body of unknown length counts as the
-    // largest allowed.
+    // The body, read here within the size limit and the time allowed, and
+    // counted as it arrives against the bytes all requests may hold.
     let method = request.method().clone();
-    let _room = match method == axum::http::Method::POST {
-        true => Some(
-            state
-                .room_for(
-                    request.headers(),
-                    announced.unwrap_or(state.settings.body_limit),
-                )
-                .await,
-        ),
-        false => None,
-    };
-    // The body, read here within the size limit and the time allowed.
     let (parts, body) = request.into_parts();
-    let limit = state.settings.body_limit;
+    let mut held = Held {
+        counter: Arc::clone(&state.receiving),
+        bytes: 0,
+    };
     let bytes = match tokio::time::timeout(
         state.settings.read_timeout,
-        http_body_util::Limited::new(body, limit).collect(),
+        receive(&state, body, &mut held),
     )
     .await
     {
-        Ok(Ok(collected)) => collected.to_bytes(),
-        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => {
-            return problem(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                format!("the body is larger than {limit} bytes"),
-            );
-        }
-        Ok(Err(e)) => {
-            return problem(
-                StatusCode::BAD_REQUEST,
-                format!("the body could not be read: {e}"),
-            );
-        }
+        Ok(Ok(bytes)) => bytes,
+        Ok(Err(refused)) => return refused,
         Err(_) => {
             return problem(
                 StatusCode::REQUEST_TIMEOUT,
@@ -215,6 +196,12 @@ async fn guard(State(state): State<Arc<AppState>>, request: Request, next: Next)
             );
         }
     };
+    // Then an ingest request waits for its share of the memory budget for
+    // the text it inflates to and parses, and holds it until answered.
+    let _room = match method == axum::http::Method::POST {
+        true => Some(state.room_for(&parts.headers, bytes.len()).await),
+        false => None,
+    };
     let request = Request::from_parts(parts, axum::body::Body::from(bytes));
     let started = Instant::now();
     let response = as_json_error(next.run(request).await, &method, &path).await;
@@ -224,6 +211,82 @@ async fn guard(State(state): State<Arc<AppState>>, request: Request, next: Next)
         .latency_micros
         .fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
     response
+}
+
+/// Request body bytes counted against [`AppState::receiving`] until dropped.
+struct Held {
+    counter: Arc<AtomicUsize>,
+    bytes: usize,
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        self.counter.fetch_sub(self.bytes, Ordering::Relaxed);
+    }
+}
+
+/// Reads a request body within the size limit. The bytes received by all
+/// requests at once are held to the memory budget: a request that would
+/// take them beyond it, while others hold some, is answered 503 with
+/// Retry-After, and its client sends it again. Nothing is reserved before
+/// bytes arrive, so connections that send headers and then nothing hold
+/// nothing, and one request alone is always received.
+async fn receive(
+    state: &AppState,
+    mut body: axum::body::Body,
+    held: &mut Held,
+) -> Result<Bytes, Response> {
+    use http_body_util::BodyExt;
+    let limit = state.settings.body_limit;
+    let budget = state
+        .settings
+        .memory_budget_mib
+        .max(1)
+        .saturating_mul(1 << 20);
+    let mut bytes = Vec::new();
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| {
+            problem(
+                StatusCode::BAD_REQUEST,
+                format!("the body could not be read: {e}"),
+            )
+        })?;
+        let Ok(data) = frame.into_data() else {
+            continue; // trailers
+        };
+        if bytes.len() + data.len() > limit {
+            return Err(problem(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("the body is larger than {limit} bytes"),
+            ));
+        }
+        let total = held.counter.fetch_add(data.len(), Ordering::Relaxed) + data.len();
+        held.bytes += data.len();
+        if total > budget && held.bytes < total {
+            // Give back what this request held, and read the rest of its
+            // body without keeping it, so that the client hears the answer
+            // rather than a connection cut mid-upload.
+            held.counter.fetch_sub(held.bytes, Ordering::Relaxed);
+            held.bytes = 0;
+            drop(bytes);
+            let mut drained = 0;
+            while let Some(Ok(frame)) = body.frame().await {
+                drained += frame.data_ref().map_or(0, |d| d.len());
+                if drained > limit {
+                    break;
+                }
+            }
+            let mut busy = problem(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the server is receiving as much as its memory budget allows; send this again shortly",
+            );
+            busy.headers_mut()
+                .insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
+            return Err(busy);
+        }
+        bytes.extend_from_slice(&data);
+    }
+    Ok(Bytes::from(bytes))
 }
 
 impl AppState {
