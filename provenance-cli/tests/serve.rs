@@ -962,6 +962,58 @@ fn uploads_that_never_send_their_body_do_not_hold_up_ingest() {
     drop(holders);
 }
 
+/// A client that reads a large answer steadily, if slowly, gets all of it:
+/// the write deadline cuts off clients that stop reading, not slow ones.
+#[test]
+fn a_slow_but_steady_reader_gets_the_whole_answer() {
+    use std::io::{Read, Write};
+    let server = Server::start_with("slow-reader", &["--read-timeout", "1"]);
+    let token = server.write_token.clone();
+    for i in 0..2 {
+        let mut e = Event::Run(RunEvent::new(
+            EventType::Start,
+            Run::new(RunId::new_v7()),
+            Job::new("slow", format!("job-{i}")),
+        ))
+        .to_value();
+        e["run"]["facets"]["blob"] = json!({
+            "_producer": "https://example.org/p",
+            "_schemaURL": "https://example.org/s",
+            "text": "x".repeat(3_500_000),
+        });
+        let (got, text) = server.post(
+            "/api/v1/lineage",
+            Some(&token),
+            "application/json",
+            false,
+            serde_json::to_vec(&e).unwrap(),
+        );
+        assert_eq!(got, 201, "{text}");
+    }
+    let mut socket = std::net::TcpStream::connect(("127.0.0.1", server.port)).unwrap();
+    let request = format!(
+        "GET /api/v1/events/lineage?limit=100 HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\nConnection: close\r\n\r\n",
+        server.read_token
+    );
+    socket.write_all(request.as_bytes()).unwrap();
+    // About 650 KB/s: slower than the server writes, never pausing long.
+    let mut answer = Vec::new();
+    let mut chunk = vec![0; 32 << 10];
+    loop {
+        match socket.read(&mut chunk).unwrap() {
+            0 => break,
+            n => answer.extend_from_slice(&chunk[..n]),
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let text = String::from_utf8_lossy(&answer);
+    let (head, body) = text.split_once("\r\n\r\n").unwrap();
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    let body: Value = serde_json::from_str(body)
+        .unwrap_or_else(|e| panic!("the answer was cut off after {} bytes: {e}", answer.len()));
+    assert_eq!(body["events"].as_array().unwrap().len(), 2);
+}
+
 #[test]
 fn a_server_beyond_loopback_without_tokens_refuses_to_start() {
     let out = Command::new(env!("CARGO_BIN_EXE_prov"))

@@ -186,6 +186,13 @@ async fn serve(listener: tokio::net::TcpListener, router: axum::Router, limits: 
             () = &mut stop => break,
         };
         let service = hyper_util::service::TowerToHyperService::new(router.clone());
+        // A send buffer of modest size: the kernel reports a socket
+        // writable again once a third of it has drained, and the write
+        // deadline below counts those reports as progress. With the
+        // kernel's own tuning (up to 4 MiB) a client reading a large answer
+        // steadily but slowly made no reported progress for seconds on end.
+        let _ =
+            nix::sys::socket::setsockopt(&stream, nix::sys::socket::sockopt::SndBuf, &SEND_BUFFER);
         let stream = WriteDeadline {
             stream,
             timeout: limits.read_timeout,
@@ -222,6 +229,9 @@ async fn shutdown() {
         _ = term.recv() => {}
     }
 }
+
+/// Bytes asked for each connection's send buffer (the kernel doubles it).
+const SEND_BUFFER: usize = 128 << 10;
 
 /// A connection whose answers must be read: a write that makes no progress
 /// for `timeout` fails, so a client that sends requests (pipelined, or for a
