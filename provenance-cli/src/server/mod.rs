@@ -20,7 +20,7 @@ pub use auth::{
 use std::io::Read;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::body::Bytes;
@@ -43,7 +43,7 @@ pub struct Settings {
     /// Most events in one batch.
     pub batch_limit: usize,
     /// Time a client has to send a request's body.
-    pub read_timeout: std::time::Duration,
+    pub read_timeout: Duration,
     /// MiB of event text (inflated) that requests may hold at once.
     pub memory_budget_mib: usize,
     /// Tokens; `None` serves without authentication.
@@ -57,6 +57,11 @@ pub struct AppState {
     room: Arc<tokio::sync::Semaphore>,
     writer: writer::Writer,
     reader: std::sync::Mutex<Store>,
+    /// When the query holding `reader` took it (ms since the server began;
+    /// 0 while none holds it), for /readyz.
+    reader_since: AtomicU64,
+    /// When the server began.
+    began: Instant,
     /// Bytes of request bodies received and not yet answered (see `receive`).
     receiving: Arc<AtomicUsize>,
     metrics: Metrics,
@@ -84,6 +89,8 @@ pub fn app(write_store: Store, read_store: Store, settings: Settings) -> (Router
         settings,
         writer,
         reader: std::sync::Mutex::new(read_store),
+        reader_since: AtomicU64::new(0),
+        began: Instant::now(),
         receiving: Arc::new(AtomicUsize::new(0)),
         metrics: Metrics::default(),
     });
@@ -563,7 +570,11 @@ async fn read<T: Send + 'static>(
     let state = Arc::clone(state);
     tokio::task::spawn_blocking(move || {
         let store = state.reader.lock().unwrap_or_else(|e| e.into_inner());
-        f(&store)
+        let since = state.began.elapsed().as_millis() as u64;
+        state.reader_since.store(since.max(1), Ordering::Relaxed);
+        let result = f(&store);
+        state.reader_since.store(0, Ordering::Relaxed);
+        result
     })
     .await
     .map_err(|e| problem(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
@@ -906,11 +917,50 @@ async fn audit_unpinned(
     }
 }
 
+/// How long a query may hold the store before /readyz calls it not ready.
+const READY_PATIENCE: Duration = Duration::from_secs(10);
+
+/// While a query holds the reader (taken at `since` ms; 0 in the instants
+/// while it takes or gives it back): whether that still counts as the store
+/// answering, or how long it has held it.
+fn busy_but_ready(since: u64, now: u64) -> Result<(), Duration> {
+    let held = Duration::from_millis(now.saturating_sub(since));
+    match since == 0 || held < READY_PATIENCE {
+        true => Ok(()),
+        false => Err(held),
+    }
+}
+
+#[cfg(test)]
+#[test]
+fn a_query_held_past_its_patience_makes_the_server_not_ready() {
+    assert_eq!(busy_but_ready(5_000, 6_000), Ok(()));
+    assert_eq!(
+        busy_but_ready(5_000, 16_000),
+        Err(Duration::from_millis(11_000))
+    );
+    assert_eq!(
+        busy_but_ready(0, 100_000),
+        Ok(()),
+        "taking or giving it back"
+    );
+}
+
 async fn ready(State(state): State<Arc<AppState>>) -> Response {
-    // A query holds the reader: the store is being read, and a probe that
-    // waited behind a long query would report a busy server as down.
+    // A query holds the reader: a probe that waited behind a long query
+    // would report a busy server as down, so a query under way for less
+    // than READY_PATIENCE counts as the store answering; one held longer
+    // (a store that hangs) does not.
     if let Err(std::sync::TryLockError::WouldBlock) = state.reader.try_lock() {
-        return "ready\n".into_response();
+        let since = state.reader_since.load(Ordering::Relaxed);
+        let now = state.began.elapsed().as_millis() as u64;
+        return match busy_but_ready(since, now) {
+            Ok(()) => "ready\n".into_response(),
+            Err(held) => problem(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("a query has waited on the store for {} s", held.as_secs()),
+            ),
+        };
     }
     match read(&state, |s| s.head()).await {
         Ok(_) => "ready\n".into_response(),
