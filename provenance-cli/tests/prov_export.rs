@@ -192,6 +192,7 @@ fn a_pipelines_lineage_as_w3c_prov_says_who_used_and_made_what() {
                 "wasDerivedFrom" => "Derivation",
                 "wasAssociatedWith" => "Association",
                 "wasStartedBy" => "Start",
+                "wasInfluencedBy" => "Influence",
                 other => panic!("unexpected section {other}"),
             };
             (kind.to_owned(), v.as_object().unwrap().len())
@@ -303,6 +304,11 @@ fn a_pipelines_lineage_as_an_ro_crate_passes_the_process_run_crate_validator() {
     // cannot know: the files' formats, the tools' home pages and versions,
     // the crate's author and publisher.
     let (_, issues) = validate_crate(&folder, "RECOMMENDED").unwrap();
+    // A graph cut off by --depth is not exported as if it were whole.
+    let cut = s.prov(&["lineage", "--depth", "1", "--format", "ro-crate", &vcf]);
+    assert_eq!(cut.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&cut.stderr).contains("raise --depth"));
+    assert!(cut.stdout.is_empty());
     let unknowable = [
         "encodingFormat",
         "Application SHOULD have a url",

@@ -121,56 +121,92 @@ impl LineageGraph {
     /// for the mapping).
     pub fn w3c_prov(&self) -> Value {
         let mut doc = Document::default();
+        let mut parents = Vec::new();
         for node in &self.graph {
             match node.kind {
-                "RUN" => run(&mut doc, node),
+                "RUN" => run(&mut doc, node, &mut parents),
                 _ => dataset(&mut doc, node),
             }
         }
-        // Edges, in the graph's order; each run's inputs and outputs too.
-        let mut inputs: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
-        let mut outputs: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+        // A parent run outside the graph is named by its children: declared
+        // after the graph's own runs, so that a parent in the graph keeps
+        // its full record.
+        for (id, attrs) in parents {
+            doc.declare("activity", id, attrs);
+        }
+        // Each version's writers and each run's inputs.
+        let mut writers: BTreeMap<&str, Vec<&Node>> = BTreeMap::new();
+        let mut inputs: BTreeMap<&str, Vec<&Node>> = BTreeMap::new();
         for (from, to) in self.edges() {
             let (Some(a), Some(b)) = (self.node(from), self.node(to)) else {
                 continue;
             };
             match (a.kind, b.kind) {
                 ("RUN", "RUN") => {}
-                ("RUN", _) => {
-                    let mut members =
-                        json!({"prov:entity": node_id(b), "prov:activity": node_id(a)});
-                    if let Some(t) = time(&a.data["endedAt"]) {
-                        members["prov:time"] = t;
-                    }
-                    doc.relate("wasGeneratedBy", members);
-                    outputs.entry(to).or_default().push(from);
-                }
+                ("RUN", _) => writers.entry(to).or_default().push(a),
                 (_, "RUN") => {
                     doc.relate(
                         "used",
                         json!({"prov:activity": node_id(b), "prov:entity": node_id(a)}),
                     );
-                    inputs.entry(to).or_default().push(from);
+                    inputs.entry(to).or_default().push(a);
                 }
                 _ => {}
             }
         }
-        for (output, runs) in &outputs {
-            for run in runs {
-                for input in inputs.get(run).into_iter().flatten() {
-                    let (Some(o), Some(i), Some(r)) =
-                        (self.node(output), self.node(input), self.node(run))
-                    else {
-                        continue;
-                    };
+        // An entity is generated once (PROV-CONSTRAINTS): by the run that
+        // ended first. A later run that wrote the same bytes again (a
+        // rerun) influenced it, and its inputs are recorded as sources
+        // without that run, which would imply a second generation.
+        for (version, mut runs) in writers {
+            let Some(output) = self.node(version) else {
+                continue;
+            };
+            runs.sort_by_key(|r| {
+                (
+                    r.data["endedAt"].as_i64().unwrap_or(i64::MAX),
+                    r.id.as_str(),
+                )
+            });
+            let mut sources = std::collections::BTreeSet::new();
+            for (k, r) in runs.iter().enumerate() {
+                let mut members =
+                    json!({"prov:entity": node_id(output), "prov:activity": node_id(r)});
+                if k == 0 {
+                    if let Some(t) = time(&r.data["endedAt"]) {
+                        members["prov:time"] = t;
+                    }
+                    doc.relate("wasGeneratedBy", members);
+                } else {
                     doc.relate(
-                        "wasDerivedFrom",
+                        "wasInfluencedBy",
                         json!({
-                            "prov:generatedEntity": node_id(o),
-                            "prov:usedEntity": node_id(i),
-                            "prov:activity": node_id(r),
+                            "prov:influencee": node_id(output),
+                            "prov:influencer": node_id(r),
+                            "prov:type": qname("gp:WroteTheSameContent"),
                         }),
                     );
+                }
+                for input in inputs.get(r.id.as_str()).into_iter().flatten() {
+                    if k == 0 {
+                        doc.relate(
+                            "wasDerivedFrom",
+                            json!({
+                                "prov:generatedEntity": node_id(output),
+                                "prov:usedEntity": node_id(input),
+                                "prov:activity": node_id(r),
+                            }),
+                        );
+                        sources.insert(input.id.as_str());
+                    } else if sources.insert(input.id.as_str()) {
+                        doc.relate(
+                            "wasDerivedFrom",
+                            json!({
+                                "prov:generatedEntity": node_id(output),
+                                "prov:usedEntity": node_id(input),
+                            }),
+                        );
+                    }
                 }
             }
         }
@@ -194,6 +230,23 @@ impl LineageGraph {
     }
 }
 
+/// The image a run ran in, as `[registry/]repository@digest`, when its
+/// digest is known.
+pub(crate) fn image_key(run: &Value) -> Option<String> {
+    let digest = run["containerDigest"].as_str()?;
+    let container = &run["facets"]["prov_container"];
+    Some(
+        match (
+            container["registry"].as_str(),
+            container["repository"].as_str(),
+        ) {
+            (Some(registry), Some(repository)) => format!("{registry}/{repository}@{digest}"),
+            (None, Some(repository)) => format!("{repository}@{digest}"),
+            _ => digest.to_owned(),
+        },
+    )
+}
+
 /// A dataset version: an entity.
 fn dataset(doc: &mut Document, node: &Node) {
     let d = &node.data;
@@ -212,8 +265,9 @@ fn dataset(doc: &mut Document, node: &Node) {
     doc.declare("entity", node_id(node), attrs);
 }
 
-/// A run: an activity, its agents, and its start by a parent run.
-fn run(doc: &mut Document, node: &Node) {
+/// A run: an activity, its agents, and its start by a parent run (whose
+/// record, if the parent is not in the graph, is added to `parents`).
+fn run(doc: &mut Document, node: &Node, parents: &mut Vec<(String, Map<String, Value>)>) {
     let d = &node.data;
     let facets = &d["facets"];
     let id = node_id(node);
@@ -270,7 +324,12 @@ fn run(doc: &mut Document, node: &Node) {
         agent.insert("prov:label".into(), reference.into());
         put(&mut agent, "gp:image", &d["containerImage"]);
         put(&mut agent, "gp:digest", &d["containerDigest"]);
-        let agent_id = qualified("image", reference);
+        // One agent per image as it ran: by digest when known, since a tag
+        // may have named other bytes for another run.
+        let agent_id = qualified(
+            "image",
+            &image_key(d).unwrap_or_else(|| reference.to_owned()),
+        );
         doc.declare("agent", agent_id.clone(), agent);
         doc.relate(
             "wasAssociatedWith",
@@ -302,7 +361,7 @@ fn run(doc: &mut Document, node: &Node) {
         put(&mut attrs, "prov:label", &job["name"]);
         put(&mut attrs, "gp:namespace", &job["namespace"]);
         put(&mut attrs, "gp:job", &job["name"]);
-        doc.declare("activity", parent_id.clone(), attrs);
+        parents.push((parent_id.clone(), attrs));
         let mut members = json!({"prov:activity": id, "prov:starter": parent_id});
         if let Some(t) = time(&d["startedAt"]) {
             members["prov:time"] = t;
@@ -363,6 +422,7 @@ mod tests {
                         "parentRunId": "01a2110f-85d4-755b-9358-1f3f44b556d5",
                         "facets": {
                             "parent": {"job": {"namespace": "genomics", "name": "wgs"}},
+                            "prov_container": {"registry": "quay.io", "repository": "biocontainers/bwa"},
                             "prov_execution": {"argv": ["bwa", "mem", "-t", "8"], "workingDirectory": "/w"},
                             "prov_parameters": {"parameters": {"threads": 8}},
                             "prov_software": {"tools": [{"name": "bwa", "version": "0.7.17"}]},
@@ -470,5 +530,163 @@ mod tests {
             graph().w3c_prov().to_string()
         );
         assert_eq!(local_part("a b/c:d~é"), "a%20b/c%3Ad~%C3%A9");
+    }
+
+    /// A run node of job `job` writing `output` from `input`, ending at
+    /// `ended`, in `image` at `digest`.
+    fn step(id: &str, job: &str, ended: i64, digest: &str, parent: Option<&str>) -> Value {
+        json!({
+            "runId": id, "namespace": "ns", "job": job, "state": "COMPLETE",
+            "startedAt": ended - 1000, "endedAt": ended,
+            "containerImage": "quay.io/biocontainers/bwa:0.7.17", "containerDigest": digest,
+            "parentRunId": parent,
+            "facets": {
+                "prov_container": {"registry": "quay.io", "repository": "biocontainers/bwa", "tag": "0.7.17"},
+                "parent": {"job": {"namespace": "ns", "name": "wgs"}},
+            },
+        })
+    }
+
+    #[test]
+    fn a_tag_that_moved_between_runs_gives_each_run_its_own_image() {
+        let (r1, r2) = (
+            "run:11111111-0000-7000-8000-000000000001",
+            "run:11111111-0000-7000-8000-000000000002",
+        );
+        let (a, b) = ("dataset:file:/a#sha256:aa", "dataset:file:/b#sha256:bb");
+        let edges = [(r1, a), (r2, b)];
+        let graph = LineageGraph {
+            graph: vec![
+                node(
+                    a,
+                    "DATASET",
+                    json!({"namespace": "file", "name": "/a", "digest": "aa"}),
+                    &edges,
+                ),
+                node(
+                    b,
+                    "DATASET",
+                    json!({"namespace": "file", "name": "/b", "digest": "bb"}),
+                    &edges,
+                ),
+                node(
+                    r1,
+                    "RUN",
+                    step(&r1[4..], "align", 10_000, "sha256:1111", None),
+                    &edges,
+                ),
+                node(
+                    r2,
+                    "RUN",
+                    step(&r2[4..], "align", 20_000, "sha256:2222", None),
+                    &edges,
+                ),
+            ],
+            truncated: false,
+        };
+        let doc = graph.w3c_prov();
+        let digests: Vec<&Value> = doc["agent"]
+            .as_object()
+            .unwrap()
+            .values()
+            .filter(|a| a["prov:type"]["$"] == "prov:SoftwareAgent")
+            .map(|a| &a["gp:digest"])
+            .collect();
+        assert_eq!(digests, [&json!("sha256:1111"), &json!("sha256:2222")]);
+    }
+
+    #[test]
+    fn a_parent_in_the_graph_keeps_its_record_whatever_the_order() {
+        // The child sorts before its parent, and names it first.
+        let (child, parent) = (
+            "run:01111111-0000-7000-8000-000000000001",
+            "run:f1111111-0000-4000-8000-000000000001",
+        );
+        let mut parent_data = step(&parent[4..], "wgs", 30_000, "sha256:1111", None);
+        parent_data["state"] = json!("FAIL");
+        let graph = LineageGraph {
+            graph: vec![
+                node(
+                    child,
+                    "RUN",
+                    step(
+                        &child[4..],
+                        "align",
+                        10_000,
+                        "sha256:1111",
+                        Some(&parent[4..]),
+                    ),
+                    &[],
+                ),
+                node(parent, "RUN", parent_data, &[]),
+            ],
+            truncated: false,
+        };
+        let doc = graph.w3c_prov();
+        assert_eq!(doc["activity"][parent]["gp:state"], "FAIL", "{doc:#}");
+        assert!(doc["activity"][parent]["prov:endTime"].is_string());
+    }
+
+    #[test]
+    fn a_version_written_again_by_a_rerun_is_generated_once() {
+        let (r1, r2) = (
+            "run:11111111-0000-7000-8000-000000000001",
+            "run:11111111-0000-7000-8000-000000000002",
+        );
+        let (input, out) = ("dataset:file:/in#sha256:aa", "dataset:file:/out#sha256:bb");
+        let edges = [(input, r1), (input, r2), (r1, out), (r2, out)];
+        let graph = LineageGraph {
+            graph: vec![
+                node(
+                    input,
+                    "DATASET",
+                    json!({"namespace": "file", "name": "/in", "digest": "aa"}),
+                    &edges,
+                ),
+                node(
+                    out,
+                    "DATASET",
+                    json!({"namespace": "file", "name": "/out", "digest": "bb"}),
+                    &edges,
+                ),
+                node(
+                    r1,
+                    "RUN",
+                    step(&r1[4..], "sort", 10_000, "sha256:1111", None),
+                    &edges,
+                ),
+                node(
+                    r2,
+                    "RUN",
+                    step(&r2[4..], "sort", 20_000, "sha256:1111", None),
+                    &edges,
+                ),
+            ],
+            truncated: false,
+        };
+        let doc = graph.w3c_prov();
+        let generations: Vec<&Value> = doc["wasGeneratedBy"]
+            .as_object()
+            .unwrap()
+            .values()
+            .collect();
+        assert_eq!(generations.len(), 1, "{doc:#}");
+        assert_eq!(generations[0]["prov:activity"], r1, "the first to end");
+        let influences: Vec<&Value> = doc["wasInfluencedBy"]
+            .as_object()
+            .unwrap()
+            .values()
+            .collect();
+        assert_eq!(influences.len(), 1);
+        assert_eq!(influences[0]["prov:influencer"], r2);
+        // One derivation through the first run; none implying another
+        // generation.
+        let derivations: Vec<&Value> = doc["wasDerivedFrom"]
+            .as_object()
+            .unwrap()
+            .values()
+            .collect();
+        assert_eq!(derivations.len(), 1, "{derivations:?}");
+        assert_eq!(derivations[0]["prov:activity"], r1);
     }
 }

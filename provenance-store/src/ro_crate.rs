@@ -117,8 +117,13 @@ impl LineageGraph {
             let at = location(&node.data);
             match versions.get(&at) {
                 Some(ids) if ids.len() > 1 => {
-                    let version = node.data["version"].as_str().unwrap_or("");
-                    format!("{at}#{}", uri_path(version))
+                    let version = uri_path(node.data["version"].as_str().unwrap_or(""));
+                    // A URI gets the version as its fragment; a fragment id
+                    // (a namespace that is not a URI) gets it after `@`.
+                    match at.starts_with('#') {
+                        true => format!("{at}@{version}"),
+                        false => format!("{at}#{version}"),
+                    }
                 }
                 _ => at,
             }
@@ -283,22 +288,44 @@ fn run(
         .map(|p| p.rsplit('/').next().unwrap_or(p))
         .filter(|p| !p.is_empty())
         .unwrap_or(job);
-    let version = facets["prov_software"]["tools"]
+    let tools: Vec<(&str, Option<&str>)> = facets["prov_software"]["tools"]
         .as_array()
         .into_iter()
         .flatten()
-        .find(|t| t["name"] == program)
-        .and_then(|t| t["version"].as_str());
-    let tool_id = match version {
-        Some(v) => local("software", &format!("{program}@{v}")),
-        None => local("software", program),
+        .filter_map(|t| Some((t["name"].as_str()?, t["version"].as_str())))
+        .collect();
+    let mut software = |name: &str, version: Option<&str>| -> String {
+        let tool_id = match version {
+            Some(v) => local("software", &format!("{name}@{v}")),
+            None => local("software", name),
+        };
+        let mut tool = json!({"@id": tool_id, "@type": "SoftwareApplication", "name": name});
+        if let Some(v) = version {
+            tool["softwareVersion"] = v.into();
+        }
+        entities.entry(tool_id.clone()).or_insert(tool);
+        tool_id
     };
-    let mut tool = json!({"@id": tool_id, "@type": "SoftwareApplication", "name": program});
-    if let Some(v) = version {
-        tool["softwareVersion"] = v.into();
-    }
-    entities.entry(tool_id.clone()).or_insert(tool);
-    action.insert("instrument".into(), id(&tool_id));
+    // The program run, if it is a recorded tool; else the one tool
+    // recorded (`sh -c 'bwa mem ...'` with bwa's version given); else the
+    // program, with the tools recorded as its parts.
+    let instrument = match tools.iter().find(|(name, _)| *name == program) {
+        Some(&(name, version)) => software(name, version),
+        None if tools.len() == 1 => software(tools[0].0, tools[0].1),
+        None => {
+            let parts: Vec<Value> = tools
+                .iter()
+                .map(|&(name, version)| id(&software(name, version)))
+                .collect();
+            let program_id = software(program, None);
+            if let (Some(entity), Some(parts)) = (entities.get_mut(&program_id), one_or_many(parts))
+            {
+                entity["hasPart"] = parts;
+            }
+            program_id
+        }
+    };
+    action.insert("instrument".into(), id(&instrument));
 
     // Inputs and parameters.
     let mut object = inputs;
@@ -340,7 +367,10 @@ fn run(
     // The image it ran in.
     let container = &facets["prov_container"];
     if let Some(reference) = d["containerImage"].as_str() {
-        let image_id = local("image", reference);
+        // By digest when known: a tag may have named other bytes for
+        // another run.
+        let key = crate::prov_json::image_key(d).unwrap_or_else(|| reference.to_owned());
+        let image_id = local("image", &key);
         let mut image = json!({
             "@id": image_id,
             "@type": "ContainerImage",
@@ -496,5 +526,60 @@ mod tests {
             .collect();
         let unique: BTreeSet<String> = ids.iter().map(|i| i.to_string()).collect();
         assert_eq!(unique.len(), ids.len(), "an id is used twice: {ids:?}");
+    }
+
+    #[test]
+    fn each_run_names_its_image_by_digest_and_its_recorded_tool() {
+        let (r1, r2) = (
+            "run:11111111-0000-7000-8000-000000000001",
+            "run:11111111-0000-7000-8000-000000000002",
+        );
+        let (v1, v2) = (
+            "dataset:warehouse:cohort table#v1",
+            "dataset:warehouse:cohort table#v2",
+        );
+        let edges = [(r1, v1), (r2, v2)];
+        let run = |id: &str, digest: &str| {
+            json!({
+                "runId": id, "job": "load", "state": "COMPLETE",
+                "containerImage": "quay.io/biocontainers/bwa:0.7.17", "containerDigest": digest,
+                "facets": {
+                    "prov_container": {"registry": "quay.io", "repository": "biocontainers/bwa", "tag": "0.7.17"},
+                    "prov_execution": {"argv": ["sh", "-c", "bwa index ref.fa"]},
+                    "prov_software": {"tools": [{"name": "bwa", "version": "0.7.17"}]},
+                },
+            })
+        };
+        let table =
+            |v: &str| json!({"namespace": "warehouse", "name": "cohort table", "version": v});
+        let graph = LineageGraph {
+            graph: vec![
+                node(v1, "DATASET", table("v1"), &edges),
+                node(v2, "DATASET", table("v2"), &edges),
+                node(r1, "RUN", run(&r1[4..], "sha256:1111"), &edges),
+                node(r2, "RUN", run(&r2[4..], "sha256:2222"), &edges),
+            ],
+            truncated: false,
+        };
+        let c = graph.ro_crate("t", "2026-11-25T00:00:00Z");
+        let all = c["@graph"].as_array().unwrap();
+        let images: Vec<&Value> = all
+            .iter()
+            .filter(|e| e["@type"] == "ContainerImage")
+            .map(|e| &e["sha256"])
+            .collect();
+        assert_eq!(images, [&json!("1111"), &json!("2222")]);
+        // Versions of a name outside any URI: one `#`, the version after `@`.
+        assert_eq!(
+            entity(&c, "#dataset-warehouse:cohort%20table@v1")["version"],
+            "v1"
+        );
+        // `sh -c` ran the one recorded tool.
+        let action = entity(&c, "#run-11111111-0000-7000-8000-000000000001");
+        let tool = entity(&c, action["instrument"]["@id"].as_str().unwrap());
+        assert_eq!(
+            (&tool["name"], &tool["softwareVersion"]),
+            (&json!("bwa"), &json!("0.7.17"))
+        );
     }
 }

@@ -79,6 +79,13 @@ impl Args {
                 as_of: self.as_of,
             })
             .with_context(|| format!("find the lineage of {}", self.target))?;
+        if graph.truncated && matches!(self.format, GraphFormat::Prov | GraphFormat::RoCrate) {
+            anyhow::bail!(
+                "the lineage of {} goes deeper than --depth {}: a document for exchange would leave out what lies beyond it without saying so; raise --depth",
+                self.target,
+                self.depth
+            );
+        }
         let mut out = std::io::stdout().lock();
         match self.format {
             GraphFormat::Json => {
