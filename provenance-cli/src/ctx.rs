@@ -41,11 +41,46 @@ pub fn open_existing(location: &str) -> anyhow::Result<Store> {
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(std::path::Path::new("."));
     let opened = if is_path && !(writable(path) && writable(folder)) {
-        Store::open_read_only(location)
+        // Another user's store (an auditor reading a pipeline's) is read
+        // without leaving files of ours beside it, which would lock its
+        // owner out.
+        use std::os::unix::fs::MetadataExt;
+        let owner = path.metadata().map(|m| m.uid()).ok();
+        match owner != Some(nix::unistd::geteuid().as_raw()) {
+            true => Store::open_read_only_as_guest(location),
+            false => Store::open_read_only(location),
+        }
     } else {
         Store::open(location)
     };
     opened.with_context(|| format!("open the store {}", redact(location)))
+}
+
+/// When the store's `-wal` or `-shm` beside it belongs to another user and
+/// this one cannot write it (left by another user's read, say): what to do,
+/// for the error that SQLite gives as only "readonly database".
+pub fn foreign_log_files(path: &std::path::Path) -> Option<String> {
+    use std::os::unix::fs::MetadataExt;
+    let me = nix::unistd::geteuid().as_raw();
+    let foreign: Vec<String> = ["-wal", "-shm"]
+        .iter()
+        .filter_map(|suffix| {
+            let mut file = path.as_os_str().to_owned();
+            file.push(suffix);
+            let file = PathBuf::from(file);
+            let meta = file.metadata().ok()?;
+            let blocked = meta.uid() != me
+                && nix::unistd::access(&file, nix::unistd::AccessFlags::W_OK).is_err();
+            blocked.then(|| format!("{} (owned by uid {})", file.display(), meta.uid()))
+        })
+        .collect();
+    (!foreign.is_empty()).then(|| {
+        format!(
+            "{} cannot be written by this user: another user's prov opened the store while it was at rest; once no prov uses the store, remove {} (they hold nothing the store file lacks)",
+            foreign.join(" and "),
+            if foreign.len() == 1 { "it" } else { "them" }
+        )
+    })
 }
 
 /// Refuses a store location whose events would vanish when the command

@@ -7,6 +7,7 @@ mod cmd;
 mod ctx;
 mod server;
 
+use std::path::Path;
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -63,6 +64,13 @@ fn main() -> ExitCode {
         Err(err) if is_broken_pipe(&err) && !runs_steps => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("prov: error: {err:#}");
+            // SQLite says only "readonly database" when the store's log
+            // files belong to another user: say which, and what to do.
+            if format!("{err:#}").contains("readonly database")
+                && let Some(hint) = ctx::foreign_log_files(Path::new(ctx.store_location()))
+            {
+                eprintln!("prov: {hint}");
+            }
             ExitCode::from(exit::USAGE)
         }
     }

@@ -2043,3 +2043,65 @@ fn prov_run_md5_records_the_md5_of_inputs_and_outputs_beside_the_sha256() {
         sha256(&output)
     );
 }
+
+/// An auditor (another user) reads a pipeline's store at rest: nothing of
+/// the auditor's is left beside it, and its owner goes on writing.
+#[test]
+fn another_users_read_leaves_the_owner_able_to_write() {
+    let root = nix::unistd::geteuid().is_root();
+    if !root || Command::new("setpriv").arg("--version").output().is_err() {
+        eprintln!("skipped: needs root and setpriv to act as two users");
+        return;
+    }
+    let s = Sandbox::new("two-users");
+    let shared = s.0.join("shared");
+    std::fs::create_dir_all(&shared).unwrap();
+    std::fs::set_permissions(
+        &shared,
+        std::os::unix::fs::PermissionsExt::from_mode(0o1777),
+    )
+    .unwrap();
+    let prov = env!("CARGO_BIN_EXE_prov");
+    let as_user = |uid: u32, args: &str| {
+        s.shell(&format!(
+            "cd shared && setpriv --reuid={uid} --regid={uid} --clear-groups {prov} --store s.db {args}"
+        ))
+        .output()
+        .unwrap()
+    };
+    let ok = |out: Output| {
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out
+    };
+    // The owner records, and the store is left at rest (no -wal, no -shm).
+    let events = s.write(
+        "events.ndjson",
+        &[("a", "11111111-1111-4111-8111-111111111111"), ("b", "22222222-2222-4222-8222-222222222222")]
+            .map(|(job, id)| format!(r#"{{"eventType":"COMPLETE","eventTime":"2026-01-01T00:00:00Z","producer":"https://example.org","schemaURL":"https://openlineage.io/spec/2-0-2/OpenLineage.json#/$defs/RunEvent","run":{{"runId":"{id}"}},"job":{{"namespace":"ns","name":"{job}"}}}}"#))
+            .join("\n"),
+    );
+    std::fs::set_permissions(&events, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
+    ok(as_user(1000, &format!("ingest {events}")));
+    assert!(
+        !shared.join("s.db-wal").exists(),
+        "the store is not at rest"
+    );
+    let read = ok(as_user(65534, "audit runs --format json"));
+    let runs: Value = serde_json::from_slice(&read.stdout).unwrap();
+    assert_eq!(runs["total"], 2);
+    for suffix in ["-wal", "-shm"] {
+        let file = shared.join(format!("s.db{suffix}"));
+        if let Ok(meta) = file.metadata() {
+            use std::os::unix::fs::MetadataExt;
+            assert_eq!(meta.uid(), 1000, "{} left by the reader", file.display());
+        }
+    }
+    ok(as_user(1000, "run --job second -- true"));
+    let out = ok(as_user(1000, "verify --chain"));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("chain OK: 4 events"), "{text}");
+}

@@ -174,11 +174,25 @@ impl Store {
     /// PostgreSQL location opens as [`Store::open`] does (its permissions
     /// are the server's).
     pub fn open_read_only(location: &str) -> StoreResult<Store> {
+        Store::read_only(location, false)
+    }
+
+    /// Opens a store file that another user owns, for reading only, leaving
+    /// nothing behind: where no writer has the store open (no `-wal` or
+    /// `-shm` beside it), it is read as immutable rather than have SQLite
+    /// create those files owned by this user, which would lock the owner out
+    /// of their own store. A write that begins during such a read may make
+    /// that read fail; it is then run again.
+    pub fn open_read_only_as_guest(location: &str) -> StoreResult<Store> {
+        Store::read_only(location, true)
+    }
+
+    fn read_only(location: &str, guest: bool) -> StoreResult<Store> {
         if is_postgres(location) || location == ":memory:" {
             return Store::open(location);
         }
         Ok(Store {
-            backend: Box::new(Sqlite::open_read_only(Path::new(location))?),
+            backend: Box::new(Sqlite::open_read_only(Path::new(location), guest)?),
             location: location.to_owned(),
         })
     }

@@ -298,7 +298,11 @@ impl Sqlite {
     /// created. Nothing is written, so the schema must already be this
     /// build's (an older one needs a writable open to be upgraded). A store
     /// whose log cannot be shared is read as immutable, as an archive is.
-    pub fn open_read_only(path: &Path) -> StoreResult<Self> {
+    ///
+    /// A `guest` (a user who does not own the file) reads it as immutable
+    /// where no writer has it open, so that SQLite creates no `-shm` or
+    /// `-wal` owned by the guest beside it.
+    pub fn open_read_only(path: &Path, guest: bool) -> StoreResult<Self> {
         let location = path.display().to_string();
         let fail = |source: rusqlite::Error| StoreError::Open {
             what: "store",
@@ -324,6 +328,15 @@ impl Sqlite {
                 c => name.push(c),
             }
         }
+        let beside = |suffix: &str| {
+            let mut file = path.as_os_str().to_owned();
+            file.push(suffix);
+            std::fs::symlink_metadata(file).is_ok()
+        };
+        if guest && !beside("-wal") && !beside("-shm") {
+            let (conn, version, tables) = open(&format!("{name}?immutable=1")).map_err(fail)?;
+            return Sqlite::read_only_from(conn, version, tables, path, location);
+        }
         // Shared reading needs the log's index file; where it cannot be
         // made, read the file as immutable (an archive nobody writes).
         let (conn, version, tables) = match open(&name) {
@@ -338,6 +351,23 @@ impl Sqlite {
                 }
                 open(&format!("{name}?immutable=1")).map_err(fail)?
             }
+        };
+        Sqlite::read_only_from(conn, version, tables, path, location)
+    }
+
+    /// The read-only store over `conn`, once its schema is found to be
+    /// this build's.
+    fn read_only_from(
+        conn: Connection,
+        version: i64,
+        tables: i64,
+        path: &Path,
+        location: String,
+    ) -> StoreResult<Self> {
+        let fail = |source: rusqlite::Error| StoreError::Open {
+            what: "store",
+            path: path.to_path_buf(),
+            source: source.into(),
         };
         let supported = MIGRATIONS.len() as i64;
         if is_hash_cache(&conn) {
