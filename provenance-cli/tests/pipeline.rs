@@ -2105,3 +2105,31 @@ fn another_users_read_leaves_the_owner_able_to_write() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("chain OK: 4 events"), "{text}");
 }
+
+/// Two copies into one new file: the second is refused while the first
+/// holds the copy's lock; and a log left beside a removed store is not read
+/// into a copy made under its name.
+#[test]
+fn a_copy_refuses_a_second_copy_and_a_stale_log_at_its_destination() {
+    let s = Sandbox::new("copy-guard");
+    s.ok(&["run", "--", "true"]);
+    let to = s.path("copy.db");
+    let lock = std::fs::File::create(format!("{to}.prov-copy.lock")).unwrap();
+    lock.lock().unwrap();
+    let out = s.prov(&["store", "copy", "prov.db", &to]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("another prov store copy is writing"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!Path::new(&to).exists());
+    drop(lock);
+    std::fs::write(format!("{to}-wal"), "left by a writer killed before").unwrap();
+    let out = s.prov(&["store", "copy", "prov.db", &to]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("-wal is left from a store"));
+    std::fs::remove_file(format!("{to}-wal")).unwrap();
+    s.ok(&["store", "copy", "prov.db", &to]);
+    assert!(!Path::new(&format!("{to}.prov-copy.lock")).exists());
+}

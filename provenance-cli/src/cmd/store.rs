@@ -44,12 +44,61 @@ impl Args {
     }
 }
 
+/// The lock a copy into the new file `to` holds (`<to>.prov-copy.lock`,
+/// removed when dropped).
+struct CopyLock {
+    path: String,
+    _file: std::fs::File,
+}
+
+impl Drop for CopyLock {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+fn copy_lock(to: &str) -> anyhow::Result<CopyLock> {
+    let path = format!("{to}.prov-copy.lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .with_context(|| format!("make the lock {path}"))?;
+    match file.try_lock() {
+        Ok(()) => Ok(CopyLock { path, _file: file }),
+        Err(std::fs::TryLockError::WouldBlock) => {
+            anyhow::bail!("another prov store copy is writing {to} (it holds {path})")
+        }
+        Err(std::fs::TryLockError::Error(e)) => {
+            Err(anyhow::Error::new(e).context(format!("lock {path}")))
+        }
+    }
+}
+
 fn copy(from: &str, to: &str, format: super::Format) -> anyhow::Result<ExitCode> {
     let source = crate::ctx::open_existing(from)?;
     // A new SQLite file is written under a name of its own and takes its
     // name only once the copy is whole and verified: an interrupted copy
     // leaves no store that looks complete (and a retry can start again).
     let new_file = (!to.contains("://") && !std::path::Path::new(to).exists()).then_some(to);
+    // One copy at a time into a new file: a second is refused, rather than
+    // share (and remove) the first one's partial file.
+    let _lock = match new_file {
+        Some(to) => Some(copy_lock(to)?),
+        None => None,
+    };
+    if let Some(to) = new_file {
+        // A log left beside a removed store would be read into the copy.
+        for suffix in ["-wal", "-shm"] {
+            let stale = format!("{to}{suffix}");
+            if std::path::Path::new(&stale).exists() {
+                anyhow::bail!(
+                    "{stale} is left from a store that is no longer there; it would be read into the copy: remove it first"
+                );
+            }
+        }
+    }
     let partial = new_file.map(|to| format!("{to}.prov-copy-partial"));
     if let Some(partial) = &partial {
         for suffix in ["", "-wal", "-shm"] {
@@ -77,8 +126,12 @@ fn copy(from: &str, to: &str, format: super::Format) -> anyhow::Result<ExitCode>
         for suffix in ["", "-wal", "-shm"] {
             let from = format!("{partial}{suffix}");
             if result.is_ok() && std::path::Path::new(&from).exists() {
-                std::fs::rename(&from, format!("{to}{suffix}"))
-                    .with_context(|| format!("name the copy {to}"))?;
+                // Linked, not renamed: never over a file that appeared
+                // meanwhile.
+                let name = format!("{to}{suffix}");
+                std::fs::hard_link(&from, &name)
+                    .with_context(|| format!("name the copy {name}"))?;
+                std::fs::remove_file(&from).with_context(|| format!("remove {from}"))?;
             } else {
                 let _ = std::fs::remove_file(&from);
             }
