@@ -61,6 +61,7 @@ struct Scratch {
 
 impl Scratch {
     fn create(parent: &Path) -> StoreResult<Scratch> {
+        Scratch::sweep(parent);
         let folder = parent.join(format!(
             "prov-verify-{}-{}",
             std::process::id(),
@@ -80,6 +81,33 @@ impl Scratch {
             Err(e) => {
                 let _ = std::fs::remove_dir_all(&folder);
                 Err(e)
+            }
+        }
+    }
+}
+
+impl Scratch {
+    /// Removes the folders of checks whose process is gone (killed with
+    /// SIGKILL, which leaves no chance to clean up): each holds a copy of a
+    /// whole store. A process is known gone where /proc shows processes.
+    fn sweep(parent: &Path) {
+        let proc = Path::new("/proc");
+        if !proc.join("self").exists() {
+            return;
+        }
+        let Ok(entries) = std::fs::read_dir(parent) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let Some(rest) = name.to_str().and_then(|n| n.strip_prefix("prov-verify-")) else {
+                continue;
+            };
+            let Some(pid) = rest.split('-').next().filter(|p| p.parse::<u32>().is_ok()) else {
+                continue;
+            };
+            if !proc.join(pid).exists() {
+                let _ = std::fs::remove_dir_all(entry.path());
             }
         }
     }
@@ -560,7 +588,18 @@ impl Store {
         progress: &mut dyn FnMut(u64, u64),
     ) -> StoreResult<TablesReport> {
         let rebuilt = Scratch::create(scratch)?;
-        let copy = self.copy_to(&rebuilt.store, progress)?;
+        let copy = self
+            .copy_to(&rebuilt.store, progress)
+            .map_err(|e| match e {
+                e @ StoreError::Integrity { .. } => e,
+                other => StoreError::Backend {
+                    context: format!(
+                        "copy the events into the temporary store in {} (it needs about as much space as the store; TMPDIR names another place)",
+                        rebuilt.folder.display()
+                    ),
+                    source: Box::new(other),
+                },
+            })?;
         let mut merge = Merge::new(copy.events);
         for table in Table::ALL {
             let (stored, derived) = std::thread::scope(|s| {
