@@ -968,28 +968,7 @@ fn uploads_that_never_send_their_body_do_not_hold_up_ingest() {
 fn a_slow_but_steady_reader_gets_the_whole_answer() {
     use std::io::{Read, Write};
     let server = Server::start_with("slow-reader", &["--read-timeout", "1"]);
-    let token = server.write_token.clone();
-    for i in 0..2 {
-        let mut e = Event::Run(RunEvent::new(
-            EventType::Start,
-            Run::new(RunId::new_v7()),
-            Job::new("slow", format!("job-{i}")),
-        ))
-        .to_value();
-        e["run"]["facets"]["blob"] = json!({
-            "_producer": "https://example.org/p",
-            "_schemaURL": "https://example.org/s",
-            "text": "x".repeat(3_500_000),
-        });
-        let (got, text) = server.post(
-            "/api/v1/lineage",
-            Some(&token),
-            "application/json",
-            false,
-            serde_json::to_vec(&e).unwrap(),
-        );
-        assert_eq!(got, 201, "{text}");
-    }
+    post_large_events(&server, 2);
     let mut socket = std::net::TcpStream::connect(("127.0.0.1", server.port)).unwrap();
     let request = format!(
         "GET /api/v1/events/lineage?limit=100 HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\nConnection: close\r\n\r\n",
@@ -1058,13 +1037,9 @@ fn a_byte_order_mark_before_an_event_is_left_out_as_prov_ingest_does() {
     assert_eq!(server.event_count(), 2);
 }
 
-/// A page of raw events stops at 16 MiB (the client goes on from its offset
-/// plus what it got), so a few large events cannot make one answer huge.
-#[test]
-fn a_page_of_large_events_stops_at_16_mib_and_the_next_page_goes_on() {
-    let server = Server::start("large-page");
-    let token = server.write_token.clone();
-    for i in 0..6 {
+/// Stores `n` events of about 3.5 MB each (jobs `job-0`...), one per POST.
+fn post_large_events(server: &Server, n: usize) {
+    for i in 0..n {
         let mut e = Event::Run(RunEvent::new(
             EventType::Start,
             Run::new(RunId::new_v7()),
@@ -1078,13 +1053,21 @@ fn a_page_of_large_events_stops_at_16_mib_and_the_next_page_goes_on() {
         });
         let (got, text) = server.post(
             "/api/v1/lineage",
-            Some(&token),
+            Some(&server.write_token),
             "application/json",
             false,
             serde_json::to_vec(&e).unwrap(),
         );
         assert_eq!(got, 201, "{text}");
     }
+}
+
+/// A page of raw events stops at 16 MiB (the client goes on from its offset
+/// plus what it got), so a few large events cannot make one answer huge.
+#[test]
+fn a_page_of_large_events_stops_at_16_mib_and_the_next_page_goes_on() {
+    let server = Server::start("large-page");
+    post_large_events(&server, 6);
     let first = server.get("/api/v1/events/lineage?limit=100");
     let got = first["events"].as_array().unwrap().len();
     assert_eq!(got, 4, "4 x 3.5 MB fit in 16 MiB, a fifth does not");

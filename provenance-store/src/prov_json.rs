@@ -39,18 +39,24 @@ const IMAGE_NAMESPACE: &str = "https://genomics-provenance.github.io/provenance/
 /// Where user agent ids live.
 const USER_NAMESPACE: &str = "https://genomics-provenance.github.io/provenance/ns/user/";
 
-/// `text` with every byte outside `A-Z a-z 0-9 - . _ ~ /` percent-encoded.
-fn local_part(text: &str) -> String {
+/// `text` with every byte that is not an ASCII letter or digit, nor in
+/// `keep`, percent-encoded (shared with the RO-Crate export).
+pub(crate) fn percent_encoded(text: &str, keep: &[u8]) -> String {
     let mut out = String::with_capacity(text.len());
     for byte in text.bytes() {
-        match byte {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' | b'/' => {
-                out.push(byte as char)
-            }
-            _ => out.push_str(&format!("%{byte:02X}")),
+        if byte.is_ascii_alphanumeric() || keep.contains(&byte) {
+            out.push(byte as char);
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
         }
     }
     out
+}
+
+/// `text` with every byte outside `A-Z a-z 0-9 - . _ ~ /` percent-encoded:
+/// a valid local part of a PROV qualified name.
+fn local_part(text: &str) -> String {
+    percent_encoded(text, b"-._~/")
 }
 
 /// A PROV qualified name: `prefix:local`, the local part encoded.

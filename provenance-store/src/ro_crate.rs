@@ -56,17 +56,7 @@ fn one_or_many(mut values: Vec<Value>) -> Option<Value> {
 
 /// `text` with every byte outside the URI path characters percent-encoded.
 fn uri_path(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for byte in text.bytes() {
-        match byte {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' => out.push(byte as char),
-            b'-' | b'.' | b'_' | b'~' | b'/' | b'+' | b'=' | b'@' | b',' | b':' => {
-                out.push(byte as char)
-            }
-            _ => out.push_str(&format!("%{byte:02X}")),
-        }
-    }
-    out
+    crate::prov_json::percent_encoded(text, b"-._~/+=@,:")
 }
 
 /// A fragment id for a contextual entity: `#<kind>-<encoded text>`.
