@@ -26,6 +26,9 @@ const SCHEMA_VERSION: i64 = 1;
 /// rather than stall each file.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// How long writes fail at once after one found the cache held that long.
+const HELD_FOR: Duration = Duration::from_secs(30);
+
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS file_digest (
     dev       INTEGER NOT NULL,
@@ -44,6 +47,10 @@ CREATE TABLE IF NOT EXISTS file_digest (
 pub struct SqliteHashCache {
     path: PathBuf,
     conn: Mutex<Connection>,
+    /// Until when writes fail at once: set when one waited out
+    /// [`BUSY_TIMEOUT`] on a cache another program holds, so that threads
+    /// queued behind it do not each wait as long again.
+    held_until: Mutex<Option<std::time::Instant>>,
 }
 
 impl std::fmt::Debug for SqliteHashCache {
@@ -104,6 +111,7 @@ impl SqliteHashCache {
         Ok(SqliteHashCache {
             path: path.to_path_buf(),
             conn: Mutex::new(conn),
+            held_until: Mutex::new(None),
         })
     }
 
@@ -153,6 +161,13 @@ impl HashCache for SqliteHashCache {
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs() as i64);
         let conn = self.conn.lock().unwrap_or_else(|e| e.into_inner());
+        let mut held = self.held_until.lock().unwrap_or_else(|e| e.into_inner());
+        if held.is_some_and(|until| std::time::Instant::now() < until) {
+            return Err(CacheError {
+                location: self.path.display().to_string(),
+                source: "another program holds the cache locked".into(),
+            });
+        }
         let mut stmt = conn
             .prepare_cached(
                 "INSERT INTO file_digest (dev, ino, size, mtime_ns, ctime_ns, sha256, md5, hashed_at)
@@ -172,7 +187,14 @@ impl HashCache for SqliteHashCache {
             digest.md5,
             now
         ])
-        .map_err(|e| self.error(e))?;
+        .map_err(|e| {
+            if let rusqlite::Error::SqliteFailure(f, _) = &e
+                && f.code == rusqlite::ErrorCode::DatabaseBusy
+            {
+                *held = Some(std::time::Instant::now() + HELD_FOR);
+            }
+            self.error(e)
+        })?;
         Ok(())
     }
 }
@@ -273,5 +295,33 @@ mod tests {
         let err = SqliteHashCache::open(&path).unwrap_err();
         assert!(err.to_string().starts_with("open hash cache at "), "{err}");
         std::fs::remove_dir_all(path.parent().unwrap().parent().unwrap()).unwrap();
+    }
+
+    #[test]
+    fn a_cache_held_by_another_program_costs_one_wait_not_one_per_file() {
+        let path = temp("held");
+        let cache = SqliteHashCache::open(&path).unwrap();
+        let other = Connection::open(&path).unwrap();
+        other.execute_batch("BEGIN IMMEDIATE").unwrap();
+        let started = std::time::Instant::now();
+        assert!(cache.put(&key(), &digest()).is_err());
+        assert!(
+            started.elapsed() >= BUSY_TIMEOUT,
+            "it waited as SQLite does"
+        );
+        let again = std::time::Instant::now();
+        let err = cache.put(&key(), &digest()).unwrap_err();
+        assert!(
+            again.elapsed() < Duration::from_millis(500),
+            "{:?}",
+            again.elapsed()
+        );
+        assert!(
+            err.source.to_string().contains("holds the cache locked"),
+            "{err}"
+        );
+        // Reading still works: WAL readers do not wait for the writer.
+        assert_eq!(cache.get(&key()).unwrap(), None);
+        other.execute_batch("ROLLBACK").unwrap();
     }
 }
