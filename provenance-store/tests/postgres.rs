@@ -523,3 +523,46 @@ fn sessions_the_server_ended_while_idle_are_replaced_not_reported() {
     assert_eq!(store.runs(&filter, Page::default()).unwrap().total, 1);
     assert!(store.verify_chain().unwrap().broken.is_none());
 }
+
+/// A role that may not use the schema holding the store is told so, by
+/// name, rather than that there is no store or no schema to create one in.
+#[test]
+fn a_role_without_usage_on_the_stores_schema_is_told_so() {
+    let Some(schema) = pg::schema("no_usage") else {
+        return;
+    };
+    let owner = open(&schema.url);
+    owner.ingest(&event("kept")).unwrap();
+    let role = format!("{}_reader", schema.name);
+    let admin = &mut schema.client();
+    admin
+        .batch_execute(&format!("CREATE ROLE {role} LOGIN"))
+        .unwrap();
+    struct DropRole<'a>(&'a pg::Schema, String);
+    impl Drop for DropRole<'_> {
+        fn drop(&mut self) {
+            let _ = self
+                .0
+                .client()
+                .batch_execute(&format!("DROP ROLE IF EXISTS {}", self.1));
+        }
+    }
+    let _role = DropRole(&schema, role.clone());
+    // The same URL, as that role.
+    let url = schema
+        .url
+        .replacen("postgres://postgres@", &format!("postgres://{role}@"), 1);
+    if url == schema.url {
+        eprintln!("skipped: the server URL does not name the user postgres");
+        return;
+    }
+    for result in [holds_store(&url).map(|_| ()), Store::open(&url).map(|_| ())] {
+        let err = format!("{:#?}", result.unwrap_err());
+        assert!(
+            err.contains(&format!("in the schema {}", schema.name)) && err.contains("USAGE"),
+            "{err}"
+        );
+    }
+    drop(_role);
+    drop(owner);
+}

@@ -99,6 +99,9 @@ impl Postgres {
             .client
             .query_one("SELECT to_regclass('prov_schema') IS NOT NULL", &[])
             .map_err(|e| fail(e.into()))?;
+        if !row.get::<_, bool>(0) {
+            refuse_unusable_store(&mut conn, &redact(url))?;
+        }
         Ok(row.get(0))
     }
 
@@ -182,8 +185,47 @@ impl Postgres {
 
 /// Applies the migrations this session's schema lacks, under a lock so that
 /// replicas starting together migrate once.
+/// Refuses, naming the schema, when this role sees no store but a schema of
+/// its search path that it may not use holds one: otherwise it would be told
+/// there is no store (a reader), or that no schema was selected to create
+/// one in (a writer).
+fn refuse_unusable_store(conn: &mut pool::Conn, location: &str) -> StoreResult<()> {
+    let hidden = conn
+        .client
+        .query(
+            "WITH path AS ( \
+                 SELECT replace(trim(both '\"' from trim(p)), '$user', current_user) AS name \
+                 FROM unnest(string_to_array(current_setting('search_path'), ',')) AS p) \
+             SELECT n.nspname::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+             WHERE c.relname = 'prov_schema' AND NOT has_schema_privilege(n.oid, 'USAGE') \
+               AND n.nspname IN (SELECT name FROM path) \
+             ORDER BY 1",
+            &[],
+        )
+        .map_err(backend("look for a store this role may not use"))?;
+    match hidden.first().map(|r| r.get::<_, String>(0)) {
+        None => Ok(()),
+        Some(schema) => Err(StoreError::Open {
+            what: "store",
+            path: PathBuf::from(location),
+            source: format!(
+                "a prov store is in the schema {schema}, which this role may not use (it lacks USAGE on it): GRANT USAGE ON SCHEMA {schema} (and SELECT, or INSERT, on its tables) to this role, or connect as one that has it"
+            )
+            .into(),
+        }),
+    }
+}
+
 fn migrate(conn: &mut pool::Conn, location: &str) -> StoreResult<()> {
     let supported = MIGRATIONS.len() as i64;
+    let visible: bool = conn
+        .client
+        .query_one("SELECT to_regclass('prov_schema') IS NOT NULL", &[])
+        .map_err(backend("look for the store's schema"))?
+        .get(0);
+    if !visible {
+        refuse_unusable_store(conn, location)?;
+    }
     let mut tx = conn
         .client
         .transaction()
