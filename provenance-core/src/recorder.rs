@@ -695,11 +695,23 @@ pub fn redact_argv(argv: &[String], secrets: &[String]) -> Vec<String> {
     out
 }
 
+/// English words that end in a secret word without being one: `--compass`
+/// is not `--com-pass`.
+const NOT_SECRET_ENDINGS: &[&str] = &[
+    "compass",
+    "encompass",
+    "bypass",
+    "overpass",
+    "underpass",
+    "trespass",
+];
+
 /// Whether an option's name marks its value as secret.
 fn secret_option(name: &str) -> bool {
     let name = name.trim_start_matches('-').to_ascii_lowercase();
     let squeezed: String = name.chars().filter(|c| c.is_ascii_alphanumeric()).collect();
-    SECRET_OPTION_WORDS.iter().any(|w| squeezed.ends_with(w))
+    let english = NOT_SECRET_ENDINGS.iter().any(|w| squeezed.ends_with(w));
+    SECRET_OPTION_WORDS.iter().any(|w| squeezed.ends_with(w)) && !english
         || name
             .split(|c: char| !c.is_ascii_alphanumeric())
             .any(|word| SECRET_OPTION_WORDS.contains(&word))
@@ -1464,6 +1476,40 @@ mod tests {
             dir.join("work/link/ref.fa").display().to_string()
         );
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn options_ending_in_an_english_word_are_not_taken_for_passwords() {
+        let argv: Vec<String> = [
+            "tool",
+            "--compass",
+            "north",
+            "--bypass",
+            "cache",
+            "--dbpass",
+            "s3cr3t",
+            "--db-pass",
+            "x1",
+            "--pgpass=x2",
+        ]
+        .map(String::from)
+        .to_vec();
+        let r = REDACTED;
+        assert_eq!(
+            redact_argv(&argv, &[]),
+            [
+                "tool",
+                "--compass",
+                "north",
+                "--bypass",
+                "cache",
+                "--dbpass",
+                r,
+                "--db-pass",
+                r,
+                &format!("--pgpass={r}"),
+            ]
+        );
     }
 
     #[test]
