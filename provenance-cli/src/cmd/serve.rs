@@ -63,9 +63,9 @@ pub struct Args {
 
     /// MiB of event text (gzip counted as it may inflate) that ingest
     /// requests may hold at once; more wait. Parsing and storing take several
-    /// times the text, so this bounds the server's memory. Request bodies
-    /// being received are held to it too: beyond it a request is answered
-    /// 503 with Retry-After (OpenLineage clients send it again).
+    /// times the text, so this bounds the server's memory. A request takes
+    /// its share when the first bytes of its body arrive; until then its
+    /// body waits in the kernel's buffers.
     #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u64).range(1..))]
     memory_budget: u64,
 

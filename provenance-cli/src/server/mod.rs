@@ -19,7 +19,7 @@ pub use auth::{
 
 use std::io::Read;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use axum::Router;
@@ -62,8 +62,6 @@ pub struct AppState {
     reader_since: AtomicU64,
     /// When the server began.
     began: Instant,
-    /// Bytes of request bodies received and not yet answered (see `receive`).
-    receiving: Arc<AtomicUsize>,
     metrics: Metrics,
 }
 
@@ -91,7 +89,6 @@ pub fn app(write_store: Store, read_store: Store, settings: Settings) -> (Router
         reader: std::sync::Mutex::new(read_store),
         reader_since: AtomicU64::new(0),
         began: Instant::now(),
-        receiving: Arc::new(AtomicUsize::new(0)),
         metrics: Metrics::default(),
     });
     let router = Router::new()
@@ -177,37 +174,18 @@ async fn guard(State(state): State<Arc<AppState>>, request: Request, next: Next)
             ),
         );
     }
-    // The body, read here within the size limit and the time allowed, and
-    // counted as it arrives against the bytes all requests may hold.
+    // The body, read within the size limit and the time allowed. An ingest
+    // request takes its share of the memory budget when the first bytes of
+    // its body arrive, and holds it until answered: bodies waiting their
+    // turn stay in the kernel's buffers, not in memory, and a connection
+    // that sends headers and then nothing holds no budget.
     let method = request.method().clone();
     let (parts, body) = request.into_parts();
-    let mut held = Held {
-        counter: Arc::clone(&state.receiving),
-        bytes: 0,
-    };
-    let bytes = match tokio::time::timeout(
-        state.settings.read_timeout,
-        receive(&state, body, &mut held),
-    )
-    .await
-    {
-        Ok(Ok(bytes)) => bytes,
-        Ok(Err(refused)) => return refused,
-        Err(_) => {
-            return problem(
-                StatusCode::REQUEST_TIMEOUT,
-                format!(
-                    "the body did not arrive within {} s",
-                    state.settings.read_timeout.as_secs()
-                ),
-            );
-        }
-    };
-    // Then an ingest request waits for its share of the memory budget for
-    // the text it inflates to and parses, and holds it until answered.
-    let _room = match method == axum::http::Method::POST {
-        true => Some(state.room_for(&parts.headers, bytes.len()).await),
-        false => None,
+    let budgeted = method == axum::http::Method::POST;
+    let size = announced.unwrap_or(state.settings.body_limit);
+    let (bytes, _room) = match receive(&state, &parts.headers, body, budgeted, size).await {
+        Ok(received) => received,
+        Err(refused) => return refused,
     };
     let request = Request::from_parts(parts, axum::body::Body::from(bytes));
     let started = Instant::now();
@@ -220,80 +198,68 @@ async fn guard(State(state): State<Arc<AppState>>, request: Request, next: Next)
     response
 }
 
-/// Request body bytes counted against [`AppState::receiving`] until dropped.
-struct Held {
-    counter: Arc<AtomicUsize>,
-    bytes: usize,
-}
-
-impl Drop for Held {
-    fn drop(&mut self) {
-        self.counter.fetch_sub(self.bytes, Ordering::Relaxed);
-    }
-}
-
-/// Reads a request body within the size limit. The bytes received by all
-/// requests at once are held to the memory budget: a request that would
-/// take them beyond it, while others hold some, is answered 503 with
-/// Retry-After, and its client sends it again. Nothing is reserved before
-/// bytes arrive, so connections that send headers and then nothing hold
-/// nothing, and one request alone is always received.
+/// Reads a request body within the size limit and `--read-timeout` (for its
+/// first bytes, then again for the rest). When `budgeted`, the share of the
+/// memory budget for a body of `size` bytes is taken once its first bytes
+/// are here, waiting as long as it takes (outside the timeout): whole
+/// requests wait their turn, none holds part of the budget while it waits
+/// for the rest, and nothing is refused for being busy.
 async fn receive(
     state: &AppState,
+    headers: &HeaderMap,
     mut body: axum::body::Body,
-    held: &mut Held,
-) -> Result<Bytes, Response> {
+    budgeted: bool,
+    size: usize,
+) -> Result<(Bytes, Option<tokio::sync::OwnedSemaphorePermit>), Response> {
     use http_body_util::BodyExt;
     let limit = state.settings.body_limit;
-    let budget = state
-        .settings
-        .memory_budget_mib
-        .max(1)
-        .saturating_mul(1 << 20);
+    let timeout = state.settings.read_timeout;
+    let slow = || {
+        problem(
+            StatusCode::REQUEST_TIMEOUT,
+            format!("the body did not arrive within {} s", timeout.as_secs()),
+        )
+    };
+    let unreadable = |e: axum::Error| {
+        problem(
+            StatusCode::BAD_REQUEST,
+            format!("the body could not be read: {e}"),
+        )
+    };
     let mut bytes = Vec::new();
-    while let Some(frame) = body.frame().await {
-        let frame = frame.map_err(|e| {
-            problem(
-                StatusCode::BAD_REQUEST,
-                format!("the body could not be read: {e}"),
-            )
-        })?;
-        let Ok(data) = frame.into_data() else {
-            continue; // trailers
-        };
-        if bytes.len() + data.len() > limit {
-            return Err(problem(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                format!("the body is larger than {limit} bytes"),
-            ));
-        }
-        let total = held.counter.fetch_add(data.len(), Ordering::Relaxed) + data.len();
-        held.bytes += data.len();
-        if total > budget && held.bytes < total {
-            // Give back what this request held, and read the rest of its
-            // body without keeping it, so that the client hears the answer
-            // rather than a connection cut mid-upload.
-            held.counter.fetch_sub(held.bytes, Ordering::Relaxed);
-            held.bytes = 0;
-            drop(bytes);
-            let mut drained = 0;
-            while let Some(Ok(frame)) = body.frame().await {
-                drained += frame.data_ref().map_or(0, |d| d.len());
-                if drained > limit {
-                    break;
-                }
+    let mut add = |frame: hyper::body::Frame<Bytes>| -> Result<(), Response> {
+        if let Ok(data) = frame.into_data() {
+            if bytes.len() + data.len() > limit {
+                return Err(problem(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    format!("the body is larger than {limit} bytes"),
+                ));
             }
-            let mut busy = problem(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "the server is receiving as much as its memory budget allows; send this again shortly",
-            );
-            busy.headers_mut()
-                .insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
-            return Err(busy);
+            bytes.extend_from_slice(&data);
         }
-        bytes.extend_from_slice(&data);
-    }
-    Ok(Bytes::from(bytes))
+        Ok(())
+    };
+    let first = tokio::time::timeout(timeout, body.frame())
+        .await
+        .map_err(|_| slow())?;
+    let Some(first) = first else {
+        return Ok((Bytes::new(), None));
+    };
+    let room = match budgeted {
+        true => Some(state.room_for(headers, size).await),
+        false => None,
+    };
+    add(first.map_err(unreadable)?)?;
+    let rest = async {
+        while let Some(frame) = body.frame().await {
+            add(frame.map_err(unreadable)?)?;
+        }
+        Ok::<(), Response>(())
+    };
+    tokio::time::timeout(timeout, rest)
+        .await
+        .map_err(|_| slow())??;
+    Ok((Bytes::from(bytes), room))
 }
 
 impl AppState {
