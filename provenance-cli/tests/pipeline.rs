@@ -2133,3 +2133,38 @@ fn a_copy_refuses_a_second_copy_and_a_stale_log_at_its_destination() {
     s.ok(&["store", "copy", "prov.db", &to]);
     assert!(!Path::new(&format!("{to}.prov-copy.lock")).exists());
 }
+
+/// What a `verify --chain` killed with SIGKILL left in $TMPDIR (a copy of
+/// the whole store) is removed by the next one; a live check's is not.
+#[test]
+fn verify_chain_removes_what_a_killed_check_left_in_tmpdir() {
+    let s = Sandbox::new("verify-sweep");
+    s.ok(&["run", "--job", "a", "--", "true"]);
+    let tmp = s.0.join("tmp");
+    let left = tmp.join("prov-verify-999999-01a2110f-0000-7000-8000-000000000000");
+    std::fs::create_dir_all(left.join("prov-verify-999999-inner")).unwrap();
+    std::fs::write(left.join("held"), b"").unwrap();
+    std::fs::write(left.join("prov-verify-999999-inner/store.db"), b"copy").unwrap();
+    let live = tmp.join("prov-verify-1-live");
+    std::fs::create_dir_all(&live).unwrap();
+    let lock = std::fs::File::create(live.join("held")).unwrap();
+    lock.lock().unwrap();
+    let out = s
+        .command(&["verify", "--chain"])
+        .env("TMPDIR", &tmp)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!left.exists(), "the killed check's copy is still there");
+    assert!(live.exists(), "a live check's folder was removed");
+    let rest: Vec<_> = std::fs::read_dir(&tmp)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    assert_eq!(rest.len(), 1, "{rest:?}");
+}

@@ -46,7 +46,8 @@ pub use model::{
     Paged, RunFilter, RunRecord, Target, TargetError, VersionRecord,
 };
 pub use store::{
-    ContainerAudit, CopyReport, Derived, MAX_DERIVED_DEPTH, ParsedEvent, Store, holds_store, redact,
+    ContainerAudit, CopyReport, Derived, MAX_DERIVED_DEPTH, ParsedEvent, ScratchFolder, Store,
+    holds_store, redact,
 };
 pub use tables::{Table, TableDifference, TablesReport};
 pub use transport::StoreTransport;

@@ -56,13 +56,45 @@ fn merge_outcomes(
 /// guessed; both are removed when dropped.
 struct Scratch {
     store: Store,
-    folder: std::path::PathBuf,
+    /// Removed when dropped, after the store (fields drop in order).
+    _folder: ScratchFolder,
 }
 
 impl Scratch {
     fn create(parent: &Path) -> StoreResult<Scratch> {
-        Scratch::sweep(parent);
-        let folder = parent.join(format!(
+        let folder = ScratchFolder::create(parent).map_err(|(path, e)| StoreError::Open {
+            what: "a temporary store",
+            path,
+            source: Box::new(e),
+        })?;
+        let location = folder
+            .path()
+            .join("store.db")
+            .to_string_lossy()
+            .into_owned();
+        Ok(Scratch {
+            store: Store::open(&location)?,
+            _folder: folder,
+        })
+    }
+}
+
+/// A private folder (mode 700) named `prov-verify-<pid>-<unguessable id>`
+/// for a check's temporary store, removed when dropped. It holds a lock on
+/// its file `held` while it lives; creating one first removes the folders
+/// beside it whose lock nobody holds, left by checks killed with SIGKILL
+/// (each holds a copy of a whole store). A live check's folder, in this
+/// process or any other sharing the file system, is never taken for one.
+pub struct ScratchFolder {
+    path: std::path::PathBuf,
+    _held: std::fs::File,
+}
+
+impl ScratchFolder {
+    /// Makes the folder in `parent`; on failure, the path tried and why.
+    pub fn create(parent: &Path) -> Result<ScratchFolder, (std::path::PathBuf, std::io::Error)> {
+        ScratchFolder::sweep(parent);
+        let path = parent.join(format!(
             "prov-verify-{}-{}",
             std::process::id(),
             provenance_core::RunId::new_v7()
@@ -70,52 +102,46 @@ impl Scratch {
         let mut builder = std::fs::DirBuilder::new();
         #[cfg(unix)]
         std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
-        builder.create(&folder).map_err(|e| StoreError::Open {
-            what: "a temporary store",
-            path: folder.clone(),
-            source: Box::new(e),
-        })?;
-        let location = folder.join("store.db").to_string_lossy().into_owned();
-        match Store::open(&location) {
-            Ok(store) => Ok(Scratch { store, folder }),
-            Err(e) => {
-                let _ = std::fs::remove_dir_all(&folder);
-                Err(e)
-            }
-        }
+        builder.create(&path).map_err(|e| (path.clone(), e))?;
+        let held = std::fs::File::create(path.join("held"))
+            .and_then(|f| f.lock().map(|()| f))
+            .map_err(|e| {
+                let _ = std::fs::remove_dir_all(&path);
+                (path.clone(), e)
+            })?;
+        Ok(ScratchFolder { path, _held: held })
     }
-}
 
-impl Scratch {
-    /// Removes the folders of checks whose process is gone (killed with
-    /// SIGKILL, which leaves no chance to clean up): each holds a copy of a
-    /// whole store. A process is known gone where /proc shows processes.
+    /// Where it is.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Removes the `prov-verify-*` folders in `parent` whose `held` lock
+    /// can be taken: their check is gone. A folder without that file (one
+    /// being made, or another user's, which cannot be opened) is left.
     fn sweep(parent: &Path) {
-        let proc = Path::new("/proc");
-        if !proc.join("self").exists() {
-            return;
-        }
         let Ok(entries) = std::fs::read_dir(parent) else {
             return;
         };
         for entry in entries.flatten() {
             let name = entry.file_name();
-            let Some(rest) = name.to_str().and_then(|n| n.strip_prefix("prov-verify-")) else {
+            if !name.to_str().is_some_and(|n| n.starts_with("prov-verify-")) {
+                continue;
+            }
+            let Ok(held) = std::fs::File::open(entry.path().join("held")) else {
                 continue;
             };
-            let Some(pid) = rest.split('-').next().filter(|p| p.parse::<u32>().is_ok()) else {
-                continue;
-            };
-            if !proc.join(pid).exists() {
+            if held.try_lock().is_ok() {
                 let _ = std::fs::remove_dir_all(entry.path());
             }
         }
     }
 }
 
-impl Drop for Scratch {
+impl Drop for ScratchFolder {
     fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.folder);
+        let _ = std::fs::remove_dir_all(&self.path);
     }
 }
 
@@ -588,18 +614,7 @@ impl Store {
         progress: &mut dyn FnMut(u64, u64),
     ) -> StoreResult<TablesReport> {
         let rebuilt = Scratch::create(scratch)?;
-        let copy = self
-            .copy_to(&rebuilt.store, progress)
-            .map_err(|e| match e {
-                e @ StoreError::Integrity { .. } => e,
-                other => StoreError::Backend {
-                    context: format!(
-                        "copy the events into the temporary store in {} (it needs about as much space as the store; TMPDIR names another place)",
-                        rebuilt.folder.display()
-                    ),
-                    source: Box::new(other),
-                },
-            })?;
+        let copy = self.copy_to(&rebuilt.store, progress)?;
         let mut merge = Merge::new(copy.events);
         for table in Table::ALL {
             let (stored, derived) = std::thread::scope(|s| {

@@ -410,35 +410,33 @@ fn a_postgres_store_written_to_while_checked_is_an_error_to_retry() {
 }
 
 /// A check killed with SIGKILL leaves its temporary store behind: the next
-/// check removes the folders of checks whose process is gone, and leaves a
-/// running one's alone.
+/// check removes the folders whose lock nobody holds, and leaves a live
+/// check's (its lock held), one being made (no lock file yet) and others.
 #[test]
 fn the_next_check_removes_what_a_killed_check_left() {
-    if !Path::new("/proc/self").exists() {
-        return; // no /proc to tell a live process from a dead one
-    }
     let t = TempStore::new("sweep");
     let store = Store::open(t.path()).unwrap();
     fill(&store);
     let folder = scratch("sweep");
-    // A process that has ended: its pid is free.
-    let mut child = std::process::Command::new("true").spawn().unwrap();
-    let dead = child.id();
-    child.wait().unwrap();
-    let left = folder.join(format!(
-        "prov-verify-{dead}-01a2110f-0000-7000-8000-000000000000"
-    ));
+    let left = folder.join("prov-verify-4242-01a2110f-0000-7000-8000-000000000000");
     std::fs::create_dir_all(&left).unwrap();
+    std::fs::write(left.join("held"), b"").unwrap();
     std::fs::write(left.join("store.db"), b"a copy of every event").unwrap();
-    let running = folder.join(format!("prov-verify-{}-running", std::process::id()));
-    std::fs::create_dir_all(&running).unwrap();
+    let live = folder.join("prov-verify-4243-live");
+    std::fs::create_dir_all(&live).unwrap();
+    let lock = std::fs::File::create(live.join("held")).unwrap();
+    lock.lock().unwrap();
+    let making = folder.join("prov-verify-4244-being-made");
+    std::fs::create_dir_all(&making).unwrap();
     let other = folder.join("someone-elses");
     std::fs::create_dir_all(&other).unwrap();
     let report = store.verify_tables(&folder, &mut |_, _| {}).unwrap();
     assert!(report.matches());
     assert!(!left.exists(), "a dead check's folder is left");
-    assert!(running.exists() && other.exists());
-    std::fs::remove_dir(&running).unwrap();
-    std::fs::remove_dir(&other).unwrap();
+    assert!(live.exists() && making.exists() && other.exists());
+    drop(lock);
+    for dir in [&live, &making, &other] {
+        std::fs::remove_dir_all(dir).unwrap();
+    }
     no_scratch_left(&folder);
 }

@@ -62,46 +62,45 @@ struct StoreReport {
 /// derived again in: it holds a copy of every event. Removed when dropped,
 /// and when prov is stopped by SIGINT, SIGTERM or SIGHUP on the way (the
 /// process then exits 128 + the signal).
-struct Scratch(PathBuf, signal_hook::iterator::Handle);
+struct Scratch(
+    provenance_store::ScratchFolder,
+    signal_hook::iterator::Handle,
+);
 
 impl Scratch {
+    /// A private folder under $TMPDIR that SIGINT, SIGTERM or SIGHUP also
+    /// removes (SIGKILL cannot: the next check removes what it left).
     fn new() -> anyhow::Result<Scratch> {
-        let folder = std::env::temp_dir().join(format!(
-            "prov-verify-{}-{}",
-            std::process::id(),
-            provenance_core::RunId::new_v7()
-        ));
         // Listening first: a signal from the moment the folder exists
-        // removes it.
+        // removes it (it waits in the queue until the thread below reads it).
         use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
         let mut signals =
             signal_hook::iterator::Signals::new(super::not_ignored(&[SIGINT, SIGTERM, SIGHUP]))
                 .context("listen for signals")?;
         let handle = signals.handle();
-        let doomed = folder.clone();
+        let folder = provenance_store::ScratchFolder::create(&std::env::temp_dir()).map_err(
+            |(path, e)| {
+                anyhow::Error::new(e).context(format!(
+                    "make the temporary folder {} ($TMPDIR)",
+                    path.display()
+                ))
+            },
+        )?;
+        let doomed = folder.path().to_path_buf();
         std::thread::spawn(move || {
             if let Some(signal) = signals.forever().next() {
                 let _ = std::fs::remove_dir_all(&doomed);
                 std::process::exit(128 + signal);
             }
         });
-        let scratch = Scratch(folder, handle);
-        let mut builder = std::fs::DirBuilder::new();
-        std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
-        builder.create(&scratch.0).with_context(|| {
-            format!(
-                "make the temporary folder {} ($TMPDIR)",
-                scratch.0.display()
-            )
-        })?;
-        Ok(scratch)
+        Ok(Scratch(folder, handle))
     }
 }
 
 impl Drop for Scratch {
     fn drop(&mut self) {
         // Removed before the signals are let go, so none can leave it.
-        let _ = std::fs::remove_dir_all(&self.0);
+        let _ = std::fs::remove_dir_all(self.0.path());
         self.1.close();
     }
 }
@@ -139,11 +138,23 @@ fn check_store(
             ProgressBar::hidden()
         };
         let scratch = Scratch::new()?;
-        let report = store.verify_tables(&scratch.0, &mut |done, total| {
+        let report = store.verify_tables(scratch.0.path(), &mut |done, total| {
             bar.set_length(total);
             bar.set_position(done);
         });
         bar.finish_and_clear();
+        let report = report.map_err(|e| {
+            let e = anyhow::Error::new(e);
+            // A full disk while the events are copied is most likely the
+            // temporary folder's.
+            match format!("{e:#}").contains("disk is full") {
+                true => e.context(format!(
+                    "the temporary copy in {} needs about as much space as the store; TMPDIR names another place",
+                    scratch.0.path().display()
+                )),
+                false => e,
+            }
+        });
         drop(scratch);
         Some(report.context("check the tables derived from the events")?)
     } else {
