@@ -2100,6 +2100,20 @@ fn another_users_read_leaves_the_owner_able_to_write() {
             assert_eq!(meta.uid(), 1000, "{} left by the reader", file.display());
         }
     }
+    // Log files the reader made anyway (an older prov, or the owner's
+    // writer closing just as the reader looked) are given back, removed.
+    s.shell(
+        "cd shared && setpriv --reuid=65534 --regid=65534 --clear-groups touch s.db-wal s.db-shm",
+    )
+    .output()
+    .unwrap();
+    ok(as_user(65534, "audit runs --format json"));
+    for suffix in ["-wal", "-shm"] {
+        assert!(
+            !shared.join(format!("s.db{suffix}")).exists(),
+            "{suffix} left"
+        );
+    }
     ok(as_user(1000, "run --job second -- true"));
     let out = ok(as_user(1000, "verify --chain"));
     let text = String::from_utf8_lossy(&out.stdout);

@@ -41,6 +41,11 @@ pub(crate) trait Backend: Send + Sync {
     fn limits_text(&self) -> bool {
         false
     }
+    /// Whether the store, read without locks (an immutable SQLite file),
+    /// was written while it was read, so that what was read may be wrong.
+    fn changed_while_read(&self) -> bool {
+        false
+    }
     /// Visits `(seq, raw, link)` in chain order until `visit` returns false.
     fn walk_chain(&self, visit: &mut dyn FnMut(u64, &[u8], &str) -> bool) -> StoreResult<()>;
     /// Visits the rows of a table derived from the events, in the byte order

@@ -235,8 +235,8 @@ impl Store {
     /// nothing behind: where no writer has the store open (no `-wal` or
     /// `-shm` beside it), it is read as immutable rather than have SQLite
     /// create those files owned by this user, which would lock the owner out
-    /// of their own store. A write that begins during such a read may make
-    /// that read fail; it is then run again.
+    /// of their own store. A write during such a read may make what was
+    /// read inconsistent: [`Store::changed_while_read`] tells.
     pub fn open_read_only_as_guest(location: &str) -> StoreResult<Store> {
         Store::read_only(location, true)
     }
@@ -663,6 +663,14 @@ impl Store {
             .backend
             .head()?
             .map(|(seq, link)| format!("{seq}:{link}")))
+    }
+
+    /// Whether the store, read without locks because another user owns it
+    /// or it lies where its log cannot be made (an immutable SQLite file),
+    /// was written while it was read: then answers read from it may be
+    /// wrong, and the read should be made again.
+    pub fn changed_while_read(&self) -> bool {
+        self.backend.changed_while_read()
     }
 
     /// The raw events, in chain order.

@@ -468,3 +468,28 @@ fn a_truncated_store_is_a_clear_error() {
         }
     }
 }
+
+/// A store read without locks (as another user reads one at rest) tells
+/// when it was written while it was read, so that a check does not report
+/// as tampering what a concurrent write made it read.
+#[test]
+fn a_store_read_without_locks_tells_when_it_was_written_meanwhile() {
+    let t = TempStore::new("changed-while-read");
+    let owner = Store::open(t.path()).unwrap();
+    owner
+        .ingest(&run_events(1, EventType::Complete, "first")[0])
+        .unwrap();
+    drop(owner);
+    let guest = Store::open_read_only_as_guest(t.path()).unwrap();
+    assert!(guest.verify_chain().unwrap().broken.is_none());
+    assert!(!guest.changed_while_read());
+    let owner = Store::open(t.path()).unwrap();
+    owner
+        .ingest(&run_events(1, EventType::Complete, "second")[0])
+        .unwrap();
+    drop(owner);
+    assert!(guest.changed_while_read());
+    // A store read with its locks never needs to ask.
+    let shared = Store::open_read_only(t.path()).unwrap();
+    assert!(!shared.changed_while_read());
+}

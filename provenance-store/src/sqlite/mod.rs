@@ -63,6 +63,51 @@ pub(crate) struct Sqlite {
     /// for the threads that compress ahead of the writer (which holds
     /// `codecs` for a whole transaction).
     dictionary: Mutex<Option<Arc<codec::Dictionary>>>,
+    /// For a file read as immutable: how it stood when opened, to tell
+    /// whether a writer changed it while it was read.
+    immutable_at: Option<FileStamp>,
+}
+
+/// What changes when a SQLite file is written: its length, modification
+/// time and the header's change counter, and whether a log is beside it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct FileStamp {
+    len: u64,
+    modified: Option<std::time::SystemTime>,
+    counter: [u8; 4],
+    log: bool,
+}
+
+impl FileStamp {
+    fn of(path: &Path) -> Option<FileStamp> {
+        use std::os::unix::fs::FileExt;
+        let file = std::fs::File::open(path).ok()?;
+        let meta = file.metadata().ok()?;
+        let mut counter = [0; 4];
+        file.read_exact_at(&mut counter, 24).ok()?;
+        let mut wal = path.as_os_str().to_owned();
+        wal.push("-wal");
+        Some(FileStamp {
+            len: meta.len(),
+            modified: meta.modified().ok(),
+            counter,
+            log: std::fs::symlink_metadata(wal).is_ok(),
+        })
+    }
+}
+
+/// Whether the `-wal` and `-shm` beside the store, where they exist, belong
+/// to the store file's owner.
+fn log_files_are_owners(path: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(owner) = path.metadata().map(|m| m.uid()) else {
+        return true;
+    };
+    ["-wal", "-shm"].iter().all(|suffix| {
+        let mut file = path.as_os_str().to_owned();
+        file.push(suffix);
+        std::fs::symlink_metadata(file).map_or(true, |m| m.uid() == owner)
+    })
 }
 
 /// The size of the write-ahead log at which it is copied into the database
@@ -288,6 +333,7 @@ impl Sqlite {
             checkpointer: Mutex::new(None),
             codecs: Mutex::new(codec::Codecs::default()),
             dictionary: Mutex::new(None),
+            immutable_at: None,
         };
         store.migrate()?;
         Ok(store)
@@ -333,13 +379,32 @@ impl Sqlite {
             file.push(suffix);
             std::fs::symlink_metadata(file).is_ok()
         };
-        if guest && !beside("-wal") && !beside("-shm") {
+        let immutable = |name: &str| -> StoreResult<Self> {
+            let stamp = FileStamp::of(path);
             let (conn, version, tables) = open(&format!("{name}?immutable=1")).map_err(fail)?;
-            return Sqlite::read_only_from(conn, version, tables, path, location);
+            let mut store = Sqlite::read_only_from(conn, version, tables, path, location.clone())?;
+            store.immutable_at = stamp;
+            Ok(store)
+        };
+        if guest && !beside("-wal") && !beside("-shm") {
+            return immutable(&name);
         }
         // Shared reading needs the log's index file; where it cannot be
         // made, read the file as immutable (an archive nobody writes).
         let (conn, version, tables) = match open(&name) {
+            // The owner's writer may have closed, removing its log files,
+            // between the look above and this open, which then made them
+            // anew as the guest's: the owner could not write them. Give
+            // them back (removed) and read as immutable instead.
+            Ok(opened) if guest && !log_files_are_owners(path) => {
+                drop(opened);
+                for suffix in ["-wal", "-shm"] {
+                    let mut file = path.as_os_str().to_owned();
+                    file.push(suffix);
+                    let _ = std::fs::remove_file(file);
+                }
+                return immutable(&name);
+            }
             Ok(opened) => opened,
             Err(shared) => {
                 // Immutable reading ignores the log: refuse rather than
@@ -349,7 +414,7 @@ impl Sqlite {
                 if std::fs::metadata(&wal).is_ok_and(|m| m.len() > 0) {
                     return Err(fail(shared));
                 }
-                open(&format!("{name}?immutable=1")).map_err(fail)?
+                return immutable(&name);
             }
         };
         Sqlite::read_only_from(conn, version, tables, path, location)
@@ -408,7 +473,17 @@ impl Sqlite {
             checkpointer: Mutex::new(None),
             codecs: Mutex::new(codec::Codecs::default()),
             dictionary: Mutex::new(None),
+            immutable_at: None,
         })
+    }
+
+    /// Whether the file, read as immutable, was written since it was
+    /// opened (answers read from it may then be wrong).
+    pub(crate) fn changed_while_read(&self) -> bool {
+        match (&self.immutable_at, &self.path) {
+            (Some(then), Some(path)) => FileStamp::of(path).as_ref() != Some(then),
+            _ => false,
+        }
     }
 
     /// Asks the checkpointer (started on first need) to copy the log into
@@ -1127,6 +1202,10 @@ fn table_sql(table: Table) -> &'static str {
 }
 
 impl Backend for Sqlite {
+    fn changed_while_read(&self) -> bool {
+        Sqlite::changed_while_read(self)
+    }
+
     fn dictionary(&self) -> Option<Arc<codec::Dictionary>> {
         self.dictionary
             .lock()
