@@ -110,6 +110,22 @@ impl Server {
         (r.status().as_u16(), r.text().unwrap_or_default())
     }
 
+    /// POSTs a START event of job `ns/<job>` with the write token.
+    fn post_start(&self, job: &str) -> (u16, String) {
+        let event = Event::Run(RunEvent::new(
+            EventType::Start,
+            Run::new(RunId::new_v7()),
+            Job::new("ns", job),
+        ));
+        self.post(
+            "/api/v1/lineage",
+            Some(&self.write_token),
+            "application/json",
+            false,
+            event.to_json().into_bytes(),
+        )
+    }
+
     fn event_count(&self) -> u64 {
         self.get("/api/v1/events/lineage?limit=1")["totalCount"]
             .as_u64()
@@ -758,19 +774,7 @@ fn a_stalled_client_holds_neither_its_request_nor_the_shutdown() {
     assert!(wrong.text().unwrap().contains("DELETE is not allowed"));
     // An event is stored; then a client stalls mid-request and SIGTERM
     // comes: the server stops within its grace period, the event kept.
-    let (got, _) = server.post(
-        "/api/v1/lineage",
-        Some(&server.write_token.clone()),
-        "application/json",
-        false,
-        Event::Run(RunEvent::new(
-            EventType::Start,
-            Run::new(RunId::new_v7()),
-            Job::new("ns", "kept"),
-        ))
-        .to_json()
-        .into_bytes(),
-    );
+    let (got, _) = server.post_start("kept");
     assert_eq!(got, 201);
     let mut stalled = connect();
     stalled.write_all(b"GET /healthz HTTP/1.1\r\n").unwrap();
@@ -970,19 +974,7 @@ fn uploads_that_never_send_their_body_do_not_hold_up_ingest() {
         .collect();
     std::thread::sleep(Duration::from_millis(300));
     let started = Instant::now();
-    let (got, text) = server.post(
-        "/api/v1/lineage",
-        Some(&server.write_token.clone()),
-        "application/json",
-        false,
-        Event::Run(RunEvent::new(
-            EventType::Start,
-            Run::new(RunId::new_v7()),
-            Job::new("ns", "prompt"),
-        ))
-        .to_json()
-        .into_bytes(),
-    );
+    let (got, text) = server.post_start("prompt");
     assert_eq!(got, 201, "{text}");
     assert!(
         started.elapsed() < Duration::from_secs(5),
