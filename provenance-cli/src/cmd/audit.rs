@@ -135,7 +135,8 @@ impl Args {
         let json = self.format == super::Format::Json;
         match self.question {
             Question::Container { image, page } => {
-                let audit = store.audit_container(&image, page.page())?;
+                let audit =
+                    super::read_consistently(&store, store.audit_container(&image, page.page()))?;
                 if json {
                     super::write_json(&mut out, &audit)?;
                 } else {
@@ -159,7 +160,7 @@ impl Args {
             }
             Question::Derived { target } => {
                 let target = super::resolve_target(ctx, &store, &target)?;
-                let derived = store.derived_from(&target, None)?;
+                let derived = super::read_consistently(&store, store.derived_from(&target, None))?;
                 if json {
                     super::write_json(&mut out, &derived)?;
                 } else {
@@ -191,7 +192,7 @@ impl Args {
                     host,
                     ..RunFilter::default()
                 };
-                let runs = store.runs(&filter, page.page())?;
+                let runs = super::read_consistently(&store, store.runs(&filter, page.page()))?;
                 if json {
                     super::write_json(&mut out, &runs)?;
                 } else {
@@ -207,11 +208,11 @@ impl Args {
                     unpinned: true,
                     ..RunFilter::default()
                 };
-                let runs = store.runs(&filter, page.page())?;
+                let runs = super::read_consistently(&store, store.runs(&filter, page.page()))?;
                 // Why each stayed unpinned, as its prov_container recorded it.
                 let mut reasons = Vec::with_capacity(runs.items.len());
                 for run in &runs.items {
-                    let facets = store.run_facets(&run.run_id)?;
+                    let facets = super::read_consistently(&store, store.run_facets(&run.run_id))?;
                     reasons.push(
                         facets
                             .get("prov_container")

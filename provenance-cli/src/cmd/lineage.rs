@@ -71,14 +71,16 @@ impl Args {
         } else {
             Direction::Upstream
         };
-        let graph = store
-            .lineage(&LineageQuery {
+        let graph = super::read_consistently(
+            &store,
+            store.lineage(&LineageQuery {
                 target: target.clone(),
                 direction,
                 depth: self.depth,
                 as_of: self.as_of,
-            })
-            .with_context(|| format!("find the lineage of {}", self.target))?;
+            }),
+        )
+        .with_context(|| format!("find the lineage of {}", self.target))?;
         if graph.truncated && matches!(self.format, GraphFormat::Prov | GraphFormat::RoCrate) {
             anyhow::bail!(
                 "the lineage of {} goes deeper than --depth {}: a document for exchange would leave out what lies beyond it without saying so; raise --depth",

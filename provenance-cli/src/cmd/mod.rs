@@ -96,6 +96,21 @@ pub fn write_json(
     Ok(())
 }
 
+/// `result`, read from `store`, unless the store was written while it was
+/// read without locks (another user's store, or one whose log cannot be made
+/// here): what was read may then be inconsistent, and is not given.
+pub fn read_consistently<T>(
+    store: &Store,
+    result: provenance_store::StoreResult<T>,
+) -> anyhow::Result<T> {
+    if store.changed_while_read() {
+        anyhow::bail!(
+            "the store was written while it was read without locks (it is another user's, or its log cannot be made here), so what was read may be inconsistent: run this again when nothing writes to it"
+        );
+    }
+    Ok(result?)
+}
+
 /// The hash cache `PROV_HASH_CACHE` names; an empty value counts as unset.
 pub fn hash_cache_from_env() -> Option<PathBuf> {
     std::env::var_os("PROV_HASH_CACHE")

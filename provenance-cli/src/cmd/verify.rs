@@ -115,17 +115,9 @@ fn check_store(
     // A store read without locks (another user's, or one whose log cannot
     // be made) and written meanwhile may read as broken when it is not:
     // that is no finding, but a check to make again.
-    let changed = || {
-        anyhow::anyhow!(
-            "the store was written while it was read without locks (it is another user's, or its log cannot be made here), so what was read may be inconsistent: run verify again when nothing writes to it"
-        )
-    };
-    let chain = match store.verify_chain() {
-        Err(_) if store.changed_while_read() => return Err(changed()),
-        chain => chain?,
-    };
-    if chain.broken.is_some() && store.changed_while_read() {
-        return Err(changed());
+    let chain = super::read_consistently(store, store.verify_chain())?;
+    if chain.broken.is_some() {
+        super::read_consistently(store, Ok(()))?;
     }
     let text = format == super::Format::Text;
     if text {
@@ -170,9 +162,7 @@ fn check_store(
             }
         });
         drop(scratch);
-        if store.changed_while_read() {
-            return Err(changed());
-        }
+        super::read_consistently(store, Ok(()))?;
         Some(report.context("check the tables derived from the events")?)
     } else {
         None
