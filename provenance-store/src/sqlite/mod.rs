@@ -85,15 +85,20 @@ impl FileStamp {
         let meta = file.metadata().ok()?;
         let mut counter = [0; 4];
         file.read_exact_at(&mut counter, 24).ok()?;
-        let mut wal = path.as_os_str().to_owned();
-        wal.push("-wal");
         Some(FileStamp {
             len: meta.len(),
             modified: meta.modified().ok(),
             counter,
-            log: std::fs::symlink_metadata(wal).is_ok(),
+            log: std::fs::symlink_metadata(beside(path, "-wal")).is_ok(),
         })
     }
+}
+
+/// The file SQLite keeps beside the store: `<path>-wal` or `<path>-shm`.
+fn beside(path: &Path, suffix: &str) -> PathBuf {
+    let mut file = path.as_os_str().to_owned();
+    file.push(suffix);
+    PathBuf::from(file)
 }
 
 /// Whether the `-wal` and `-shm` beside the store, where they exist, belong
@@ -104,9 +109,7 @@ fn log_files_are_owners(path: &Path) -> bool {
         return true;
     };
     ["-wal", "-shm"].iter().all(|suffix| {
-        let mut file = path.as_os_str().to_owned();
-        file.push(suffix);
-        std::fs::symlink_metadata(file).map_or(true, |m| m.uid() == owner)
+        std::fs::symlink_metadata(beside(path, suffix)).map_or(true, |m| m.uid() == owner)
     })
 }
 
@@ -374,11 +377,7 @@ impl Sqlite {
                 c => name.push(c),
             }
         }
-        let beside = |suffix: &str| {
-            let mut file = path.as_os_str().to_owned();
-            file.push(suffix);
-            std::fs::symlink_metadata(file).is_ok()
-        };
+        let exists = |suffix: &str| std::fs::symlink_metadata(beside(path, suffix)).is_ok();
         let immutable = |name: &str| -> StoreResult<Self> {
             let stamp = FileStamp::of(path);
             let (conn, version, tables) = open(&format!("{name}?immutable=1")).map_err(fail)?;
@@ -386,7 +385,7 @@ impl Sqlite {
             store.immutable_at = stamp;
             Ok(store)
         };
-        if guest && !beside("-wal") && !beside("-shm") {
+        if guest && !exists("-wal") && !exists("-shm") {
             return immutable(&name);
         }
         // Shared reading needs the log's index file; where it cannot be
@@ -399,9 +398,7 @@ impl Sqlite {
             Ok(opened) if guest && !log_files_are_owners(path) => {
                 drop(opened);
                 for suffix in ["-wal", "-shm"] {
-                    let mut file = path.as_os_str().to_owned();
-                    file.push(suffix);
-                    let _ = std::fs::remove_file(file);
+                    let _ = std::fs::remove_file(beside(path, suffix));
                 }
                 return immutable(&name);
             }
@@ -409,9 +406,7 @@ impl Sqlite {
             Err(shared) => {
                 // Immutable reading ignores the log: refuse rather than
                 // answer without the events still in it.
-                let mut wal = path.as_os_str().to_owned();
-                wal.push("-wal");
-                if std::fs::metadata(&wal).is_ok_and(|m| m.len() > 0) {
+                if std::fs::metadata(beside(path, "-wal")).is_ok_and(|m| m.len() > 0) {
                     return Err(fail(shared));
                 }
                 return immutable(&name);
@@ -490,9 +485,7 @@ impl Sqlite {
     /// the database file once the log has grown past [`CHECKPOINT_AT`].
     fn checkpoint_if_large(&self) {
         let Some(path) = &self.path else { return };
-        let mut wal = path.clone().into_os_string();
-        wal.push("-wal");
-        if std::fs::metadata(&wal).map_or(0, |m| m.len()) < CHECKPOINT_AT {
+        if std::fs::metadata(beside(path, "-wal")).map_or(0, |m| m.len()) < CHECKPOINT_AT {
             return;
         }
         let mut checkpointer = self.checkpointer.lock().unwrap_or_else(|e| e.into_inner());
