@@ -1097,3 +1097,27 @@ fn a_page_of_large_events_stops_at_16_mib_and_the_next_page_goes_on() {
         .collect();
     assert_eq!(jobs, ["job-4", "job-5"]);
 }
+
+/// A page longer than one read from the store (25 events) is read on in
+/// chain order, from any offset.
+#[test]
+fn a_page_of_many_events_is_whole_and_in_order() {
+    let server = Server::start("many-events");
+    for i in 0..70 {
+        assert_eq!(server.post_start(&format!("j{i:02}")).0, 201);
+    }
+    let jobs = |path: &str| -> Vec<String> {
+        server.get(path)["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["job"]["name"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let all = jobs("/api/v1/events/lineage?limit=100");
+    assert_eq!(all, (0..70).map(|i| format!("j{i:02}")).collect::<Vec<_>>());
+    assert_eq!(
+        jobs("/api/v1/events/lineage?offset=10&limit=55"),
+        all[10..65]
+    );
+}

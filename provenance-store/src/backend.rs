@@ -68,6 +68,9 @@ pub(crate) trait Backend: Send + Sync {
     fn outputs(&self, run: &str, as_of: Option<i64>) -> StoreResult<Vec<i64>>;
     fn runs(&self, filter: &RunFilter, page: Page) -> StoreResult<Paged<RunRecord>>;
     fn events(&self, page: Page) -> StoreResult<Paged<(u64, Vec<u8>)>>;
+    /// Up to `limit` raw events after position `seq`, in chain order (a
+    /// range of the log's key: no count, no offset to skip).
+    fn events_after(&self, seq: u64, limit: u64) -> StoreResult<Vec<(u64, Vec<u8>)>>;
 }
 
 /// A version's row as far as a writer knows it. Rows only gain a digest or

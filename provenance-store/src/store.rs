@@ -673,6 +673,13 @@ impl Store {
         self.backend.changed_while_read()
     }
 
+    /// Up to `limit` raw events after chain position `seq` (as [`Store::events`]
+    /// gives them), in chain order: for reading on from a page without
+    /// counting or skipping again.
+    pub fn events_after(&self, seq: u64, limit: u64) -> StoreResult<Vec<(u64, Vec<u8>)>> {
+        self.backend.events_after(seq, limit)
+    }
+
     /// The raw events, in chain order.
     pub fn events(&self, page: Page) -> StoreResult<Paged<(u64, Vec<u8>)>> {
         self.backend.events(page)

@@ -162,6 +162,11 @@ fn every_example_event_is_stored_once(store: &Store) {
         .find(|f| !f.ends_with("simple_run_event__events__simple_run_event.json"))
         .unwrap();
     assert_eq!(events.items[0].1, read(first));
+    // Reading on after a position gives what the same page gives there.
+    let (third, _) = &events.items[2];
+    let after = store.events_after(*third, 1000).unwrap();
+    assert_eq!(after, events.items[3..]);
+    assert_eq!(store.events_after(*third, 2).unwrap(), events.items[3..5]);
     assert!(store.verify_chain().unwrap().broken.is_none());
 }
 

@@ -694,15 +694,16 @@ async fn events(State(state): State<Arc<AppState>>, Query(p): Query<PageParams>)
         })?;
         let mut bytes: usize = all.items.iter().map(|(_, raw)| raw.len()).sum();
         while (all.items.len() as u64) < page.limit && bytes < PAGE_BYTES {
-            let next = s.events(Page {
-                offset: page.offset + all.items.len() as u64,
-                limit: (page.limit - all.items.len() as u64).min(PAGE_SLICE),
-            })?;
-            if next.items.is_empty() {
+            let Some(&(last, _)) = all.items.last() else {
+                break;
+            };
+            let left = page.limit - all.items.len() as u64;
+            let next = s.events_after(last, left.min(PAGE_SLICE))?;
+            if next.is_empty() {
                 break;
             }
-            bytes += next.items.iter().map(|(_, raw)| raw.len()).sum::<usize>();
-            all.items.extend(next.items);
+            bytes += next.iter().map(|(_, raw)| raw.len()).sum::<usize>();
+            all.items.extend(next);
         }
         // At least one event, however large; then no more than fit.
         let mut total = 0;

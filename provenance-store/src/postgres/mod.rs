@@ -995,6 +995,21 @@ impl Backend for Postgres {
         })
     }
 
+    fn events_after(&self, seq: u64, limit: u64) -> StoreResult<Vec<(u64, Vec<u8>)>> {
+        let rows = self.query(
+            "read events",
+            "SELECT seq, raw FROM event WHERE seq > $1 ORDER BY seq LIMIT $2",
+            &[
+                &(seq.min(i64::MAX as u64) as i64),
+                &(limit.min(i64::MAX as u64) as i64),
+            ],
+        )?;
+        Ok(rows
+            .iter()
+            .map(|r| (r.get::<_, i64>(0) as u64, r.get::<_, Vec<u8>>(1)))
+            .collect())
+    }
+
     fn events(&self, page: Page) -> StoreResult<Paged<(u64, Vec<u8>)>> {
         let total: i64 = self
             .query("count events", "SELECT COUNT(*) FROM event", &[])?

@@ -1724,6 +1724,30 @@ impl Backend for Sqlite {
         })
     }
 
+    fn events_after(&self, seq: u64, limit: u64) -> StoreResult<Vec<(u64, Vec<u8>)>> {
+        let conn = self.lock();
+        let mut stmt = conn
+            .prepare_cached(
+                "SELECT seq, codec, raw FROM event WHERE seq > ?1 ORDER BY seq LIMIT ?2",
+            )
+            .map_err(backend("read events"))?;
+        let stored = stmt
+            .query_map(
+                params![
+                    seq.min(i64::MAX as u64) as i64,
+                    limit.min(i64::MAX as u64) as i64
+                ],
+                |r| Ok((r.get::<_, i64>(0)?, r.get(1)?, r.get::<_, Vec<u8>>(2)?)),
+            )
+            .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
+            .map_err(backend("read events"))?;
+        Ok(self
+            .decode_all(&conn, stored)?
+            .into_iter()
+            .map(|(seq, raw)| (seq as u64, raw))
+            .collect())
+    }
+
     fn events(&self, page: Page) -> StoreResult<Paged<(u64, Vec<u8>)>> {
         let conn = self.lock();
         let total: i64 = conn
